@@ -1,0 +1,96 @@
+"""The port every storage backend satisfies (the spec's CacheAdapter).
+
+Backends store encoded bytes under full keys; they know namespaces and tags only as index
+labels, and nothing of codecs, decorators or HTTP. Times are seconds since the epoch, from the
+clock the backend was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..keys import GlobPattern
+
+__all__ = ["BackendStats", "CacheBackend", "FillToken"]
+
+FillToken = int
+"""A snapshot of a backend's invalidation sequence, taken before a value is computed."""
+
+
+@dataclass(frozen=True)
+class BackendStats:
+    """What a backend knows about its contents and its shared counters."""
+
+    entries: int
+    memory_bytes: int | None
+    oldest: float | None
+    newest: float | None
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    pending_invalidations: int = 0
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Storage for encoded values with TTL, namespace and tag indexes.
+
+    Contract (tested on every backend by tests/contract):
+    - `get`/`exists` never return an expired entry;
+    - `set` replaces the entry, its namespace and its tags; with a `fill` token it stores only
+      if nothing that would have removed this entry (a delete of the key, an invalidation of
+      its namespace, one of its tags, a matching pattern, or a clear) happened since the token
+      was taken, and returns whether it stored;
+    - invalidations return the number of live entries they removed;
+    - faults are raised as BackendError / BackendUnavailable, never as a client library's error.
+    """
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored bytes of a live entry, or None."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether a live entry is stored under `key`."""
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> bool:
+        """Store `value` for `ttl` seconds (None: no expiry); see the class contract."""
+
+    async def fill_token(self) -> FillToken:
+        """A token for a later `set(..., fill=token)`."""
+
+    async def delete(self, key: str) -> bool:
+        """Remove one entry; True if a live one was removed."""
+
+    async def invalidate_namespace(self, namespace: str) -> int:
+        """Remove the entries written with exactly this namespace."""
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Remove the entries carrying any of these tags."""
+
+    async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        """Remove entries whose full key matches (or, with a namespace, whose key within it)."""
+
+    async def clear(self) -> int:
+        """Remove every entry this backend owns (never anything outside its key prefix)."""
+
+    async def cleanup_expired(self) -> int:
+        """Remove expired entries and dead index members; the number of entries removed."""
+
+    async def add_counters(self, hits: int, misses: int) -> None:
+        """Add this process's hit/miss counts to the backend's shared totals."""
+
+    async def stats(self) -> BackendStats:
+        """Entry count, memory estimate, oldest/newest entry and shared counters."""
+
+    async def close(self) -> None:
+        """Release connections and background work; the backend is not used afterwards."""

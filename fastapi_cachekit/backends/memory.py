@@ -1,0 +1,251 @@
+"""In-process backend: an LRU of encoded values with TTL, and namespace and tag indexes.
+
+Values are stored as the codec's bytes, so nothing handed out aliases the cache's state.
+Invalidation by namespace or tag costs O(entries removed) thanks to the indexes; patterns scan
+the keys, skipping those outside the pattern's literal prefix before matching.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+
+from ..keys import GlobPattern
+from .base import BackendStats, FillToken
+
+__all__ = ["MemoryBackend"]
+
+Clock = Callable[[], float]
+# Decides whether an invalidation covered an entry: (full key, namespace, tags) -> bool.
+_Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
+
+# Bytes one entry costs beyond its key and value objects: the ordered-dict slot and link node,
+# the _Entry object, and one index-set slot per namespace/tag membership. Measured with
+# tracemalloc (tests/backends/test_memory.py checks the estimate against it).
+_ENTRY_OVERHEAD = 200
+_INDEX_MEMBER = 80
+_LOG_SIZE = 1024
+
+
+class _Entry:
+    __slots__ = ("created_at", "expires_at", "namespace", "tags", "value")
+
+    def __init__(
+        self,
+        value: bytes,
+        created_at: float,
+        expires_at: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> None:
+        self.value = value
+        self.created_at = created_at
+        self.expires_at = expires_at
+        self.namespace = namespace
+        self.tags = tags
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def size(self, key: str) -> int:
+        memberships = len(self.tags) + (self.namespace is not None)
+        return (
+            _ENTRY_OVERHEAD
+            + sys.getsizeof(key)
+            + sys.getsizeof(self.value)
+            + memberships * _INDEX_MEMBER
+        )
+
+
+class MemoryBackend:
+    """LRU + TTL storage in this process, bounded to `max_items` entries."""
+
+    def __init__(self, max_items: int = 1000, *, clock: Clock = time.time) -> None:
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        self.max_items = max_items
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._namespaces: dict[str, set[str]] = {}
+        self._tags: dict[str, set[str]] = {}
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
+        # Recent invalidations, so a fill that started before one of them is not stored.
+        self._seq = 0
+        self._log: deque[tuple[int, _Covers]] = deque(maxlen=_LOG_SIZE)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expired(self._clock()):
+            self._remove(key)
+            return None
+        return entry
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry.value
+
+    async def exists(self, key: str) -> bool:
+        return self._live(key) is not None
+
+    def remaining_ttl(self, key: str) -> float | None:
+        """Seconds until `key` expires (None: never); raises KeyError when it is not live."""
+        entry = self._live(key)
+        if entry is None:
+            raise KeyError(key)
+        return None if entry.expires_at is None else entry.expires_at - self._clock()
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def fill_token(self) -> FillToken:
+        return self._seq
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> bool:
+        tags = tuple(tags)
+        if fill is not None and self._invalidated_since(fill, key, namespace, tags):
+            return False
+        now = self._clock()
+        if key in self._entries:
+            self._remove(key)
+        # A copy sized to fit: orjson hands out bytes with a buffer of 4 KiB or more behind
+        # them, which a long-lived cache entry would otherwise keep alive.
+        value = b"".join((value, b""))
+        entry = _Entry(value, now, None if ttl is None else now + ttl, namespace, tags)
+        self._entries[key] = entry
+        self._bytes += entry.size(key)
+        if namespace is not None:
+            self._namespaces.setdefault(namespace, set()).add(key)
+        for tag in tags:
+            self._tags.setdefault(tag, set()).add(key)
+        while len(self._entries) > self.max_items:
+            self._remove(next(iter(self._entries)))
+        return True
+
+    def _invalidated_since(
+        self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
+    ) -> bool:
+        if fill == self._seq:
+            return False
+        if not self._log or self._log[0][0] > fill + 1:
+            return True  # the log no longer reaches back to the token: assume the worst
+        return any(seq > fill and covers(key, namespace, tags) for seq, covers in self._log)
+
+    def _record(self, covers: _Covers) -> None:
+        self._seq += 1
+        self._log.append((self._seq, covers))
+
+    def _remove(self, key: str) -> _Entry:
+        entry = self._entries.pop(key)
+        self._bytes -= entry.size(key)
+        if entry.namespace is not None:
+            _discard(self._namespaces, entry.namespace, key)
+        for tag in entry.tags:
+            _discard(self._tags, tag, key)
+        return entry
+
+    def _remove_all(self, keys: Iterable[str]) -> int:
+        now = self._clock()
+        removed = 0
+        for key in list(keys):
+            if key in self._entries:
+                removed += not self._remove(key).expired(now)
+        return removed
+
+    # --- invalidation --------------------------------------------------------------------
+
+    async def delete(self, key: str) -> bool:
+        self._record(lambda k, _ns, _tags: k == key)
+        return self._remove_all((key,)) == 1
+
+    async def invalidate_namespace(self, namespace: str) -> int:
+        self._record(lambda _k, ns, _tags: ns == namespace)
+        return self._remove_all(self._namespaces.get(namespace, ()))
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        wanted = frozenset(tags)
+        self._record(lambda _k, _ns, entry_tags: not wanted.isdisjoint(entry_tags))
+        members: set[str] = set()
+        for tag in wanted:
+            members |= self._tags.get(tag, set())
+        return self._remove_all(members)
+
+    async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        self._record(lambda k, ns, _tags: _pattern_covers(pattern, namespace, k, ns))
+        if namespace is not None:
+            candidates: Iterable[str] = self._namespaces.get(namespace, ())
+        else:
+            candidates = self._entries
+        return self._remove_all(
+            [key for key in candidates if _pattern_covers(pattern, namespace, key, namespace)]
+        )
+
+    async def clear(self) -> int:
+        self._record(lambda _k, _ns, _tags: True)
+        return self._remove_all(self._entries)
+
+    async def cleanup_expired(self) -> int:
+        now = self._clock()
+        expired = [key for key, entry in self._entries.items() if entry.expired(now)]
+        for key in expired:
+            self._remove(key)
+        return len(expired)
+
+    # --- statistics and lifecycle --------------------------------------------------------
+
+    async def add_counters(self, hits: int, misses: int) -> None:
+        self._hits += hits
+        self._misses += misses
+
+    async def stats(self) -> BackendStats:
+        await self.cleanup_expired()
+        created = [entry.created_at for entry in self._entries.values()]
+        return BackendStats(
+            entries=len(created),
+            memory_bytes=self._bytes,
+            oldest=min(created, default=None),
+            newest=max(created, default=None),
+            hits=self._hits,
+            misses=self._misses,
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
+    members = index.get(label)
+    if members is not None:
+        members.discard(key)
+        if not members:
+            del index[label]
+
+
+def _pattern_covers(
+    pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
+) -> bool:
+    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry."""
+    if namespace is None:
+        return key.startswith(pattern.literal_prefix) and pattern.matches(key)
+    if entry_namespace != namespace:
+        return False
+    local = key[len(namespace) + 1 :]
+    return local.startswith(pattern.literal_prefix) and pattern.matches(local)

@@ -1,0 +1,52 @@
+"""create_cache: the spec's `compose.cache(...)`, settings in, a ready CacheService out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .backends.base import CacheBackend
+from .backends.memory import MemoryBackend
+from .errors import ConfigurationError
+from .serialization import make_codec
+from .service import CacheService
+from .settings import CacheSettings, load_settings
+
+__all__ = ["create_backend", "create_cache"]
+
+
+def create_cache(
+    settings: CacheSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> CacheService:
+    """A CacheService configured from `settings` (default: the environment) and overrides.
+
+    `create_cache(backend="memory", max_memory_items=1000, default_ttl_seconds=3600)`.
+    Raises ConfigurationError naming the setting at fault and how to fix it. The backend
+    connects lazily, on first use.
+    """
+    config = load_settings(settings, **overrides)
+    signing_key = config.signing_key.get_secret_value() if config.signing_key else None
+    return CacheService(
+        create_backend(config, clock=clock),
+        codec=make_codec(config.serializer, signing_key),
+        default_ttl=config.default_ttl_seconds,
+        default_namespace=config.default_namespace,
+        enable_stats=config.enable_stats,
+        cleanup_interval=config.cleanup_interval_seconds or None,
+        stats_flush_interval=config.stats_flush_interval_seconds,
+    )
+
+
+def create_backend(
+    settings: CacheSettings, *, clock: Callable[[], float] = time.time
+) -> CacheBackend:
+    """The backend named by `settings.backend`."""
+    if settings.backend == "memory":
+        return MemoryBackend(settings.max_memory_items, clock=clock)
+    raise ConfigurationError(
+        f"backend={settings.backend!r} is not available in this build yet; use backend='memory'"
+    )

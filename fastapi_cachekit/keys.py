@@ -1,0 +1,274 @@
+"""Key building and checking: full keys, tags, glob patterns, and keys for function calls."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from .errors import InvalidKeyError, KeyBuildError
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "GlobPattern",
+    "bind_arguments",
+    "check_key",
+    "check_namespace",
+    "check_tags",
+    "full_key",
+    "function_call_key",
+    "hash_text",
+]
+
+MAX_KEY_LENGTH = 1024
+# Keys longer than this built from function arguments are shortened with a hash.
+_READABLE_CALL_KEY = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_text(kind: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidKeyError(f"cache {kind} must be a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidKeyError(f"cache {kind} must not be empty")
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(
+            f"cache {kind} is {len(value)} characters long; the limit is {MAX_KEY_LENGTH} "
+            "(hash long identifiers before using them in keys)"
+        )
+    if _CONTROL.search(value):
+        raise InvalidKeyError(f"cache {kind} {value!r} contains a control character")
+    return value
+
+
+def check_key(key: object) -> str:
+    """Return `key` if it is a usable cache key, else raise InvalidKeyError."""
+    return _check_text("key", key)
+
+
+def check_namespace(namespace: object) -> str:
+    """Return `namespace` if it is usable, else raise InvalidKeyError."""
+    return _check_text("namespace", namespace)
+
+
+def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
+    """Normalise tags to a tuple of unique strings; None and [] both mean no tags."""
+    if tags is None:
+        return ()
+    if isinstance(tags, (str, bytes)):
+        raise InvalidKeyError(
+            f"tags must be a list of strings, not a single string: write tags=[{tags!r}]"
+        )
+    return tuple(dict.fromkeys(_check_text("tag", tag) for tag in tags))
+
+
+def full_key(key: str, namespace: str | None) -> str:
+    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key."""
+    return key if namespace is None else f"{namespace}:{key}"
+
+
+def hash_text(text: str) -> str:
+    """A stable, short digest of `text` (the same in every process and after restarts)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# --- glob patterns -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlobPattern:
+    """A glob compiled once: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`/`[!a]`, and `\\` escapes.
+
+    `*` matches any run of characters (":" and "/" included). `literal_prefix` is the part
+    before the first wildcard, so a backend can skip keys that cannot match.
+    """
+
+    source: str
+    regex: re.Pattern[str]
+    literal_prefix: str
+    redis: str
+
+    @classmethod
+    def compile(cls, pattern: str) -> GlobPattern:
+        _check_text("pattern", pattern)
+        return _compile_glob(pattern)
+
+    def matches(self, text: str) -> bool:
+        return self.regex.fullmatch(text) is not None
+
+    @property
+    def is_literal(self) -> bool:
+        return self.literal_prefix == _unescape_all(self.source)
+
+
+def _unescape_all(pattern: str) -> str:
+    return re.sub(r"\\(.)", r"\1", pattern)
+
+
+_REDIS_SPECIAL = set("*?[]\\^")
+
+
+def _redis_literal(char: str) -> str:
+    return "\\" + char if char in _REDIS_SPECIAL else char
+
+
+@lru_cache(maxsize=256)
+def _compile_glob(pattern: str) -> GlobPattern:
+    regex: list[str] = []
+    redis: list[str] = []
+    prefix: list[str] = []
+    literal = True
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\" and i + 1 < n:
+            regex.append(re.escape(pattern[i + 1]))
+            redis.append(_redis_literal(pattern[i + 1]))
+            if literal:
+                prefix.append(pattern[i + 1])
+            i += 2
+            continue
+        if char == "*":
+            regex.append(".*")
+            redis.append("*")
+            literal = False
+        elif char == "?":
+            regex.append(".")
+            redis.append("?")
+            literal = False
+        elif char == "[" and (end := _class_end(pattern, i)) > 0:
+            rx, rd = _translate_class(pattern[i + 1 : end])
+            regex.append(rx)
+            redis.append(rd)
+            literal = False
+            i = end + 1
+            continue
+        else:
+            regex.append(re.escape(char))
+            redis.append(_redis_literal(char))
+            if literal:
+                prefix.append(char)
+        i += 1
+    return GlobPattern(
+        source=pattern,
+        regex=re.compile("".join(regex), re.DOTALL),
+        literal_prefix="".join(prefix),
+        redis="".join(redis),
+    )
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Index of the `]` closing the class opened at `start`, or -1 (then `[` is literal)."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] in "^!":
+        i += 1
+    if i < len(pattern) and pattern[i] == "]":
+        i += 1  # a leading ] is a member, as in fnmatch
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+            continue
+        if pattern[i] == "]":
+            return i
+        i += 1
+    return -1
+
+
+def _translate_class(body: str) -> tuple[str, str]:
+    negate = body[:1] in ("^", "!")
+    if negate:
+        body = body[1:]
+    members: list[tuple[str, str]] = []  # (low, high) ranges of literal characters
+    i = 0
+    while i < len(body):
+        low, i = _class_char(body, i)
+        if i + 1 < len(body) and body[i] == "-":
+            high, i = _class_char(body, i + 1)
+            members.append((low, high) if low <= high else (high, low))
+        else:
+            members.append((low, low))
+    regex_parts = [
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in members
+    ]
+    redis_parts = [
+        _redis_literal(lo) if lo == hi else f"{_redis_literal(lo)}-{_redis_literal(hi)}"
+        for lo, hi in members
+    ]
+    hat = "^" if negate else ""
+    return f"[{hat}{''.join(regex_parts)}]", f"[{hat}{''.join(redis_parts)}]"
+
+
+def _class_char(body: str, i: int) -> tuple[str, int]:
+    if body[i] == "\\" and i + 1 < len(body):
+        return body[i + 1], i + 2
+    return body[i], i + 1
+
+
+# --- function-call keys --------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """orjson `default`: turn argument types orjson lacks into stable JSON values."""
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return value.model_dump(mode="json")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=lambda item: orjson.dumps(item, default=_canonical))
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(type(value).__name__)
+
+
+def _encode_argument(name: str, value: Any) -> bytes:
+    try:
+        return orjson.dumps(
+            value,
+            default=_canonical,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
+        )
+    except TypeError as exc:
+        raise KeyBuildError(
+            f"cannot build a cache key from argument {name!r} of type {type(value).__name__}: "
+            f"it is not data ({exc}). Leave it out of the key with exclude=[{name!r}] "
+            "(or Annotated[..., NotInKey]), or give a key_func"
+        ) from None
+
+
+def function_call_key(
+    func: Callable[..., Any], arguments: Mapping[str, Any], exclude: Iterable[str] = ()
+) -> str:
+    """A key for one call: module, qualified name and the arguments, stable across processes.
+
+    `arguments` are the call's bound arguments (defaults applied); names in `exclude` are left
+    out. Short keys stay readable; long ones end in a hash.
+    """
+    skip = set(exclude)
+    parts = [
+        name.encode() + b"=" + _encode_argument(name, value)
+        for name, value in arguments.items()
+        if name not in skip
+    ]
+    args = b",".join(parts).decode()
+    name = f"{func.__module__}.{func.__qualname__}"
+    readable = f"{name}({args})"
+    if len(readable) <= _READABLE_CALL_KEY and not _CONTROL.search(readable):
+        return readable
+    return f"{name}#{hash_text(args)}"
+
+
+def bind_arguments(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name, defaults applied."""
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)

@@ -1,0 +1,409 @@
+"""CacheService: the spec's cache API over any backend, with stats and single-flight fills.
+
+The service validates input, encodes values, and fails open: a backend fault is logged (once
+per burst), counted, and answered as a miss or a skipped write, so the cache never takes the
+application down. Bad input, by contrast, raises at once and leaves the cache unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Final, TypeAlias, TypeVar
+
+from .backends.base import CacheBackend, FillToken
+from .errors import BackendError, InvalidTTLError, SerializationError
+from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key
+from .models import CacheStats, utc_from_timestamp
+from .serialization import Codec, JsonCodec
+
+__all__ = ["DEFAULT_TTL", "TTL", "CacheService"]
+
+logger = logging.getLogger("fastapi_cachekit")
+
+T = TypeVar("T")
+TTL: TypeAlias = "timedelta | int | float | None"
+
+
+class _DefaultTTL:
+    """Marker for "use the service's default TTL" (distinct from None, which means forever)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_TTL"
+
+
+DEFAULT_TTL: Final = _DefaultTTL()
+_FAULT_LOG_INTERVAL = 10.0
+
+
+class CacheService:
+    """Async cache operations: get/set/delete with TTL, invalidation, stats, get-or-set."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        codec: Codec | None = None,
+        default_ttl: TTL = 3600,
+        default_namespace: str | None = None,
+        enable_stats: bool = True,
+        cleanup_interval: float | None = None,
+        stats_flush_interval: float = 1.0,
+    ) -> None:
+        self._backend = backend
+        self._codec: Codec = codec or JsonCodec()
+        self._default_ttl = _seconds(default_ttl)
+        self._default_namespace = (
+            None if default_namespace is None else check_namespace(default_namespace)
+        )
+        self._enable_stats = enable_stats
+        self._cleanup_interval = cleanup_interval
+        self._flush_interval = stats_flush_interval
+        self._hits = 0
+        self._misses = 0
+        self._errors = 0
+        self._last_fault_log = -_FAULT_LOG_INTERVAL
+        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._maintenance: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def backend(self) -> CacheBackend:
+        """The storage backend behind this service."""
+        return self._backend
+
+    @property
+    def default_ttl(self) -> float | None:
+        """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
+        return self._default_ttl
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, key: str, namespace: str | None = None, *, default: Any = None) -> Any:
+        """The cached value, or `default` (None) on a miss."""
+        data = await self._read(self._full_key(key, namespace))
+        if data is not None:
+            try:
+                value = self._codec.decode(data)
+            except SerializationError as exc:
+                self._fault(exc)
+            else:
+                self._count(hit=True)
+                return value
+        self._count(hit=False)
+        return default
+
+    async def exists(self, key: str, namespace: str | None = None) -> bool:
+        """Whether a live entry is stored for `key` (counts neither a hit nor a miss)."""
+        fk = self._full_key(key, namespace)
+        try:
+            return await self._backend.exists(fk)
+        except BackendError as exc:
+            self._fault(exc)
+            return False
+
+    async def get_or_set_async(
+        self,
+        key: str,
+        value_factory: Callable[[], Any],
+        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> Any:
+        """The cached value, or the factory's result, stored and returned.
+
+        `value_factory` may be sync, async, or return an awaitable. Concurrent callers for one
+        key share one run of the factory. If the key, its namespace or a tag is invalidated
+        while the factory runs, the result is returned but not stored.
+        """
+        if not callable(value_factory):
+            raise TypeError(
+                f"value_factory must be callable, got {type(value_factory).__name__}; "
+                "wrap a value in a lambda: value_factory=lambda: value"
+            )
+        fk = self._full_key(key, namespace)
+        seconds = self._ttl(ttl)
+        tag_tuple = check_tags(tags)
+        data = await self._read(fk)
+        if data is not None:
+            try:
+                value = self._codec.decode(data)
+            except SerializationError as exc:
+                self._fault(exc)
+            else:
+                self._count(hit=True)
+                return value
+        self._count(hit=False)
+        flight = self._flights.get(fk)
+        if flight is None:
+            flight = asyncio.ensure_future(
+                self._fill(fk, value_factory, seconds, self._namespace(namespace), tag_tuple)
+            )
+            self._flights[fk] = flight
+            flight.add_done_callback(lambda done: self._land(fk, done))
+        return await asyncio.shield(flight)
+
+    async def _fill(
+        self,
+        fk: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> Any:
+        token = await self._fill_token()
+        result = factory()
+        value = await result if inspect.isawaitable(result) else result
+        data = self._codec.encode(value)
+        if token is not None:
+            await self._write(fk, data, ttl, namespace, tags, token)
+        return value
+
+    def _land(self, fk: str, flight: asyncio.Future[Any]) -> None:
+        if self._flights.get(fk) is flight:
+            del self._flights[fk]
+        if not flight.cancelled():
+            flight.exception()  # retrieved here, so an unawaited failure is not reported twice
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> bool:
+        """Store `value`; `ttl` omitted = the default TTL, `ttl=None` = never expires.
+
+        Returns whether the value was stored (False when the backend is unavailable).
+        """
+        fk = self._full_key(key, namespace)
+        seconds = self._ttl(ttl)
+        tag_tuple = check_tags(tags)
+        data = self._codec.encode(value)
+        return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, None)
+
+    async def delete(self, key: str, namespace: str | None = None) -> bool:
+        """Remove one entry; True if a live entry was removed."""
+        fk = self._full_key(key, namespace)
+        return bool(await self._invalidate(self._backend.delete(fk)))
+
+    # --- invalidation --------------------------------------------------------------------
+
+    async def invalidate_namespace(self, namespace: str) -> int:
+        """Remove the entries written with exactly this namespace; the number removed."""
+        return await self._invalidate(
+            self._backend.invalidate_namespace(check_namespace(namespace))
+        )
+
+    async def invalidate_tags(self, tags: Iterable[str]) -> int:
+        """Remove the entries carrying any of `tags`; the number removed."""
+        tag_tuple = check_tags(tags)
+        if not tag_tuple:
+            return 0
+        return await self._invalidate(self._backend.invalidate_tags(tag_tuple))
+
+    async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
+        """Remove entries whose key matches a glob (`*`, `?`, `[a-z]`, `[^a]`, `\\` escapes).
+
+        Without a namespace (and no default namespace) the pattern is matched against full
+        keys; with one, only that namespace's entries are considered, by their key.
+        """
+        compiled = GlobPattern.compile(pattern)
+        target = self._namespace(namespace)
+        return await self._invalidate(self._backend.invalidate_pattern(compiled, target))
+
+    async def clear_all(self) -> int:
+        """Remove every entry of this cache (only this kit's keys); the number removed."""
+        return await self._invalidate(self._backend.clear())
+
+    async def cleanup_expired(self) -> int:
+        """Remove expired entries now; the number removed."""
+        return await self._invalidate(self._backend.cleanup_expired())
+
+    # --- statistics and lifecycle --------------------------------------------------------
+
+    async def get_stats(self) -> CacheStats:
+        """Hits, misses, hit rate, entry count, memory estimate and oldest/newest entry."""
+        self._start()
+        await self._flush_counters()
+        try:
+            stats = await self._backend.stats()
+        except BackendError as exc:
+            self._fault(exc)
+            return CacheStats(
+                total_entries=0,
+                total_hits=self._hits,
+                total_misses=self._misses,
+                hit_rate=_rate(self._hits, self._misses),
+                errors=self._errors,
+            )
+        hits, misses = stats.hits + self._hits, stats.misses + self._misses
+        return CacheStats(
+            total_entries=stats.entries,
+            total_hits=hits,
+            total_misses=misses,
+            hit_rate=_rate(hits, misses),
+            memory_usage_bytes=stats.memory_bytes,
+            oldest_entry=None if stats.oldest is None else utc_from_timestamp(stats.oldest),
+            newest_entry=None if stats.newest is None else utc_from_timestamp(stats.newest),
+            errors=self._errors + stats.errors,
+            pending_invalidations=stats.pending_invalidations,
+        )
+
+    async def close(self) -> None:
+        """Stop background work, flush counters and release the backend's resources."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        await self._flush_counters()
+        await self._backend.close()
+
+    async def __aenter__(self) -> CacheService:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _namespace(self, namespace: str | None) -> str | None:
+        if namespace is None:
+            return self._default_namespace
+        return check_namespace(namespace)
+
+    def _full_key(self, key: str, namespace: str | None) -> str:
+        return full_key(check_key(key), self._namespace(namespace))
+
+    def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
+        return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+
+    def _count(self, *, hit: bool) -> None:
+        if self._enable_stats:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+
+    async def _read(self, fk: str) -> bytes | None:
+        if self._maintenance is None:
+            self._start()
+        try:
+            return await self._backend.get(fk)
+        except BackendError as exc:
+            self._fault(exc)
+            return None
+
+    async def _write(
+        self,
+        fk: str,
+        data: bytes,
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+        fill: FillToken | None,
+    ) -> bool:
+        if self._maintenance is None:
+            self._start()
+        try:
+            return await self._backend.set(
+                fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
+            )
+        except BackendError as exc:
+            self._fault(exc)
+            return False
+
+    async def _fill_token(self) -> FillToken | None:
+        try:
+            return await self._backend.fill_token()
+        except BackendError as exc:
+            self._fault(exc)
+            return None
+
+    async def _invalidate(self, operation: Awaitable[T]) -> T | int:
+        try:
+            return await operation
+        except BackendError as exc:
+            self._fault(exc)
+            return 0
+
+    def _fault(self, exc: Exception) -> None:
+        """Count a backend fault; log it unless one was logged moments ago (a burst)."""
+        self._errors += 1
+        now = time.monotonic()
+        if now - self._last_fault_log >= _FAULT_LOG_INTERVAL:
+            self._last_fault_log = now
+            logger.warning("cache fault, serving without the cache: %s", exc)
+
+    async def _flush_counters(self) -> None:
+        hits, misses = self._hits, self._misses
+        if not hits and not misses:
+            return
+        self._hits = self._misses = 0
+        try:
+            await self._backend.add_counters(hits, misses)
+        except BackendError as exc:
+            self._hits += hits
+            self._misses += misses
+            self._fault(exc)
+
+    def _start(self) -> None:
+        """Start the maintenance task (counter flushes, expiry sweeps) on first use."""
+        if self._maintenance is None and not self._closed:
+            self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        last_cleanup = time.monotonic()
+        while True:
+            await asyncio.sleep(self._flush_interval)
+            await self._flush_counters()
+            now = time.monotonic()
+            if self._cleanup_interval and now - last_cleanup >= self._cleanup_interval:
+                last_cleanup = now
+                await self.cleanup_expired()
+
+
+def _seconds(ttl: TTL) -> float | None:
+    """A TTL in seconds (millisecond resolution), or None for "never expires"."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        seconds = ttl.total_seconds()
+    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
+        seconds = float(ttl)
+    else:
+        raise InvalidTTLError(
+            f"ttl must be a timedelta, seconds (int/float) or None, got {type(ttl).__name__}"
+        )
+    if not math.isfinite(seconds):
+        raise InvalidTTLError(f"ttl must be finite, got {ttl!r}; pass ttl=None to never expire")
+    if not seconds >= 0.001:  # also rejects NaN
+        raise InvalidTTLError(
+            f"ttl must be at least 1 ms, got {ttl!r}: to remove an entry use delete(), "
+            "and for an entry that never expires pass ttl=None"
+        )
+    return round(seconds, 3)
+
+
+def _rate(hits: int, misses: int) -> float:
+    total = hits + misses
+    return hits / total if total else 0.0

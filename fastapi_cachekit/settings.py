@@ -1,0 +1,100 @@
+"""CacheSettings: every knob of the kit, validated, read from CACHEKIT_* variables and .env."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+__all__ = ["BackendName", "CacheSettings", "load_settings"]
+
+BackendName = Literal["memory", "redis", "hybrid"]
+
+
+class CacheSettings(BaseSettings):
+    """Configuration of a cache service; each field is read from `CACHEKIT_<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CACHEKIT_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # The spec's table.
+    backend: BackendName = Field("memory", description="Cache backend type.")
+    default_ttl_seconds: int = Field(3600, gt=0, description="TTL used when `ttl` is omitted.")
+    default_namespace: str | None = Field(None, description="Namespace used when none is given.")
+    redis_url: str | None = Field(None, description="Redis URL (required for redis and hybrid).")
+    max_memory_items: int = Field(1000, ge=1, description="Entries kept in memory (LRU).")
+    enable_stats: bool = Field(True, description="Count hits and misses.")
+
+    # Beyond the spec.
+    key_prefix: str = Field(
+        "cachekit", min_length=1, description="Prefix of every key this kit writes to Redis."
+    )
+    serializer: Literal["json", "pickle"] = Field(
+        "json", description="Value codec; pickle needs `signing_key`."
+    )
+    signing_key: SecretStr | None = Field(
+        None, description="HMAC key that signs pickled values (required with pickle)."
+    )
+    cleanup_interval_seconds: float = Field(
+        60.0, ge=0, description="Period of the background expiry sweep; 0 turns it off."
+    )
+    redis_cluster: bool = Field(False, description="Connect to a Redis Cluster.")
+    redis_connect_timeout_seconds: float = Field(0.5, gt=0, description="Redis connect timeout.")
+    redis_socket_timeout_seconds: float = Field(0.5, gt=0, description="Redis command timeout.")
+    redis_max_connections: int = Field(64, ge=1, description="Size of the Redis connection pool.")
+    breaker_max_backoff_seconds: float = Field(
+        5.0, gt=0, description="Longest pause before probing an unreachable Redis again."
+    )
+    max_pending_invalidations: int = Field(
+        1000, ge=1, description="Invalidations queued while Redis is down before a full clear."
+    )
+    stats_flush_interval_seconds: float = Field(
+        1.0, gt=0, description="How often hit/miss counts are flushed to a shared backend."
+    )
+    l1_max_ttl_seconds: float = Field(
+        60.0, gt=0, description="Hybrid: the longest an entry lives in a process's memory tier."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token that protects the admin router."
+    )
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> CacheSettings:
+        if self.backend in ("redis", "hybrid") and not self.redis_url:
+            raise ValueError(
+                f"backend={self.backend!r} needs redis_url "
+                "(set CACHEKIT_REDIS_URL, e.g. redis://localhost:6379/0)"
+            )
+        if self.serializer == "pickle" and self.signing_key is None:
+            raise ValueError(
+                "serializer='pickle' needs signing_key (set CACHEKIT_SIGNING_KEY to a long "
+                "random secret), so that tampered values are refused instead of unpickled"
+            )
+        return self
+
+
+def load_settings(settings: CacheSettings | None = None, **overrides: Any) -> CacheSettings:
+    """Build settings from the environment (or `settings`) plus overrides, or raise
+    ConfigurationError naming what is wrong and how to fix it."""
+    try:
+        if settings is None:
+            return CacheSettings(**overrides)
+        if not overrides:
+            return settings
+        merged = settings.model_dump() | overrides
+        return CacheSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        env = f" (CACHEKIT_{field.upper()})" if error["loc"] else ""
+        problems.append(f"{field}{env}: {error['msg']}")
+    return "invalid cache configuration: " + "; ".join(problems)

@@ -1,0 +1,58 @@
+"""The contract suite runs every test against every backend (principle 1: backend parity)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit.backends.base import CacheBackend
+from tests.clock import FakeClock
+
+BACKENDS = ["memory"]
+
+MakeCache = Callable[..., CacheService]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_backend(
+    backend_kind: str, clock: FakeClock, request: pytest.FixtureRequest
+) -> Callable[[], CacheBackend]:
+    """Builds a fresh backend of the kind under test, on the fake clock."""
+
+    def build() -> CacheBackend:
+        return MemoryBackend(max_items=100_000, clock=clock)
+
+    return build
+
+
+@pytest.fixture
+async def make_cache(make_backend: Callable[[], CacheBackend]) -> AsyncIterator[MakeCache]:
+    """Builds services over fresh backends; all are closed after the test."""
+    made: list[CacheService] = []
+
+    def build(**options: Any) -> CacheService:
+        service = CacheService(make_backend(), **options)
+        made.append(service)
+        return service
+
+    yield build
+    for service in made:
+        await service.close()
+
+
+@pytest.fixture
+def cache(make_cache: MakeCache) -> CacheService:
+    return make_cache()

@@ -1,0 +1,169 @@
+"""get_or_set_async: factory forms, single-flight, errors, None, and no stale write-back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from fastapi_cachekit import CacheService
+
+
+async def test_sync_factory(cache: CacheService) -> None:
+    assert await cache.get_or_set_async("k", lambda: {"v": 1}) == {"v": 1}
+    assert await cache.get("k") == {"v": 1}
+
+
+async def test_async_factory(cache: CacheService) -> None:
+    async def load() -> int:
+        return 7
+
+    assert await cache.get_or_set_async("k", load) == 7
+    assert await cache.get("k") == 7
+
+
+async def test_lambda_returning_an_awaitable(cache: CacheService) -> None:
+    async def fetch_profile_from_db(user_id: int) -> dict[str, int]:
+        return {"id": user_id}
+
+    value = await cache.get_or_set_async("p", lambda: fetch_profile_from_db(5), ttl=60)
+    assert value == {"id": 5}
+    assert await cache.get("p") == {"id": 5}
+
+
+async def test_second_call_is_served_from_the_cache(cache: CacheService) -> None:
+    calls = 0
+
+    def factory() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    assert await cache.get_or_set_async("k", factory) == 1
+    assert await cache.get_or_set_async("k", factory) == 1
+    assert calls == 1
+
+
+async def test_none_result_is_cached(cache: CacheService) -> None:
+    calls = 0
+
+    def factory() -> None:
+        nonlocal calls
+        calls += 1
+
+    assert await cache.get_or_set_async("k", factory) is None
+    assert await cache.get_or_set_async("k", factory) is None
+    assert calls == 1
+
+
+async def test_concurrent_callers_share_one_factory_run(cache: CacheService) -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return "result"
+
+    callers = [asyncio.create_task(cache.get_or_set_async("k", slow)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*callers) == ["result"] * 20
+    assert calls == 1
+
+
+async def test_factory_error_reaches_every_caller_and_nothing_is_cached(
+    cache: CacheService,
+) -> None:
+    release = asyncio.Event()
+
+    async def broken() -> str:
+        await release.wait()
+        raise RuntimeError("database down")
+
+    callers = [asyncio.create_task(cache.get_or_set_async("k", broken)) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) and str(r) == "database down" for r in results)
+    assert not await cache.exists("k")
+    assert await cache.get_or_set_async("k", lambda: "recovered") == "recovered"
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_others(cache: CacheService) -> None:
+    release = asyncio.Event()
+
+    async def slow() -> str:
+        await release.wait()
+        return "done"
+
+    first = asyncio.create_task(cache.get_or_set_async("k", slow))
+    second = asyncio.create_task(cache.get_or_set_async("k", slow))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "done"
+    assert await cache.get("k") == "done"
+
+
+Invalidate = Callable[[CacheService], Awaitable[object]]
+
+INVALIDATIONS: dict[str, Invalidate] = {
+    "delete": lambda c: c.delete("k", namespace="ns"),
+    "namespace": lambda c: c.invalidate_namespace("ns"),
+    "tag": lambda c: c.invalidate_tags(["other", "t2"]),
+    "pattern": lambda c: c.invalidate_pattern("ns:*"),
+    "pattern-in-namespace": lambda c: c.invalidate_pattern("k", namespace="ns"),
+    "clear_all": lambda c: c.clear_all(),
+}
+
+
+@pytest.mark.parametrize("invalidate", INVALIDATIONS.values(), ids=INVALIDATIONS.keys())
+async def test_no_stale_write_back(cache: CacheService, invalidate: Invalidate) -> None:
+    """An invalidation during a slow recompute: the result is returned but not stored."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_recompute() -> str:
+        started.set()
+        await release.wait()
+        return "computed before the invalidation"
+
+    caller = asyncio.create_task(
+        cache.get_or_set_async("k", slow_recompute, namespace="ns", tags=["t1", "t2"])
+    )
+    await started.wait()
+    await invalidate(cache)
+    release.set()
+    assert await caller == "computed before the invalidation"
+    assert not await cache.exists("k", namespace="ns")
+
+
+@pytest.mark.parametrize(
+    "invalidate",
+    [
+        lambda c: c.delete("other"),
+        lambda c: c.invalidate_namespace("elsewhere"),
+        lambda c: c.invalidate_tags(["unrelated"]),
+        lambda c: c.invalidate_pattern("zzz*"),
+    ],
+)
+async def test_unrelated_invalidation_does_not_block_the_store(
+    cache: CacheService, invalidate: Invalidate
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_recompute() -> str:
+        started.set()
+        await release.wait()
+        return "fresh"
+
+    caller = asyncio.create_task(
+        cache.get_or_set_async("k", slow_recompute, namespace="ns", tags=["t1"])
+    )
+    await started.wait()
+    await invalidate(cache)
+    release.set()
+    assert await caller == "fresh"
+    assert await cache.get("k", namespace="ns") == "fresh"

@@ -1,0 +1,163 @@
+"""Keys: checks, full keys, the glob dialect, and function-call keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from fastapi_cachekit import CacheKey, KeyBuildError
+from fastapi_cachekit.keys import GlobPattern, check_tags, full_key, function_call_key
+
+
+def test_full_key() -> None:
+    assert full_key("profile", "user:123") == "user:123:profile"
+    assert full_key("profile", None) == "profile"
+    assert CacheKey(key="profile", namespace="user:123").full_key == "user:123:profile"
+    assert CacheKey(key="profile").full_key == "profile"
+
+
+def test_tags_are_deduplicated_in_order() -> None:
+    assert check_tags(["b", "a", "b"]) == ("b", "a")
+    assert check_tags(None) == ()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("a*", "a:b/c", True),
+        ("*", "", True),
+        ("a?c", "abc", True),
+        ("a?c", "ac", False),
+        ("[abc]", "b", True),
+        ("[a-c]x", "cx", True),
+        ("[c-a]x", "bx", True),  # reversed range is normalised
+        ("[^a]", "a", False),
+        ("[!a]", "b", True),
+        ("[]]", "]", True),
+        ("[a\\]]", "]", True),
+        ("\\*", "*", True),
+        ("\\*", "x", False),
+        ("a[", "a[", True),  # an unclosed [ is literal
+        ("a\\", "a\\", True),  # a trailing backslash is literal
+        ("a.b", "axb", False),  # regex characters are literal
+        ("(x)", "(x)", True),
+    ],
+)
+def test_glob_matching(pattern: str, text: str, matches: bool) -> None:
+    assert GlobPattern.compile(pattern).matches(text) is matches
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix"),
+    [("user:*", "user:"), ("a\\*b*", "a*b"), ("*x", ""), ("abc", "abc"), ("ab[c]", "ab")],
+)
+def test_literal_prefix(pattern: str, prefix: str) -> None:
+    assert GlobPattern.compile(pattern).literal_prefix == prefix
+
+
+@given(st.text(alphabet="ab:*?[]^!-\\", max_size=8), st.text(alphabet="ab:*?[]-\\", max_size=8))
+def test_literal_prefix_is_a_prefix_of_every_match(pattern: str, text: str) -> None:
+    if not pattern:
+        return
+    compiled = GlobPattern.compile(pattern)
+    if compiled.matches(text):
+        assert text.startswith(compiled.literal_prefix)
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Query(BaseModel):
+    term: str
+    limit: int = 10
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+async def sample(a: object, b: object = None) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1,
+        "text",
+        None,
+        [1, 2],
+        {"b": 1, "a": 2},
+        uuid.UUID(int=5),
+        datetime(2024, 1, 2, tzinfo=timezone.utc),
+        Decimal("1.10"),
+        Color.RED,
+        Query(term="x"),
+        Point(1, 2),
+        {3, 1, 2},
+    ],
+)
+def test_function_keys_accept_data_arguments(value: object) -> None:
+    key = function_call_key(sample, {"a": value, "b": None})
+    assert key.startswith("tests.test_keys.sample(")
+
+
+def test_function_keys_ignore_dict_order_and_apply_defaults() -> None:
+    first = CacheKey.from_function_call(sample, ({"a": 1, "b": 2},))
+    second = CacheKey.from_function_call(sample, (), {"a": {"b": 2, "a": 1}, "b": None})
+    assert first.key == second.key
+
+
+def test_function_keys_differ_by_argument() -> None:
+    assert function_call_key(sample, {"a": 1}) != function_call_key(sample, {"a": 2})
+    assert function_call_key(sample, {"a": "1"}) != function_call_key(sample, {"a": 1})
+
+
+def test_long_function_keys_are_hashed() -> None:
+    key = function_call_key(sample, {"a": "x" * 5000})
+    assert len(key) < 100
+    assert key.startswith("tests.test_keys.sample#")
+
+
+def test_unserializable_argument_names_the_parameter() -> None:
+    with pytest.raises(KeyBuildError, match=r"argument 'a'.*exclude=\['a'\]"):
+        function_call_key(sample, {"a": object()})
+
+
+def test_excluded_arguments_are_left_out() -> None:
+    assert function_call_key(sample, {"a": object(), "b": 1}, exclude=["a"]) == (
+        "tests.test_keys.sample(b=1)"
+    )
+
+
+def test_function_keys_are_stable_across_processes() -> None:
+    code = (
+        "from tests.test_keys import sample, Query;"
+        "from fastapi_cachekit.keys import function_call_key;"
+        "print(function_call_key(sample, {'a': Query(term='x' * 300), 'b': 'é'}))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(runs) == 1
+    assert runs.pop().strip() == function_call_key(sample, {"a": Query(term="x" * 300), "b": "é"})
