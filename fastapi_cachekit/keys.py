@@ -51,6 +51,10 @@ def _check_text(kind: str, value: object) -> str:
 
 def check_key(key: object) -> str:
     """Return `key` if it is a usable cache key, else raise InvalidKeyError."""
+    # Fast path for the common case; isprintable() is also False for some valid characters
+    # (e.g. a no-break space), which the full check then accepts.
+    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable():
+        return key
     return _check_text("key", key)
 
 

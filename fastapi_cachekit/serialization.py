@@ -58,13 +58,13 @@ class JsonCodec:
             ) from None
 
     def decode(self, data: bytes) -> Any:
-        if data.startswith(_PICKLE_MAGIC):
-            raise SerializationError(
-                "stored value was written with serializer='pickle'; this cache uses JSON"
-            )
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
+            if data.startswith(_PICKLE_MAGIC):
+                raise SerializationError(
+                    "stored value was written with serializer='pickle'; this cache uses JSON"
+                ) from None
             raise SerializationError(f"stored value is not valid JSON: {exc}") from None
 
 

@@ -40,6 +40,7 @@ class _DefaultTTL:
 
 
 DEFAULT_TTL: Final = _DefaultTTL()
+_MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
 
 
@@ -88,17 +89,14 @@ class CacheService:
 
     async def get(self, key: str, namespace: str | None = None, *, default: Any = None) -> Any:
         """The cached value, or `default` (None) on a miss."""
+        value = await self._lookup(self._full_key(key, namespace))
+        return default if value is _MISSING else value
+
+    async def get_raw(self, key: str, namespace: str | None = None) -> bytes | None:
+        """The stored bytes, bypassing the codec (for callers with their own format)."""
         data = await self._read(self._full_key(key, namespace))
-        if data is not None:
-            try:
-                value = self._codec.decode(data)
-            except SerializationError as exc:
-                self._fault(exc)
-            else:
-                self._count(hit=True)
-                return value
-        self._count(hit=False)
-        return default
+        self._count(hit=data is not None)
+        return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         """Whether a live entry is stored for `key` (counts neither a hit nor a miss)."""
@@ -131,16 +129,9 @@ class CacheService:
         fk = self._full_key(key, namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
-        data = await self._read(fk)
-        if data is not None:
-            try:
-                value = self._codec.decode(data)
-            except SerializationError as exc:
-                self._fault(exc)
-            else:
-                self._count(hit=True)
-                return value
-        self._count(hit=False)
+        value = await self._lookup(fk)
+        if value is not _MISSING:
+            return value
         flight = self._flights.get(fk)
         if flight is None:
             flight = asyncio.ensure_future(
@@ -190,6 +181,20 @@ class CacheService:
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
         data = self._codec.encode(value)
+        return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, None)
+
+    async def set_raw(
+        self,
+        key: str,
+        data: bytes,
+        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> bool:
+        """Store bytes as they are, bypassing the codec; see `set`."""
+        fk = self._full_key(key, namespace)
+        seconds = self._ttl(ttl)
+        tag_tuple = check_tags(tags)
         return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, None)
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
@@ -260,6 +265,10 @@ class CacheService:
             pending_invalidations=stats.pending_invalidations,
         )
 
+    async def flush(self) -> None:
+        """Send this process's unflushed hit/miss counts to the backend now."""
+        await self._flush_counters()
+
     async def close(self) -> None:
         """Stop background work, flush counters and release the backend's resources."""
         if self._closed:
@@ -292,10 +301,27 @@ class CacheService:
         return check_namespace(namespace)
 
     def _full_key(self, key: str, namespace: str | None) -> str:
-        return full_key(check_key(key), self._namespace(namespace))
+        namespace = self._default_namespace if namespace is None else check_namespace(namespace)
+        return full_key(check_key(key), namespace)
 
     def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+
+    async def _lookup(self, fk: str) -> Any:
+        """The decoded value stored under `fk`, or _MISSING; counts the hit or miss."""
+        data = await self._read(fk)
+        if data is not None:
+            try:
+                value = self._codec.decode(data)
+            except SerializationError as exc:
+                self._fault(exc)
+            else:
+                if self._enable_stats:
+                    self._hits += 1
+                return value
+        if self._enable_stats:
+            self._misses += 1
+        return _MISSING
 
     def _count(self, *, hit: bool) -> None:
         if self._enable_stats:

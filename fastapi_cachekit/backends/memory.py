@@ -89,8 +89,12 @@ class MemoryBackend:
         return entry
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._live(key)
+        # The hot path: _live() inlined.
+        entry = self._entries.get(key)
         if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= self._clock():
+            self._remove(key)
             return None
         self._entries.move_to_end(key)
         return entry.value
