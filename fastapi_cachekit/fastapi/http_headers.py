@@ -1,0 +1,160 @@
+"""Header-list helpers for ASGI-style headers: lookups, comma lists, hop-by-hop and Vary.
+
+Headers are `(name, value)` byte pairs as in ASGI; request names are lowercase (ASGI promises
+that), response names are lowercased once when a response is analysed for storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
+
+__all__ = [
+    "HOP_BY_HOP",
+    "Header",
+    "HeaderList",
+    "Headers",
+    "VaryValues",
+    "combined_value",
+    "connection_options",
+    "header_values",
+    "lowercase_names",
+    "normalise_field_value",
+    "split_list",
+    "strip_hop_by_hop",
+    "vary_field_names",
+    "vary_matches",
+    "vary_values",
+]
+
+Header: TypeAlias = tuple[bytes, bytes]
+Headers: TypeAlias = Sequence[Header]
+"""Any sequence of `(name, value)` pairs (what functions accept)."""
+HeaderList: TypeAlias = list[Header]
+"""A fresh, caller-owned list of pairs (what functions that build headers return)."""
+VaryValues: TypeAlias = tuple[tuple[bytes, "bytes | None"], ...]
+"""(field name, normalised request value or None when the request lacked the field)."""
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+"""Fields that describe one connection (RFC 9110 §7.6.1) and are never stored (RFC 9111 §3.1)."""
+
+# Fields whose values are case-insensitive tokens, so Vary matching may lowercase them (§4.1).
+_CASE_INSENSITIVE_VALUES = frozenset({b"accept-encoding", b"accept-charset", b"accept-language"})
+
+
+def header_values(headers: Headers, name: bytes) -> list[bytes]:
+    """Every value of field `name` (lowercase), in order."""
+    return [value for key, value in headers if key == name]
+
+
+def combined_value(headers: Headers, name: bytes) -> bytes | None:
+    """The field's lines joined with ", " (RFC 9110 §5.3), or None when absent."""
+    values = header_values(headers, name)
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else b", ".join(values)
+
+
+def lowercase_names(headers: Iterable[Header]) -> HeaderList:
+    """A copy of `headers` with every field name lowercased."""
+    return [(name.lower(), value) for name, value in headers]
+
+
+def split_list(text: str) -> list[str]:
+    """Split a comma-separated field value into stripped members, honouring quoted strings.
+
+    Empty members are dropped (RFC 9110 §5.6.1); a comma inside `"..."` does not split.
+    """
+    if '"' not in text:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    members: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            members.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    members.append("".join(current).strip())
+    return [member for member in members if member]
+
+
+def connection_options(headers: Headers) -> frozenset[bytes]:
+    """Field names listed in `Connection` (they are hop-by-hop for this message)."""
+    names: set[bytes] = set()
+    for value in header_values(headers, b"connection"):
+        names.update(token.lower() for token in _tokens(value))
+    return frozenset(names)
+
+
+def strip_hop_by_hop(headers: Headers) -> HeaderList:
+    """`headers` without hop-by-hop fields and without the fields `Connection` names."""
+    drop = HOP_BY_HOP | connection_options(headers)
+    return [(name, value) for name, value in headers if name not in drop]
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [token.strip() for token in value.split(b",") if token.strip()]
+
+
+# --- Vary (RFC 9111 §4.1) -------------------------------------------------------------------
+
+
+def vary_field_names(headers: Headers) -> tuple[bytes, ...]:
+    """The request fields a response varies on, lowercased, unique, in order (`*` kept)."""
+    names: dict[bytes, None] = {}
+    for value in header_values(headers, b"vary"):
+        for token in _tokens(value):
+            names[token.lower()] = None
+    return tuple(names)
+
+
+def normalise_field_value(name: bytes, values: Sequence[bytes]) -> bytes | None:
+    """One comparable value for a request field: lines combined, whitespace folded.
+
+    Whitespace around commas is removed and runs of spaces/tabs become one space; values of
+    fields defined as case-insensitive tokens (Accept-Encoding, ...) are lowercased. An absent
+    field is None, which only matches another absent field.
+    """
+    if not values:
+        return None
+    joined = values[0] if len(values) == 1 else b",".join(values)
+    if b"," in joined:
+        folded = b",".join(b" ".join(part.split()) for part in joined.split(b","))
+    else:
+        folded = b" ".join(joined.split())
+    return folded.lower() if name in _CASE_INSENSITIVE_VALUES else folded
+
+
+def vary_values(names: Iterable[bytes], request_headers: Headers) -> VaryValues:
+    """The normalised values of `names` in a request, as stored with a response."""
+    return tuple(
+        (name, normalise_field_value(name, header_values(request_headers, name))) for name in names
+    )
+
+
+def vary_matches(stored: VaryValues, request_headers: Headers) -> bool:
+    """True when the request carries the same normalised values the stored response varied on."""
+    for name, value in stored:
+        if normalise_field_value(name, header_values(request_headers, name)) != value:
+            return False
+    return True
