@@ -15,6 +15,9 @@ from .errors import (
     TamperedValueError,
 )
 from .factory import create_cache
+from .fastapi.admin import admin_router
+from .fastapi.dependencies import get_cache, setup_cache
+from .fastapi.routes import cached_route
 from .models import CacheEntry, CacheKey, CacheStats
 from .service import DEFAULT_TTL, CacheService
 from .settings import CacheSettings
@@ -40,6 +43,10 @@ __all__ = [
     "NotInKey",
     "SerializationError",
     "TamperedValueError",
+    "admin_router",
     "cached",
+    "cached_route",
     "create_cache",
+    "get_cache",
+    "setup_cache",
 ]
