@@ -8,7 +8,6 @@ from typing import Any
 
 from .backends.base import CacheBackend
 from .backends.memory import MemoryBackend
-from .errors import ConfigurationError
 from .serialization import make_codec
 from .service import CacheService
 from .settings import CacheSettings, load_settings
@@ -47,6 +46,10 @@ def create_backend(
     """The backend named by `settings.backend`."""
     if settings.backend == "memory":
         return MemoryBackend(settings.max_memory_items, clock=clock)
-    raise ConfigurationError(
-        f"backend={settings.backend!r} is not available in this build yet; use backend='memory'"
-    )
+    if settings.backend == "redis":
+        from .backends.redis import RedisBackend
+
+        return RedisBackend.from_settings(settings, clock=clock)
+    from .backends.hybrid import HybridBackend
+
+    return HybridBackend.from_settings(settings, clock=clock)

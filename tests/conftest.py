@@ -1,1 +1,3 @@
-"""Shared fixtures for the test suite."""
+"""Shared fixtures: real redis-server processes (tests/redis_servers.py) and backends."""
+
+pytest_plugins = ("tests.redis_servers",)

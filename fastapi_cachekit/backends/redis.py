@@ -1,0 +1,361 @@
+"""The Redis backend: a cache shared by every process, on one node or a Redis Cluster.
+
+Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
+
+- Every key lives under "{key_prefix}:", so `clear`, patterns and stats never see other keys.
+  Values are stored in an envelope: created_at and expires_at (ms) plus the entry's namespace
+  and tags, then the value. `get`/`exists` treat an entry whose expires_at <= clock() as
+  missing, so TTLs follow the injected clock exactly like the memory backend; Redis' own PX
+  expiry is the backstop that frees memory. A value that is not an envelope is a miss (and an
+  error in stats).
+- A `get` is one GET; a `set` one EVALSHA (redis-py Script objects fall back to loading the
+  script). Index updates happen in the same script as the write: an overwrite leaves its old
+  namespace/tag indexes, indexes live at least as long as their longest-lived member, and
+  invalidations check each member's envelope before removing it, so a stale index member can
+  never remove an entry that has since moved elsewhere.
+- Big indexes are invalidated in chunks: the first script renames the index to a drain key
+  (new writes go to a fresh index, so the call ends) and the drain is emptied `CHUNK` members
+  per script call. Patterns ZSCAN the entry list with MATCH and are filtered here with
+  `GlobPattern.matches`, so results agree exactly with the memory backend.
+- Cluster mode (`cluster=True` or a `redis+cluster://` / `rediss+cluster://` URL): keys are
+  spread over a fixed set of shards, each one Redis hash tag; an entry and its shard's indexes
+  share a slot, so one script still updates both atomically and a `get` is still one GET.
+  Namespace, tag and pattern invalidations and `clear` fan out to every shard (concurrently),
+  so they remove every matching entry written before the call began, wherever it lives.
+- Fill tokens: every invalidation takes the next number of the sequence "{prefix}:seq" and
+  appends it, with what it invalidated, to a capped log in each shard it touches; a
+  `set(fill=token)` script checks its shard's log for a later invalidation of its key,
+  namespace, tags (patterns: by their literal prefix; clear: always), and refuses to store if
+  one is found or the log no longer reaches back to the token. On one node the sequence is
+  taken inside the invalidation's script, so the check is exact. On a cluster the number is
+  taken first (INCR) and then logged on the shards: exact for an invalidation that reached the
+  shard before the write, and an invalidation that reaches it later removes the entry anyway;
+  best effort when a shard was unreachable mid-invalidation.
+- Entries that Redis itself expired or evicted leave index members behind; they are harmless
+  (every removal checks the envelope) and `cleanup_expired` prunes them, SSCAN/ZSCAN step by
+  step, in one process at a time (a SET NX PX lock).
+- Stats: `entries` is exact for the clock (a ZCOUNT of live expiries; entries evicted by Redis
+  count until the next cleanup); `memory_bytes` is MEMORY USAGE of the live entries when there
+  are at most 16, else of a random sample of 16 times the count, plus the entry lists (the
+  namespace/tag indexes are not counted); oldest/newest look at most 32 entries in from either
+  end of the creation index (approximate past that). One round trip per shard, whatever the
+  number of entries. `errors` counts this process's failed calls and undecodable values.
+- Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
+- Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
+  breaker fails calls fast after Redis is found unreachable and probes again after a back-off
+  (doubling up to `breaker_max_backoff`). An invalidation that cannot reach Redis is queued and
+  replayed, in order, before the next call is served once Redis answers (see `redis_faults`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
+
+import orjson
+
+from ..errors import BackendError, BackendUnavailable, ConfigurationError
+from ..keys import GlobPattern
+from ..settings import CacheSettings
+from . import redis_scripts as lua
+from .base import BackendStats, FillToken
+from .redis_connection import Client, RedisConnection, parse_url
+from .redis_faults import CircuitBreaker, PendingInvalidations
+from .redis_layout import HEADER_SIZE, Envelope, Layout, open_envelope, pack_envelope
+from .redis_ops import RedisOps
+
+__all__ = ["RedisBackend", "RedisEntry"]
+
+
+class RedisEntry(NamedTuple):
+    """A stored entry as read by `RedisBackend.get_entry`."""
+
+    value: bytes
+    expires_at: float | None
+    namespace: str | None
+    tags: tuple[str, ...]
+
+
+logger = logging.getLogger("fastapi_cachekit.redis")
+
+_CLEANUP_LOCK_MS = 30_000
+_CORRUPT_LOG_INTERVAL = 60.0
+
+
+class RedisBackend:
+    """Cache storage in Redis (redis-py asyncio), shared by every process that uses it.
+
+    `url`: redis://, rediss:// (TLS) or unix:// with user, password and db as usual; a
+    redis+cluster:// or rediss+cluster:// URL (or `cluster=True`) connects to a Redis Cluster
+    through that node. Connects lazily, on first use. `clock` gives the time TTLs are measured
+    against (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "cachekit",
+        cluster: bool = False,
+        clock: Callable[[], float] = time.time,
+        connect_timeout: float = 0.5,
+        socket_timeout: float = 0.5,
+        max_connections: int = 64,
+        breaker_max_backoff: float = 5.0,
+        max_pending_invalidations: int = 1000,
+    ) -> None:
+        url, cluster = parse_url(url, cluster)
+        if not key_prefix:
+            raise ConfigurationError("key_prefix must not be empty (CACHEKIT_KEY_PREFIX)")
+        if cluster and ("{" in key_prefix or "}" in key_prefix):
+            raise ConfigurationError(
+                f"key_prefix {key_prefix!r} contains a brace, which would change the cluster "
+                "hash slot of every key: choose a prefix without '{' or '}'"
+            )
+        self.layout = Layout.cluster(key_prefix) if cluster else Layout.single(key_prefix)
+        self._clock = clock
+        self.redis = RedisConnection(
+            url,
+            cluster=cluster,
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            max_connections=max_connections,
+            breaker_max_backoff=breaker_max_backoff,
+        )
+        self._ops = RedisOps(self.redis, self.layout, self._now_ms)
+        self._pending = PendingInvalidations(max_pending_invalidations)
+        self._replay_lock = asyncio.Lock()
+        self._corrupt_values = 0
+        self._last_corrupt_log = -_CORRUPT_LOG_INTERVAL
+
+    @classmethod
+    def from_settings(
+        cls, settings: CacheSettings, clock: Callable[[], float] = time.time
+    ) -> RedisBackend:
+        """A backend configured by `settings` (redis_url, redis_cluster, timeouts, ...)."""
+        if not settings.redis_url:
+            raise ConfigurationError(
+                "the Redis backend needs redis_url (set CACHEKIT_REDIS_URL, "
+                "e.g. redis://localhost:6379/0)"
+            )
+        return cls(
+            settings.redis_url,
+            key_prefix=settings.key_prefix,
+            cluster=settings.redis_cluster,
+            clock=clock,
+            connect_timeout=settings.redis_connect_timeout_seconds,
+            socket_timeout=settings.redis_socket_timeout_seconds,
+            max_connections=settings.redis_max_connections,
+            breaker_max_backoff=settings.breaker_max_backoff_seconds,
+            max_pending_invalidations=settings.max_pending_invalidations,
+        )
+
+    @property
+    def cluster(self) -> bool:
+        """Whether this backend talks to a Redis Cluster."""
+        return self.redis.cluster
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker in front of Redis (its state, failures and rejections)."""
+        return self.redis.breaker
+
+    @property
+    def pending_invalidations(self) -> int:
+        """Invalidations waiting for Redis to answer again (a pending full clear counts 1)."""
+        return len(self._pending)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        found = await self._read(key)
+        return None if found is None else found[0][found[1].value_offset :]
+
+    async def get_entry(self, key: str) -> RedisEntry | None:
+        """A live entry with its expiry (clock seconds; None: never), namespace and tags.
+
+        Also one GET: for a tier in front of Redis that keeps the entry's remaining TTL and
+        its index labels.
+        """
+        found = await self._read(key)
+        if found is None:
+            return None
+        raw, envelope = found
+        namespace, *tags = orjson.loads(raw[HEADER_SIZE : envelope.value_offset])
+        expires = None if math.isinf(envelope.expires_ms) else envelope.expires_ms / 1000.0
+        return RedisEntry(raw[envelope.value_offset :], expires, namespace or None, tuple(tags))
+
+    async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
+        if len(self._pending):
+            await self._replay()
+        raw = await self.redis.get(self.layout.shard_of(key).entry(key))
+        if raw is None:
+            return None
+        envelope = open_envelope(raw)
+        if envelope is None:
+            self._corrupt(key)
+            return None
+        if envelope.expires_ms <= self._now_ms():
+            return None
+        return raw, envelope
+
+    async def exists(self, key: str) -> bool:
+        await self._replay()
+        raw = await self.redis.get_header(self.layout.shard_of(key).entry(key), HEADER_SIZE)
+        if not raw:
+            return False
+        envelope = open_envelope(raw, header_only=True)
+        if envelope is None:
+            self._corrupt(key)
+            return False
+        return envelope.expires_ms > self._now_ms()
+
+    # --- writes --------------------------------------------------------------------------
+
+    async def fill_token(self) -> FillToken:
+        await self._replay()
+        return int(await self.redis.get(self.layout.sequence) or 0)
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> bool:
+        await self._replay()
+        now = self._clock()
+        expires_ms = math.inf if ttl is None else (now + ttl) * 1000.0
+        data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tuple(tags))
+        # Redis' own expiry never comes before the envelope's: the envelope decides.
+        px = "" if ttl is None else max(1, math.ceil(ttl * 1000.0))
+        shard = self.layout.shard_of(key)
+        args = [shard.prefix, key, data, px, "" if fill is None else fill]
+        return bool(await self.redis.script(lua.SET, [shard.entry(key)], args))
+
+    # --- invalidation --------------------------------------------------------------------
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._invalidation(f"delete {key!r}", lambda: self._ops.delete(key)))
+
+    async def invalidate_namespace(self, namespace: str) -> int:
+        return await self._invalidation(
+            f"namespace {namespace!r}", lambda: self._ops.invalidate_labels("n", (namespace,))
+        )
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        labels = tuple(dict.fromkeys(tags))
+        if not labels:
+            return 0
+        return await self._invalidation(
+            f"tags {list(labels)!r}", lambda: self._ops.invalidate_labels("t", labels)
+        )
+
+    async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        return await self._invalidation(
+            f"pattern {pattern.source!r} (namespace {namespace!r})",
+            lambda: self._ops.invalidate_pattern(pattern, namespace),
+        )
+
+    async def clear(self) -> int:
+        try:
+            await self._replay()
+            return await self._ops.clear()
+        except BackendUnavailable:
+            self._pending.add_clear(self._ops.clear)
+            raise
+
+    async def cleanup_expired(self) -> int:
+        """Remove expired entries and dead index members, unless another process is at it.
+
+        A short lock (SET NX PX) lets one process at a time do the work; the others return 0.
+        """
+        await self._replay()
+        owner, lock = uuid.uuid4().hex, self.layout.cleanup_lock
+        if not await self.redis.call(
+            lambda client: client.set(lock, owner, nx=True, px=_CLEANUP_LOCK_MS)
+        ):
+            return 0
+        try:
+            return await self._ops.cleanup()
+        finally:
+            with contextlib.suppress(BackendError):  # the lock then expires by itself
+                await self.redis.script(lua.RELEASE_LOCK, [lock], [owner])
+
+    # --- statistics and lifecycle --------------------------------------------------------
+
+    async def add_counters(self, hits: int, misses: int) -> None:
+        if not hits and not misses:
+            return
+        key = self.layout.stats
+
+        async def add(client: Client) -> None:
+            pipe = client.pipeline(transaction=False)
+            pipe.hincrby(key, "hits", hits)
+            pipe.hincrby(key, "misses", misses)
+            await pipe.execute()
+
+        await self.redis.call(add)
+
+    async def stats(self) -> BackendStats:
+        """Counts for this key prefix; see the module docstring for what is approximate."""
+        await self._replay()
+        shards = await self._ops.shard_stats()
+        key = self.layout.stats
+        hits, misses = await self.redis.call(lambda client: client.hmget(key, "hits", "misses"))
+        oldest = [row[2] for row in shards if row[2] is not None]
+        newest = [row[3] for row in shards if row[3] is not None]
+        return BackendStats(
+            entries=sum(row[0] for row in shards),
+            memory_bytes=sum(row[1] for row in shards),
+            oldest=min(oldest) / 1000.0 if oldest else None,
+            newest=max(newest) / 1000.0 if newest else None,
+            hits=int(hits or 0),
+            misses=int(misses or 0),
+            errors=self.redis.errors + self._corrupt_values,
+            pending_invalidations=len(self._pending),
+        )
+
+    async def close(self) -> None:
+        if len(self._pending):
+            logger.warning(
+                "closing the Redis backend with %d invalidations never sent", len(self._pending)
+            )
+        await self.redis.close()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def _invalidation(self, description: str, run: Callable[[], Awaitable[int]]) -> int:
+        """Run an invalidation; when Redis cannot be reached, queue it for replay and raise."""
+        try:
+            await self._replay()
+            return await run()
+        except BackendUnavailable:
+            self._pending.add(description, run)
+            raise
+
+    async def _replay(self) -> None:
+        """Send the queued invalidations, in order, before anything else is served."""
+        if not len(self._pending):
+            return
+        async with self._replay_lock:
+            await self._pending.replay(self._ops.clear)
+
+    def _now_ms(self) -> float:
+        return self._clock() * 1000.0
+
+    def _corrupt(self, key: str) -> None:
+        self._corrupt_values += 1
+        now = time.monotonic()
+        if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
+            self._last_corrupt_log = now
+            logger.warning("cache entry %r is not a cachekit value; treated as a miss", key)

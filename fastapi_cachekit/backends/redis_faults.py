@@ -1,0 +1,143 @@
+"""Fault handling of the Redis backend: a circuit breaker and the queue of unsent invalidations.
+
+The breaker makes a dead Redis cheap: after a failure, calls fail at once, with no network
+attempt, until a back-off has passed; then one call probes. The queue keeps the invalidations
+that could not reach Redis, so that they are replayed, in order, before anything else is served
+when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+__all__ = ["CircuitBreaker", "PendingInvalidations", "Replay"]
+
+logger = logging.getLogger("fastapi_cachekit.redis")
+
+BreakerState = Literal["closed", "open", "half-open"]
+
+
+class CircuitBreaker:
+    """Closed: calls go through. Open: calls fail fast until `retry_at`. Half-open: one probe.
+
+    The back-off doubles after each failed probe, from `first_backoff` up to `max_backoff`.
+    `monotonic` is injectable so tests can move time by hand.
+    """
+
+    def __init__(
+        self,
+        max_backoff: float,
+        *,
+        first_backoff: float = 0.1,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_backoff = max_backoff
+        self.first_backoff = min(first_backoff, max_backoff)
+        self._monotonic = monotonic
+        self.state: BreakerState = "closed"
+        self.backoff = 0.0
+        self.retry_at = 0.0
+        self.failures = 0
+        """Calls that found Redis unreachable (each one a network attempt)."""
+        self.rejections = 0
+        """Calls refused without a network attempt while the circuit was open."""
+
+    def allow(self) -> bool:
+        """Whether a call may use the network now; when it may not, it counts a rejection."""
+        if self.state == "closed":
+            return True
+        if self.state == "open" and self._monotonic() >= self.retry_at:
+            self.state = "half-open"  # this caller is the probe; others keep failing fast
+            return True
+        self.rejections += 1
+        return False
+
+    def wait(self) -> float:
+        """Seconds until the next probe may go out (0 when closed or due)."""
+        return max(0.0, self.retry_at - self._monotonic()) if self.state == "open" else 0.0
+
+    def succeeded(self) -> None:
+        if self.state != "closed":
+            logger.warning("Redis is reachable again; cache calls resume")
+        self.state = "closed"
+        self.backoff = 0.0
+
+    def failed(self) -> None:
+        """Record that Redis could not be reached; opens the circuit (or keeps it open)."""
+        self.failures += 1
+        if self.state == "open":
+            return  # a call that started before the circuit opened: nothing new learnt
+        if self.state == "closed":
+            self.backoff = self.first_backoff
+            logger.warning(
+                "Redis is unreachable; cache calls fail fast, probing again in %.2fs",
+                self.backoff,
+            )
+        else:
+            self.backoff = min(self.backoff * 2, self.max_backoff)
+        self.state = "open"
+        self.retry_at = self._monotonic() + self.backoff
+
+    def abandoned(self) -> None:
+        """A call ended without an answer either way (cancelled): let the next call probe."""
+        if self.state == "half-open":
+            self.state = "open"
+            self.retry_at = self._monotonic()
+
+
+Replay = Callable[[], Awaitable[object]]
+
+
+class PendingInvalidations:
+    """Invalidations waiting for Redis, in order; past `limit`, one full clear replaces them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._queue: deque[tuple[str, Replay]] = deque()
+        self.clear_everything = False
+
+    def __len__(self) -> int:
+        return len(self._queue) + self.clear_everything
+
+    def add(self, description: str, replay: Replay) -> None:
+        """Queue one invalidation (`replay` performs it again)."""
+        if self.clear_everything:
+            return  # the pending clear removes whatever this would have
+        if len(self._queue) >= self.limit:
+            logger.warning(
+                "more than %d cache invalidations are waiting for Redis; dropping them and "
+                "clearing the whole cache prefix when Redis is back",
+                self.limit,
+            )
+            self._queue.clear()
+            self.clear_everything = True
+            return
+        self._queue.append((description, replay))
+
+    def add_clear(self, replay: Replay) -> None:
+        """Queue a clear: it supersedes everything queued before it."""
+        self._queue.clear()
+        self._queue.append(("clear", replay))
+
+    async def replay(self, clear: Replay) -> int:
+        """Run the queue in order (a full clear first, if one is owed); the number replayed.
+
+        Stops at the first failure, leaving that invalidation and the rest queued.
+        """
+        done = 0
+        if self.clear_everything:
+            await clear()
+            self.clear_everything = False
+            logger.warning("cleared the cache prefix after Redis came back (queue overflowed)")
+            done += 1
+        while self._queue:
+            description, replay = self._queue[0]
+            await replay()
+            self._queue.popleft()
+            logger.info("replayed a queued cache invalidation: %s", description)
+            done += 1
+        return done

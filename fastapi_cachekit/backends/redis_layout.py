@@ -1,0 +1,157 @@
+"""Where the Redis backend keeps things: key names, cluster shards, and the value envelope.
+
+Every key starts with "{key_prefix}:". A shard is a key prefix whose keys one Lua script may
+touch together: on a single node the one shard is "{key_prefix}:"; on a cluster there are
+`CLUSTER_SHARDS` shards "{key_prefix}:{tag}:", each tag a Redis hash tag chosen so that the
+shards spread evenly over the 16384 slots. Keys of a shard (after its prefix):
+
+    e:{full key}   the entry: an envelope (below), with Redis expiry (PX) as a backstop
+    x              zset full key -> expires_at ms (+inf: never); the shard's entry list
+    c              zset full key -> created_at ms (oldest/newest in stats)
+    n:{ns} t:{tag} sets of full keys: the namespace and tag indexes
+    N:{ns} T:{tag} an index being invalidated in chunks (renamed from n:/t:)
+    X              the expiry index being drained by clear()
+    idx            set of "n:{ns}" / "t:{tag}" labels: the indexes cleanup must visit
+    log, logm      recent invalidations (for fill tokens) and {last, trim} sequence numbers
+
+Keys shared by all shards: "{key_prefix}:seq" (the invalidation sequence), ":stats" (hits and
+misses of every process), ":lock:cleanup".
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+__all__ = [
+    "CLUSTER_SHARDS",
+    "HEADER_SIZE",
+    "Envelope",
+    "Layout",
+    "Shard",
+    "open_envelope",
+    "pack_envelope",
+]
+
+CLUSTER_SHARDS = 16
+"""Shards of a cluster layout: invalidations fan out to all of them, so keep it small."""
+
+_MAGIC = b"CK\x01"
+_HEADER = struct.Struct(">ddI")
+HEADER_SIZE = len(_MAGIC) + _HEADER.size
+"""Bytes before the metadata: magic, created ms, expires ms, metadata length."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The header of a stored value; `expires_ms` is inf for an entry that never expires."""
+
+    created_ms: float
+    expires_ms: float
+    value_offset: int
+
+
+def pack_envelope(
+    value: bytes, created_ms: float, expires_ms: float, namespace: str | None, tags: tuple[str, ...]
+) -> bytes:
+    """The stored form of `value`: header, metadata (namespace and tags), then the value."""
+    meta = orjson.dumps([namespace or "", *tags])
+    return b"".join((_MAGIC, _HEADER.pack(created_ms, expires_ms, len(meta)), meta, value))
+
+
+def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:
+    """The header of `raw`, or None when `raw` is not an envelope (foreign or corrupt).
+
+    `header_only`: `raw` is just the first HEADER_SIZE bytes of the stored value.
+    """
+    if len(raw) < HEADER_SIZE or not raw.startswith(_MAGIC):
+        return None
+    created, expires, meta_size = _HEADER.unpack_from(raw, len(_MAGIC))
+    offset = HEADER_SIZE + meta_size
+    if (offset > len(raw) and not header_only) or math.isnan(created) or math.isnan(expires):
+        return None
+    return Envelope(created, expires, offset)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The keys of one shard (see the module docstring)."""
+
+    prefix: str
+
+    def entry(self, full_key: str) -> str:
+        return f"{self.prefix}e:{full_key}"
+
+    def index(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind}:{name}"
+
+    def drain(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind.upper()}:{name}"
+
+    @property
+    def expiries(self) -> str:
+        return f"{self.prefix}x"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}idx"
+
+    @property
+    def log_meta(self) -> str:
+        return f"{self.prefix}logm"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The key names of one backend: its shards and its shared keys."""
+
+    base: str
+    shards: tuple[Shard, ...]
+
+    @classmethod
+    def single(cls, key_prefix: str) -> Layout:
+        base = f"{key_prefix}:"
+        return cls(base, (Shard(base),))
+
+    @classmethod
+    def cluster(cls, key_prefix: str) -> Layout:
+        base = f"{key_prefix}:"
+        return cls(base, tuple(Shard(f"{base}{{{tag}}}:") for tag in _shard_tags(CLUSTER_SHARDS)))
+
+    def shard_of(self, full_key: str) -> Shard:
+        if len(self.shards) == 1:
+            return self.shards[0]
+        return self.shards[zlib.crc32(full_key.encode()) % len(self.shards)]
+
+    @property
+    def sequence(self) -> str:
+        return f"{self.base}seq"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}stats"
+
+    @property
+    def cleanup_lock(self) -> str:
+        return f"{self.base}lock:cleanup"
+
+
+@lru_cache(maxsize=4)
+def _shard_tags(count: int) -> tuple[str, ...]:
+    """Hash tags whose slots fall in `count` equal slot ranges, one tag per range, so that a
+    cluster whose masters own contiguous ranges gets its share of the shards."""
+    tags = []
+    for shard in range(count):
+        low = shard * REDIS_CLUSTER_HASH_SLOTS // count
+        high = (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // count
+        candidate = 0
+        while not low <= key_slot(str(candidate).encode()) < high:
+            candidate += 1
+        tags.append(str(candidate))
+    return tuple(tags)
