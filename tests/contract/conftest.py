@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,11 +10,19 @@ import pytest
 
 from fastapi_cachekit import CacheService, MemoryBackend
 from fastapi_cachekit.backends.base import CacheBackend
+from fastapi_cachekit.backends.hybrid import HybridBackend
+from fastapi_cachekit.backends.redis import RedisBackend
 from tests.clock import FakeClock
 
-BACKENDS = ["memory"]
+BACKENDS = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis-cluster", marks=pytest.mark.redis),
+    pytest.param("hybrid", marks=pytest.mark.redis),
+]
 
 MakeCache = Callable[..., CacheService]
+_prefixes = itertools.count()
 
 
 @pytest.fixture
@@ -30,10 +39,20 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 def make_backend(
     backend_kind: str, clock: FakeClock, request: pytest.FixtureRequest
 ) -> Callable[[], CacheBackend]:
-    """Builds a fresh backend of the kind under test, on the fake clock."""
+    """Builds a fresh, separate backend of the kind under test, on the fake clock."""
+    if backend_kind == "memory":
+        return lambda: MemoryBackend(max_items=100_000, clock=clock)
+    request.getfixturevalue("clean_redis")
+    cluster = backend_kind == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
 
     def build() -> CacheBackend:
-        return MemoryBackend(max_items=100_000, clock=clock)
+        # A prefix of its own per backend, so two caches in one test are as separate as
+        # two memory backends would be.
+        redis = RedisBackend(url, key_prefix=f"t{next(_prefixes)}", cluster=cluster, clock=clock)
+        if backend_kind == "hybrid":
+            return HybridBackend(redis, max_items=100_000, clock=clock)
+        return redis
 
     return build
 
