@@ -34,6 +34,7 @@ class _NotInKey:
 
 
 NotInKey = _NotInKey()
+"""Mark a parameter as not part of @cached's key: `session: Annotated[Session, NotInKey]`."""
 
 
 class CachedFunction(Protocol[P, R_co]):

@@ -40,6 +40,7 @@ class _DefaultTTL:
 
 
 DEFAULT_TTL: Final = _DefaultTTL()
+"""Pass as `ttl` (or leave `ttl` out) for the service's default TTL; `ttl=None` never expires."""
 _MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -74,12 +75,19 @@ class CacheSettings(BaseSettings):
                 "serializer='pickle' needs signing_key (set CACHEKIT_SIGNING_KEY to a long "
                 "random secret), so that tampered values are refused instead of unpickled"
             )
+        if self.signing_key is not None and len(self.signing_key.get_secret_value()) < 16:
+            raise ValueError(
+                "signing_key (CACHEKIT_SIGNING_KEY) must be at least 16 characters of secret"
+            )
         return self
 
 
 def load_settings(settings: CacheSettings | None = None, **overrides: Any) -> CacheSettings:
     """Build settings from the environment (or `settings`) plus overrides, or raise
     ConfigurationError naming what is wrong and how to fix it."""
+    unknown = sorted(set(overrides) - set(CacheSettings.model_fields))
+    if unknown:
+        raise ConfigurationError("; ".join(_unknown_setting(name) for name in unknown))
     try:
         if settings is None:
             return CacheSettings(**overrides)
@@ -89,6 +97,12 @@ def load_settings(settings: CacheSettings | None = None, **overrides: Any) -> Ca
         return CacheSettings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
+
+
+def _unknown_setting(name: str) -> str:
+    close = difflib.get_close_matches(name, CacheSettings.model_fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown cache setting {name!r}{hint}"
 
 
 def _describe(exc: ValidationError) -> str:

@@ -67,6 +67,9 @@ async def test_overrides_win_over_given_settings() -> None:
         ({"backend": "redis"}, "needs redis_url.*CACHEKIT_REDIS_URL"),
         ({"backend": "hybrid"}, "needs redis_url"),
         ({"serializer": "pickle"}, "signing_key.*CACHEKIT_SIGNING_KEY"),
+        ({"serializer": "pickle", "signing_key": "short"}, "at least 16 characters"),
+        ({"max_memory_item": 10}, "unknown cache setting 'max_memory_item'.*'max_memory_items'"),
+        ({"flavour": "x"}, "unknown cache setting 'flavour'$"),
     ],
 )
 def test_invalid_configuration_names_the_setting_and_fix(

@@ -38,6 +38,7 @@ class CacheBackend(Protocol):
     """Storage for encoded values with TTL, namespace and tag indexes.
 
     Contract (tested on every backend by tests/contract):
+
     - `get`/`exists` never return an expired entry;
     - `set` replaces the entry, its namespace and its tags; with a `fill` token it stores only
       if nothing that would have removed this entry (a delete of the key, an invalidation of

@@ -89,6 +89,7 @@ class MemoryBackend:
         return entry
 
     async def get(self, key: str) -> bytes | None:
+        """The stored bytes of a live entry, or None; marks it most recently used."""
         # The hot path: _live() inlined.
         entry = self._entries.get(key)
         if entry is None:
@@ -100,18 +101,13 @@ class MemoryBackend:
         return entry.value
 
     async def exists(self, key: str) -> bool:
+        """Whether a live entry is stored under `key`."""
         return self._live(key) is not None
-
-    def remaining_ttl(self, key: str) -> float | None:
-        """Seconds until `key` expires (None: never); raises KeyError when it is not live."""
-        entry = self._live(key)
-        if entry is None:
-            raise KeyError(key)
-        return None if entry.expires_at is None else entry.expires_at - self._clock()
 
     # --- writes --------------------------------------------------------------------------
 
     async def fill_token(self) -> FillToken:
+        """A token for `set(..., fill=token)`: the current invalidation sequence number."""
         return self._seq
 
     async def set(
@@ -124,6 +120,7 @@ class MemoryBackend:
         tags: Sequence[str],
         fill: FillToken | None = None,
     ) -> bool:
+        """Store `value` for `ttl` seconds (None: forever); False if `fill` is stale."""
         tags = tuple(tags)
         if fill is not None and self._invalidated_since(fill, key, namespace, tags):
             return False
@@ -177,14 +174,17 @@ class MemoryBackend:
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
+        """Remove one entry; True if a live one was removed."""
         self._record(lambda k, _ns, _tags: k == key)
         return self._remove_all((key,)) == 1
 
     async def invalidate_namespace(self, namespace: str) -> int:
+        """Remove the entries written with exactly this namespace; the number of live ones."""
         self._record(lambda _k, ns, _tags: ns == namespace)
         return self._remove_all(self._namespaces.get(namespace, ()))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
+        """Remove the entries carrying any of `tags`; the number of live ones."""
         wanted = frozenset(tags)
         self._record(lambda _k, _ns, entry_tags: not wanted.isdisjoint(entry_tags))
         members: set[str] = set()
@@ -193,6 +193,7 @@ class MemoryBackend:
         return self._remove_all(members)
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        """Remove entries whose full key (or key within `namespace`) matches `pattern`."""
         self._record(lambda k, ns, _tags: _pattern_covers(pattern, namespace, k, ns))
         if namespace is not None:
             candidates: Iterable[str] = self._namespaces.get(namespace, ())
@@ -203,10 +204,12 @@ class MemoryBackend:
         )
 
     async def clear(self) -> int:
+        """Remove every entry; the number of live ones."""
         self._record(lambda _k, _ns, _tags: True)
         return self._remove_all(self._entries)
 
     async def cleanup_expired(self) -> int:
+        """Remove expired entries now; the number removed."""
         now = self._clock()
         expired = [key for key, entry in self._entries.items() if entry.expired(now)]
         for key in expired:
@@ -216,10 +219,12 @@ class MemoryBackend:
     # --- statistics and lifecycle --------------------------------------------------------
 
     async def add_counters(self, hits: int, misses: int) -> None:
+        """Add hit and miss counts to the totals `stats` reports."""
         self._hits += hits
         self._misses += misses
 
     async def stats(self) -> BackendStats:
+        """Live entries, the memory estimate, oldest/newest entry and the counters."""
         await self.cleanup_expired()
         created = [entry.created_at for entry in self._entries.values()]
         return BackendStats(
@@ -232,6 +237,7 @@ class MemoryBackend:
         )
 
     async def close(self) -> None:
+        """Nothing to release; present for the backend protocol."""
         return None
 
 

@@ -59,8 +59,8 @@ def cached_route(
     its path and query parameter values, plus the `vary_on` request headers (or the value
     of a function of the request, such as the current user's id). `tags` is a list or a
     function of the request. Responses with Set-Cookie, `no-store` or `private` are not
-    stored; requests with Authorization, Cookie or X-API-Key bypass the cache unless
-    `vary_on` or `cache_private_requests=True` says the route handles them.
+    stored; requests with Authorization, Proxy-Authorization, Cookie or X-API-Key bypass
+    the cache unless `vary_on` or `cache_private_requests=True` says the route handles them.
     """
 
     def decorate(endpoint: F) -> F:
