@@ -58,6 +58,7 @@ class CacheService:
         enable_stats: bool = True,
         cleanup_interval: float | None = None,
         stats_flush_interval: float = 1.0,
+        fill_lock_timeout: float | None = None,
     ) -> None:
         self._backend = backend
         self._codec: Codec = codec or JsonCodec()
@@ -68,6 +69,7 @@ class CacheService:
         self._enable_stats = enable_stats
         self._cleanup_interval = cleanup_interval
         self._flush_interval = stats_flush_interval
+        self._fill_lock_timeout = fill_lock_timeout
         self._hits = 0
         self._misses = 0
         self._errors = 0
@@ -150,13 +152,54 @@ class CacheService:
         namespace: str | None,
         tags: tuple[str, ...],
     ) -> Any:
-        token = await self._fill_token()
-        result = factory()
-        value = await result if inspect.isawaitable(result) else result
-        data = self._codec.encode(value)
-        if token is not None:
-            await self._write(fk, data, ttl, namespace, tags, token)
-        return value
+        owner = await self._claim(fk)
+        if owner is None:  # another process is computing it: wait for its result
+            value = await self._await_other_process(fk)
+            if value is not _MISSING:
+                return value
+        try:
+            token = await self._fill_token()
+            result = factory()
+            value = await result if inspect.isawaitable(result) else result
+            data = self._codec.encode(value)
+            if token is not None:
+                await self._write(fk, data, ttl, namespace, tags, token)
+            return value
+        finally:
+            if owner:
+                await self._release(fk, owner)
+
+    async def _claim(self, fk: str) -> str | None:
+        """An owner token for computing `fk` ("" without a lock), or None if another has it."""
+        if self._fill_lock_timeout is None:
+            return ""
+        try:
+            return await self._backend.acquire_fill_lock(fk, self._fill_lock_timeout)
+        except BackendError as exc:
+            self._fault(exc)
+            return ""
+
+    async def _release(self, fk: str, owner: str) -> None:
+        try:
+            await self._backend.release_fill_lock(fk, owner)
+        except BackendError as exc:  # the claim expires by itself
+            self._fault(exc)
+
+    async def _await_other_process(self, fk: str) -> Any:
+        """Poll for the value another process is computing, until the claim's timeout."""
+        deadline = time.monotonic() + (self._fill_lock_timeout or 0.0)
+        pause = 0.005
+        while time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            data = await self._read(fk)
+            if data is not None:
+                try:
+                    return self._codec.decode(data)
+                except SerializationError as exc:
+                    self._fault(exc)
+                    break
+        return _MISSING
 
     def _land(self, fk: str, flight: asyncio.Future[Any]) -> None:
         if self._flights.get(fk) is flight:

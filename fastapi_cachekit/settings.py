@@ -56,6 +56,12 @@ class CacheSettings(BaseSettings):
     stats_flush_interval_seconds: float = Field(
         1.0, gt=0, description="How often hit/miss counts are flushed to a shared backend."
     )
+    fill_lock_timeout_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Shared backends: while one process computes a missing entry, others "
+        "wait up to this long for its result before computing it themselves; 0 turns it off.",
+    )
     l1_max_ttl_seconds: float = Field(
         60.0, gt=0, description="Hybrid: the longest an entry lives in a process's memory tier."
     )

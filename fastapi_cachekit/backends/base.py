@@ -69,6 +69,16 @@ class CacheBackend(Protocol):
     async def fill_token(self) -> FillToken:
         """A token for a later `set(..., fill=token)`."""
 
+    async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
+        """Claim the right to compute `key` for up to `ttl` seconds, across processes.
+
+        Returns an owner token, or None when another process holds the claim. A backend
+        private to one process always grants it (the service dedupes within a process).
+        """
+
+    async def release_fill_lock(self, key: str, owner: str) -> None:
+        """Give up a claim taken with `acquire_fill_lock`, if `owner` still holds it."""
+
     async def delete(self, key: str) -> bool:
         """Remove one entry; True if a live one was removed."""
 

@@ -145,6 +145,12 @@ class HybridBackend:
                 )
         return stored
 
+    async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
+        return await self.l2.acquire_fill_lock(key, ttl)
+
+    async def release_fill_lock(self, key: str, owner: str) -> None:
+        await self.l2.release_fill_lock(key, owner)
+
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:

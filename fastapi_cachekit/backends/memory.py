@@ -171,6 +171,13 @@ class MemoryBackend:
                 removed += not self._remove(key).expired(now)
         return removed
 
+    async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
+        """Always granted: no other process shares this cache."""
+        return "local"
+
+    async def release_fill_lock(self, key: str, owner: str) -> None:
+        """Nothing to release."""
+
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:

@@ -274,6 +274,16 @@ class RedisBackend:
             self._pending.add_clear(self._ops.clear)
             raise
 
+    async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
+        """SET NX PX on a lock key in the entry's shard; the lock expires by itself."""
+        owner, lock = uuid.uuid4().hex, self.layout.shard_of(key).lock(key)
+        px = max(1, math.ceil(ttl * 1000.0))
+        taken = await self.redis.call(lambda client: client.set(lock, owner, nx=True, px=px))
+        return owner if taken else None
+
+    async def release_fill_lock(self, key: str, owner: str) -> None:
+        await self.redis.script(lua.RELEASE_LOCK, [self.layout.shard_of(key).lock(key)], [owner])
+
     async def cleanup_expired(self) -> int:
         """Remove expired entries and dead index members, unless another process is at it.
 

@@ -10,6 +10,7 @@ shards spread evenly over the 16384 slots. Keys of a shard (after its prefix):
     c              zset full key -> created_at ms (oldest/newest in stats)
     n:{ns} t:{tag} sets of full keys: the namespace and tag indexes
     N:{ns} T:{tag} an index being invalidated in chunks (renamed from n:/t:)
+    f:{full key}   the claim of the process computing a missing entry (SET NX PX)
     X              the expiry index being drained by clear()
     idx            set of "n:{ns}" / "t:{tag}" labels: the indexes cleanup must visit
     log, logm      recent invalidations (for fill tokens) and {last, trim} sequence numbers
@@ -90,6 +91,9 @@ class Shard:
 
     def index(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    def lock(self, full_key: str) -> str:
+        return f"{self.prefix}f:{full_key}"
 
     def drain(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind.upper()}:{name}"
