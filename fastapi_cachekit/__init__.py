@@ -17,6 +17,7 @@ from .errors import (
 from .factory import create_cache
 from .fastapi.admin import admin_router
 from .fastapi.dependencies import get_cache, setup_cache
+from .fastapi.middleware import CacheMiddleware
 from .fastapi.routes import cached_route
 from .models import CacheEntry, CacheKey, CacheStats
 from .service import DEFAULT_TTL, CacheService
@@ -31,6 +32,7 @@ __all__ = [
     "CacheEntry",
     "CacheError",
     "CacheKey",
+    "CacheMiddleware",
     "CacheService",
     "CacheSettings",
     "CacheStats",

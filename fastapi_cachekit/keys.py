@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -51,15 +51,21 @@ def _check_text(kind: str, value: object) -> str:
 
 def check_key(key: object) -> str:
     """Return `key` if it is a usable cache key, else raise InvalidKeyError."""
-    # Fast path for the common case; isprintable() is also False for some valid characters
-    # (e.g. a no-break space), which the full check then accepts.
-    if type(key) is str and 0 < len(key) <= MAX_KEY_LENGTH and key.isprintable():
+    if _plain(key):
         return key
     return _check_text("key", key)
 
 
+def _plain(text: object) -> TypeGuard[str]:
+    """The fast path of the checks: a printable str of acceptable length. isprintable() is
+    also False for some valid characters (a no-break space), which the full check accepts."""
+    return type(text) is str and 0 < len(text) <= MAX_KEY_LENGTH and text.isprintable()
+
+
 def check_namespace(namespace: object) -> str:
     """Return `namespace` if it is usable, else raise InvalidKeyError."""
+    if _plain(namespace):
+        return namespace
     return _check_text("namespace", namespace)
 
 

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.base import CacheBackend
-from fastapi_cachekit.backends.hybrid import HybridBackend
-from fastapi_cachekit.backends.redis import RedisBackend
+from tests.backend_kinds import ALL_KINDS, backend_factory
 from tests.clock import FakeClock
 
-BACKENDS = [
-    "memory",
-    pytest.param("redis", marks=pytest.mark.redis),
-    pytest.param("redis-cluster", marks=pytest.mark.redis),
-    pytest.param("hybrid", marks=pytest.mark.redis),
-]
-
 MakeCache = Callable[..., CacheService]
-_prefixes = itertools.count()
 
 
 @pytest.fixture
@@ -30,7 +20,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=ALL_KINDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -40,21 +30,8 @@ def make_backend(
     backend_kind: str, clock: FakeClock, request: pytest.FixtureRequest
 ) -> Callable[[], CacheBackend]:
     """Builds a fresh, separate backend of the kind under test, on the fake clock."""
-    if backend_kind == "memory":
-        return lambda: MemoryBackend(max_items=100_000, clock=clock)
-    request.getfixturevalue("clean_redis")
-    cluster = backend_kind == "redis-cluster"
-    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
-
-    def build() -> CacheBackend:
-        # A prefix of its own per backend, so two caches in one test are as separate as
-        # two memory backends would be.
-        redis = RedisBackend(url, key_prefix=f"t{next(_prefixes)}", cluster=cluster, clock=clock)
-        if backend_kind == "hybrid":
-            return HybridBackend(redis, max_items=100_000, clock=clock)
-        return redis
-
-    return build
+    factory = backend_factory(backend_kind, request)
+    return lambda: factory(clock)
 
 
 @pytest.fixture

@@ -8,9 +8,12 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Header, HTTPException
 
-from fastapi_cachekit import CacheService, ConfigurationError, MemoryBackend
+from fastapi_cachekit import CacheService, ConfigurationError
 from fastapi_cachekit.fastapi.admin import admin_router
 from fastapi_cachekit.fastapi.dependencies import setup_cache
+from tests.backend_kinds import new_backend
+
+pytestmark = pytest.mark.usefixtures("http_backend")
 
 
 def require_admin(x_admin: str = Header("")) -> None:
@@ -20,7 +23,7 @@ def require_admin(x_admin: str = Header("")) -> None:
 
 @pytest.fixture
 def cache() -> CacheService:
-    return CacheService(MemoryBackend())
+    return CacheService(new_backend())
 
 
 @pytest.fixture

@@ -11,10 +11,13 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit import CacheService
 from fastapi_cachekit.fastapi.dependencies import get_cache, setup_cache
 from fastapi_cachekit.fastapi.routes import cached_route
+from tests.backend_kinds import new_backend
 from tests.clock import FakeClock
+
+pytestmark = pytest.mark.usefixtures("http_backend")
 
 
 class Calls:
@@ -33,7 +36,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def cache(clock: FakeClock) -> CacheService:
-    return CacheService(MemoryBackend(clock=clock))
+    return CacheService(new_backend(clock))
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
@@ -99,7 +102,7 @@ async def test_ttl_expires_with_the_clock(cache: CacheService, clock: FakeClock)
 
 
 async def test_default_ttl_is_the_services(clock: FakeClock) -> None:
-    cache = CacheService(MemoryBackend(clock=clock), default_ttl=10)
+    cache = CacheService(new_backend(clock), default_ttl=10)
     app = FastAPI()
     calls = Calls()
 
@@ -315,7 +318,7 @@ async def test_vary_on_a_function_of_the_request(cache: CacheService) -> None:
 
 @pytest.fixture
 async def app_cache() -> AsyncIterator[CacheService]:
-    service = CacheService(MemoryBackend())
+    service = CacheService(new_backend())
     yield service
     await service.close()
 

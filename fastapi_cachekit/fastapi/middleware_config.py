@@ -1,0 +1,163 @@
+"""CacheMiddleware's options: validated once, at construction, into the objects requests use.
+
+Every mistake raises ConfigurationError when the middleware is built (at app start-up), with
+a message that says what to pass instead; nothing here runs per request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+
+from ..errors import ConfigurationError, InvalidKeyError
+from ..keys import check_namespace, check_tags
+from ..service import CacheService
+from .http import DEFAULT_PRIVATE_REQUEST_HEADERS, CachePolicy, CacheStatus, PathFilter
+
+__all__ = ["Clock", "KeyFunc", "MiddlewareConfig", "TagsFunc", "configure"]
+
+KeyFunc = Callable[[Request], str]
+TagsFunc = Callable[[Request], Iterable[str]]
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class MiddlewareConfig:
+    """The validated options of one CacheMiddleware."""
+
+    policy: CachePolicy
+    paths: PathFilter | None
+    """None when every path is cached (no include/exclude given): the hit path skips it."""
+    cache: CacheService | None
+    namespace: str
+    key_func: KeyFunc | None
+    tags_func: TagsFunc | None
+    single_flight: bool
+    status: CacheStatus
+    clock: Clock
+
+
+def configure(
+    *,
+    ttl: float | timedelta | None,
+    include: Iterable[str] | None,
+    exclude: Iterable[str] | None,
+    cache: CacheService | None,
+    namespace: str,
+    key_func: KeyFunc | None,
+    tags_func: TagsFunc | None,
+    max_body_bytes: int | None,
+    cache_authorized: bool,
+    store_set_cookie: bool,
+    private_request_headers: Iterable[str | bytes] | None,
+    cache_private_requests: bool,
+    respect_request_cache_control: bool,
+    single_flight: bool,
+    cache_status_name: str,
+    clock: Clock,
+) -> MiddlewareConfig:
+    """Check every option and build the middleware's configuration (ConfigurationError)."""
+    if cache is not None and not isinstance(cache, CacheService):
+        raise ConfigurationError(f"cache must be a CacheService, got {type(cache).__name__}")
+    for name, func in (("key_func", key_func), ("tags_func", tags_func), ("clock", clock)):
+        if func is not None and not callable(func):
+            raise ConfigurationError(f"{name} must be callable, got {type(func).__name__}")
+    policy = CachePolicy(
+        ttl=_ttl(ttl),
+        max_body_bytes=_size(max_body_bytes),
+        store_set_cookie=bool(store_set_cookie),
+        cache_authorized=bool(cache_authorized),
+        private_request_headers=_field_names(private_request_headers),
+        cache_private_requests=bool(cache_private_requests),
+        respect_request_cache_control=bool(respect_request_cache_control),
+    )
+    return MiddlewareConfig(
+        policy=policy,
+        paths=_paths(include, exclude),
+        cache=cache,
+        namespace=_namespace(namespace),
+        key_func=key_func,
+        tags_func=tags_func,
+        single_flight=bool(single_flight),
+        status=CacheStatus(cache_status_name),
+        clock=clock,
+    )
+
+
+def _ttl(ttl: Any) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ConfigurationError(
+            f"ttl must be seconds (int/float), a timedelta or None, got {type(ttl).__name__}"
+        )
+    if not (math.isfinite(ttl) and ttl > 0):
+        raise ConfigurationError(
+            f"ttl must be a positive, finite number of seconds, got {ttl!r}; "
+            "leave it out to store only responses that state their own freshness"
+        )
+    return float(ttl)
+
+
+def _size(max_body_bytes: Any) -> int | None:
+    if max_body_bytes is None:
+        return None
+    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
+        raise ConfigurationError(
+            f"max_body_bytes must be an int or None, got {type(max_body_bytes).__name__}"
+        )
+    if max_body_bytes < 0:
+        raise ConfigurationError(f"max_body_bytes must not be negative, got {max_body_bytes}")
+    return max_body_bytes
+
+
+def _strings(option: str, values: Any) -> list[str]:
+    """A list of str from an iterable option; a bare string is refused (a common slip)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ConfigurationError(f"{option} must be a list of strings, e.g. {option}=[...]")
+    items = list(values)
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigurationError(f"{option} must hold strings, got {item!r}")
+    return items
+
+
+def _paths(include: Any, exclude: Any) -> PathFilter | None:
+    if include is None and not exclude:
+        return None
+    included = None if include is None else _strings("include", include)
+    excluded = _strings("exclude", exclude) if exclude else []
+    return PathFilter.compile(included, excluded)
+
+
+def _field_names(names: Any) -> frozenset[bytes]:
+    if names is None:
+        return DEFAULT_PRIVATE_REQUEST_HEADERS
+    if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+        raise ConfigurationError(
+            "private_request_headers must be a list of header names, e.g. ['Cookie']"
+        )
+    fields: set[bytes] = set()
+    for name in names:
+        raw = name.encode("ascii", "replace") if isinstance(name, str) else name
+        if not isinstance(raw, bytes) or not raw or not raw.isascii() or b" " in raw:
+            raise ConfigurationError(f"{name!r} is not a header name")
+        fields.add(raw.lower())
+    return frozenset(fields)
+
+
+def _namespace(namespace: Any) -> str:
+    try:
+        checked = check_namespace(namespace)
+        # The middleware tags entries with the namespace; those tags must be valid too.
+        check_tags([f"{checked}:url:{'0' * 32}"])
+    except InvalidKeyError as exc:
+        raise ConfigurationError(f"namespace: {exc}") from exc
+    return checked

@@ -1,0 +1,331 @@
+"""Fetch: one request CacheMiddleware sends to the app (a miss, or a revalidation of a stored
+response), made for one client request and dropped after it.
+
+The app's `http.response.start` is held back until the cache knows what to do with it: when
+the response may be stored, until the first body message (a body that arrives whole can then
+be given its generated ETag and an exact Cache-Status); when revalidating, until the status
+says whether the client gets the app's response or the stored one (304, stale-if-error).
+A body is buffered for storage up to `max_body_bytes` and never further; the client gets
+every message as the app sent it, so streaming stays streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TypeAlias
+
+from starlette.types import Message, Receive, Send
+
+from .http import (
+    CacheControl,
+    LookupDecision,
+    Revalidation,
+    StoragePlan,
+    StoredResponse,
+    decide_revalidation,
+    decide_storage,
+    hit_response,
+    lowercase_names,
+    request_cache_control,
+    revalidation_headers,
+    without_conditionals,
+)
+from .middleware_asgi import ReplayReceive, RequestState, send_response
+from .middleware_store import Runtime
+
+__all__ = ["Fetch", "Flight"]
+
+logger = logging.getLogger("fastapi_cachekit")
+
+Flight: TypeAlias = "asyncio.Future[StoredResponse | None]"
+"""A single-flight fetch: resolves to the storable response, or None when there is none."""
+
+# Fetch phases.
+_WAITING = 0  # nothing from the app yet
+_HOLDING = 1  # the response start is held back until its first body message
+_PASSING = 2  # the start went to the client; body messages follow it
+_ANSWERED = 3  # the client was answered from the cache; the app's messages are dropped
+
+
+class Fetch:
+    """Sends `state`'s request to the app, answers the client, stores what may be stored.
+
+    With `entry` it is a revalidation of that stored response (RFC 9111 §4.3): conditional
+    headers are added and the app's answer is judged by `decide_revalidation`. `fwd` is the
+    Cache-Status forward reason; `flight`, when given, is resolved with the storable response
+    (or None) as soon as that is known, for the requests waiting on this one.
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_entry",
+        "_flight",
+        "_fwd",
+        "_fwd_status",
+        "_mismatch",
+        "_phase",
+        "_plan",
+        "_request_time",
+        "_response_time",
+        "_rt",
+        "_send",
+        "_size",
+        "_stale_served",
+        "_start",
+        "_state",
+    )
+
+    def __init__(
+        self,
+        rt: Runtime,
+        state: RequestState,
+        send: Send,
+        *,
+        fwd: str,
+        entry: StoredResponse | None = None,
+        flight: Flight | None = None,
+    ) -> None:
+        self._rt = rt
+        self._state = state
+        self._send = send
+        self._fwd = fwd
+        self._entry = entry
+        self._flight = flight
+        self._phase = _WAITING
+        self._start: Message | None = None
+        self._plan: StoragePlan | None = None
+        self._chunks: list[bytes] | None = None
+        self._size = 0
+        self._fwd_status: int | None = None
+        self._mismatch = self._stale_served = False
+        self._request_time = self._response_time = 0.0
+
+    async def run(self, receive: Receive) -> None:
+        """Call the app and see its response through."""
+        state, entry = self._state, self._entry
+        scope = state.scope
+        if entry is not None:
+            headers = revalidation_headers(state.headers, entry)
+            scope = {**scope, "headers": headers, "method": "GET"}
+        self._request_time = self._rt.config.clock()
+        try:
+            await self._rt.app(scope, receive, self.send)
+        except Exception:
+            if self._stale_served or await self._stale_on_exception():
+                # The client got the stale response instead of this error: log, do not raise
+                # (Starlette's error middleware sends a 500, then re-raises).
+                logger.warning(
+                    "the app failed while revalidating %s; served stale (stale-if-error)",
+                    state.scope["path"],
+                    exc_info=True,
+                )
+                return
+            raise
+        if self._mismatch:
+            await self._retry(receive)
+        elif self._phase == _HOLDING:  # a start and no body: pass it on, store nothing
+            await self._release(stored=False)
+
+    async def send(self, message: Message) -> None:
+        """The `send` the app is given."""
+        if self._phase == _ANSWERED:
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._on_start(message)
+        elif kind == "http.response.body" and self._phase != _WAITING:
+            await self._on_body(message)
+        else:  # an extension message (trailers, pathsend...): pass it on, store nothing
+            self._give_up()
+            if self._phase == _HOLDING:
+                await self._release(stored=False)
+            await self._send(message)
+
+    # --- the response start --------------------------------------------------------------
+
+    async def _on_start(self, message: Message) -> None:
+        self._response_time = self._rt.config.clock()
+        headers = lowercase_names(message.get("headers") or ())
+        if self._entry is None:
+            plan = self._storage_plan(message["status"], headers)
+        else:
+            plan = await self._revalidated(message["status"], headers)
+            if self._phase == _ANSWERED:
+                return
+        if plan is None or message.get("trailers"):
+            self._give_up()
+            self._phase = _PASSING
+            await self._send(self._with_status(message, stored=False))
+        else:
+            self._plan, self._start, self._chunks, self._phase = plan, message, [], _HOLDING
+
+    def _storage_plan(self, status: int, headers: list[tuple[bytes, bytes]]) -> StoragePlan | None:
+        state, config = self._state, self._rt.config
+        return decide_storage(
+            state.method,
+            state.headers,
+            status,
+            headers,
+            policy=config.policy,
+            request_time=self._request_time,
+            response_time=self._response_time,
+        ).plan
+
+    async def _revalidated(
+        self, status: int, headers: list[tuple[bytes, bytes]]
+    ) -> StoragePlan | None:
+        """Act on the app's answer to a revalidation; the plan when it is a storable full
+        response. Sets the phase to _ANSWERED when the client got the stored response."""
+        assert self._entry is not None
+        rt, state = self._rt, self._state
+        self._fwd_status = status
+        decision = decide_revalidation(
+            self._entry,
+            status,
+            headers,
+            state.headers,
+            policy=rt.config.policy,
+            request_time=self._request_time,
+            response_time=self._response_time,
+            request_cc=self._request_directives(),
+        )
+        outcome = decision.outcome
+        if outcome is Revalidation.UPDATED:
+            assert decision.entry is not None
+            assert decision.serve is not None
+            await self._answer(decision.entry, decision.serve, stored=decision.plan is not None)
+            if decision.plan is not None:
+                self._resolve(decision.entry)
+                await rt.put(state, decision.entry, decision.plan.storage_ttl)
+            else:
+                await rt.storage.remove(rt.cache, state.storage_key)
+        elif outcome is Revalidation.STALE_ON_ERROR:
+            assert decision.serve is not None
+            self._stale_served = True
+            await self._answer(self._entry, decision.serve, detail="stale-if-error")
+        elif outcome is Revalidation.MISMATCH:
+            self._phase, self._mismatch = _ANSWERED, True  # drop this 304, ask again (_retry)
+        elif outcome is Revalidation.REMOVED:
+            await rt.storage.remove(rt.cache, state.storage_key)
+        return decision.plan
+
+    def _request_directives(self) -> CacheControl | None:
+        if not self._rt.config.policy.respect_request_cache_control:
+            return None
+        return request_cache_control(self._state.headers)
+
+    # --- the response body ---------------------------------------------------------------
+
+    async def _on_body(self, message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        plan = self._plan
+        if self._phase == _HOLDING:
+            assert plan is not None
+            if not more:  # the whole body in one message: the usual, non-streamed response
+                entry = plan.entry(body)
+                await self._release(stored=entry is not None, entry=entry)
+                await self._send(message)
+                await self._finish(entry)
+                return
+            # Streaming: the client gets the start now; only a declared length that fits
+            # (decide_storage checked it) lets Cache-Status promise "stored".
+            await self._release(stored=plan.content_length is not None)
+        chunks = self._chunks
+        if chunks is not None and plan is not None:
+            self._size += len(body)
+            if plan.accepts_size(self._size):
+                chunks.append(body)
+            else:
+                self._give_up()
+        await self._send(message)
+        if not more and self._chunks is not None and plan is not None:
+            self._chunks = None
+            await self._finish(plan.entry(b"".join(chunks or ())))
+
+    async def _release(self, *, stored: bool, entry: StoredResponse | None = None) -> None:
+        """Send the held-back start, with the generated ETag (when the body is known) and
+        Cache-Status."""
+        start, self._start = self._start, None
+        self._phase = _PASSING
+        assert start is not None
+        message = self._with_status(start, stored=stored)
+        if entry is not None and entry.etag_generated:
+            message["headers"].insert(-1, (b"etag", entry.etag))
+        await self._send(message)
+
+    def _with_status(self, message: Message, *, stored: bool) -> Message:
+        """A copy of a start message with Cache-Status appended (every other line kept)."""
+        value = self._rt.config.status.forward(
+            self._fwd, fwd_status=self._fwd_status, stored=stored
+        )
+        headers = [*(message.get("headers") or ()), (b"cache-status", value)]
+        return {**message, "headers": headers}
+
+    async def _finish(self, entry: StoredResponse | None) -> None:
+        """The whole body went to the client: store the response when it is complete."""
+        self._resolve(entry)
+        if entry is not None and self._plan is not None:
+            await self._rt.put(self._state, entry, self._plan.storage_ttl)
+
+    def _give_up(self) -> None:
+        """Nothing of this response will be stored: stop buffering, release the waiters."""
+        self._chunks = None
+        self._resolve(None)
+
+    def _resolve(self, entry: StoredResponse | None) -> None:
+        flight = self._flight
+        if flight is not None and not flight.done():
+            flight.set_result(entry)
+
+    # --- answering from the cache --------------------------------------------------------
+
+    async def _answer(
+        self,
+        entry: StoredResponse,
+        decision: LookupDecision,
+        *,
+        stored: bool = False,
+        detail: str | None = None,
+    ) -> None:
+        """Answer the client with the stored response (the app's own answer is dropped)."""
+        self._phase = _ANSWERED
+        status = self._rt.config.status.forward(
+            self._fwd, fwd_status=self._fwd_status, stored=stored, detail=detail
+        )
+        code, headers, body = hit_response(entry, decision, status)
+        await send_response(
+            self._send, code, headers, b"" if self._state.method == "HEAD" else body
+        )
+
+    async def _stale_on_exception(self) -> bool:
+        """After the app raised: serve the stale response if stale-if-error allows and the
+        client has received nothing yet (RFC 5861 §4); True when it was served."""
+        entry = self._entry
+        if entry is None or self._phase not in (_WAITING, _HOLDING):
+            return False
+        decision = decide_revalidation(
+            entry,
+            500,
+            (),
+            self._state.headers,
+            policy=self._rt.config.policy,
+            request_time=self._request_time,
+            response_time=self._rt.config.clock(),
+            request_cc=self._request_directives(),
+        )
+        if decision.outcome is not Revalidation.STALE_ON_ERROR or decision.serve is None:
+            return False
+        self._give_up()
+        await self._answer(entry, decision.serve, detail="stale-if-error")
+        return True
+
+    async def _retry(self, receive: Receive) -> None:
+        """The app's 304 did not match the stored response (§4.3.4): drop the stored one and
+        ask again without any conditional, as a plain miss."""
+        rt, state = self._rt, self._state
+        await rt.storage.remove(rt.cache, state.storage_key)
+        retry = state.replaced(without_conditionals(state.headers))
+        fetch = Fetch(rt, retry, self._send, fwd=self._fwd, flight=self._flight)
+        await fetch.run(ReplayReceive(receive))

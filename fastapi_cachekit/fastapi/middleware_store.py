@@ -1,0 +1,236 @@
+"""Where CacheMiddleware keeps responses: primary keys, Vary variants, tags and the URL index.
+
+Layout in the middleware's namespace, through the service API only (so every backend works
+and every process sees the same thing):
+
+- A response without Vary is stored under its primary key K (the default request key or
+  `key_func`'s result): the hit path is one read.
+- A response with `Vary: A, B` is stored under a variant key `K|v:<hash of the request's
+  normalised A and B values>`, and K holds a small marker naming A and B. A lookup that finds
+  the marker computes the request's variant key and reads again, so clients with different
+  Accept-Language values each get their own stored response.
+- Every record made for K (marker, variants, plain entry) carries the tag `<ns>:key:<hash K>`,
+  so one `invalidate_tags` removes K with all its variants, atomically, on every backend.
+- With the default key, K *is* the hash of the canonical URL, so §4.4 invalidation of a URL
+  is that one tag. With a `key_func`, K may have nothing to do with the URL: an unsafe request
+  drops the key a GET of each target URL would have (`key_func` on that GET), and the keys a
+  URL -> keys index record (`cachekit-urlidx:<url hash>`, each key with its expiry) lists as
+  stored from that URL (keys that also depend on request headers, e.g. a tenant).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from starlette.types import ASGIApp
+
+from ..errors import InvalidKeyError, SerializationError
+from ..keys import MAX_KEY_LENGTH
+from ..service import CacheService
+from .http import (
+    Headers,
+    StoredResponse,
+    TargetURL,
+    VaryValues,
+    decode_entry,
+    encode_entry,
+    vary_values,
+)
+from .middleware_asgi import RequestState
+from .middleware_config import MiddlewareConfig
+
+__all__ = [
+    "VARY_MARKER",
+    "Runtime",
+    "Storage",
+    "decode_marker",
+    "encode_marker",
+    "variant_key",
+]
+
+logger = logging.getLogger("fastapi_cachekit")
+
+VARY_MARKER = b"\xffCKV"
+"""Leading bytes of a Vary marker; distinct from a stored response's magic `\\xffCK\\x01`."""
+_MIN_TTL = 0.001  # the service's smallest TTL
+# A marker that outlives its variants costs one extra read before a miss; one that expires
+# first hides live variants until the next store. So markers live at least this long.
+_MARKER_MIN_TTL = 3600.0
+_INDEX_PREFIX = "cachekit-urlidx:"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def encode_marker(names: Sequence[bytes]) -> bytes:
+    """The record stored under a primary key whose response varies on `names`."""
+    return VARY_MARKER + b"\0".join(names)
+
+
+def decode_marker(raw: bytes) -> tuple[bytes, ...] | None:
+    """The Vary field names of a marker, or None when `raw` is not one."""
+    if not raw.startswith(VARY_MARKER) or len(raw) == len(VARY_MARKER):
+        return None
+    return tuple(raw[len(VARY_MARKER) :].split(b"\0"))
+
+
+def variant_key(key: str, vary: VaryValues) -> str:
+    """The key of the variant of `key` selected by these normalised request values."""
+    blob = b"\0".join(
+        name + b"\0" + (b"-" if value is None else b"+" + value) for name, value in vary
+    )
+    candidate = f"{key}|v:{_digest(blob)}"
+    if len(candidate) <= MAX_KEY_LENGTH:
+        return candidate
+    # A key near the length limit: hash it too, so the variant key stays within the limit.
+    return "v:" + _digest(key.encode("utf-8", "surrogatepass") + b"\0" + blob)
+
+
+class Storage:
+    """Reads and writes the middleware's records in `namespace` (see the module docstring)."""
+
+    __slots__ = ("indexed", "namespace")
+
+    def __init__(self, namespace: str, *, indexed: bool) -> None:
+        self.namespace = namespace
+        self.indexed = indexed
+        """True with a `key_func`: keys are then recorded in the URL -> keys index."""
+
+    def key_tag(self, key: str) -> str:
+        """The tag on every record of primary key `key`."""
+        return f"{self.namespace}:key:{_digest(key.encode('utf-8', 'surrogatepass'))}"
+
+    def _url_tag(self, url_hash: str) -> str:
+        return f"{self.namespace}:url:{url_hash}"
+
+    async def variant(
+        self, cache: CacheService, key: str, raw: bytes, headers: Headers
+    ) -> tuple[StoredResponse | None, str]:
+        """(the stored variant, its key) when `raw`, read under `key`, is a Vary marker;
+        (None, key) when it is neither a marker nor a stored response (a miss)."""
+        names = decode_marker(raw)
+        if names is None:
+            return None, key
+        storage_key = variant_key(key, vary_values(names, headers))
+        data = await cache.get_raw(storage_key, self.namespace)
+        return (decode_entry(data) if data is not None else None), storage_key
+
+    async def put(
+        self,
+        cache: CacheService,
+        key: str,
+        entry: StoredResponse,
+        ttl: float,
+        *,
+        tags: Iterable[str] = (),
+        url_hash: str | None = None,
+    ) -> None:
+        """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies).
+
+        Never raises for a value that cannot be stored: that is logged and skipped, as a
+        backend fault is by the service.
+        """
+        try:
+            data = encode_entry(entry)
+            all_tags = [self.key_tag(key), *tags]
+            ttl = max(ttl, _MIN_TTL)
+            if entry.vary:
+                names = [name for name, _ in entry.vary]
+                storage_key = variant_key(key, entry.vary)
+                await cache.set_raw(storage_key, data, ttl, self.namespace, all_tags)
+                marker_ttl = max(ttl, _MARKER_MIN_TTL)
+                await cache.set_raw(key, encode_marker(names), marker_ttl, self.namespace, all_tags)
+            else:
+                await cache.set_raw(key, data, ttl, self.namespace, all_tags)
+            if self.indexed and url_hash is not None:
+                await self._index(cache, url_hash, key, ttl, entry.response_time)
+        except (SerializationError, InvalidKeyError) as exc:
+            logger.error("CacheMiddleware could not store a response under %r: %s", key, exc)
+
+    async def remove(self, cache: CacheService, storage_key: str) -> None:
+        """Delete the record a stored response was read from."""
+        await cache.delete(storage_key, self.namespace)
+
+    async def invalidate(
+        self,
+        cache: CacheService,
+        targets: Sequence[TargetURL],
+        keys: Iterable[str] = (),
+    ) -> int:
+        """Remove every stored response of these URLs (RFC 9111 §4.4), and those of `keys`
+        (with a `key_func`: the keys GET requests for the targets would have); the number of
+        records removed."""
+        tags = [self.key_tag(key) for key in keys]
+        for target in targets:
+            url_hash = target.key
+            if self.indexed:
+                raw = await cache.get_raw(_INDEX_PREFIX + url_hash, self.namespace)
+                tags.extend(self.key_tag(key) for key in _index_members(raw, now=None))
+                tags.append(self._url_tag(url_hash))
+            else:
+                tags.append(self.key_tag(url_hash))  # the default key is the URL hash
+        return await cache.invalidate_tags(tags) if tags else 0
+
+    async def _index(
+        self, cache: CacheService, url_hash: str, key: str, ttl: float, now: float
+    ) -> None:
+        """Record that `key` holds a response of URL `url_hash` until `now + ttl`.
+
+        A read-modify-write: two first stores of different keys for one URL at the same
+        instant can lose one entry of the index (not the responses themselves).
+        """
+        index_key = _INDEX_PREFIX + url_hash
+        members = _index_members(await cache.get_raw(index_key, self.namespace), now=now)
+        members[key] = max(members.get(key, 0.0), now + ttl)
+        data = b"\n".join(
+            f"{expiry!r} {member}".encode("utf-8", "surrogatepass")
+            for member, expiry in members.items()
+        )
+        index_ttl = max(members.values()) - now
+        await cache.set_raw(
+            index_key, data, max(index_ttl, _MIN_TTL), self.namespace, [self._url_tag(url_hash)]
+        )
+
+
+def _index_members(raw: bytes | None, *, now: float | None) -> dict[str, float]:
+    """key -> expiry of a URL index record (entries expired at `now` dropped; None keeps all)."""
+    members: dict[str, float] = {}
+    try:
+        text = raw.decode("utf-8", "surrogatepass") if raw else ""
+    except UnicodeDecodeError:  # a garbled record indexes nothing; it must not fail a write
+        return members
+    for line in text.split("\n"):
+        expiry_text, _, key = line.partition(" ")
+        try:
+            expiry = float(expiry_text)
+        except ValueError:
+            continue
+        if key and (now is None or expiry > now):
+            members[key] = expiry
+    return members
+
+
+class Runtime(NamedTuple):
+    """What every fetch of one middleware shares, once its CacheService is known."""
+
+    app: ASGIApp
+    config: MiddlewareConfig
+    storage: Storage
+    cache: CacheService
+
+    async def put(self, state: RequestState, entry: StoredResponse, ttl: float) -> None:
+        """Store the response to `state`'s request, with the user's tags."""
+        tags: list[str] = []
+        tags_func = self.config.tags_func
+        if tags_func is not None:
+            try:
+                tags = list(tags_func(state.request()))
+            except Exception:
+                logger.exception("CacheMiddleware tags_func failed; the response is not stored")
+                return
+        url_hash = state.url_hash() if self.storage.indexed else None
+        await self.storage.put(self.cache, state.key, entry, ttl, tags=tags, url_hash=url_hash)

@@ -1,0 +1,71 @@
+"""The backends a test can run on, built the same way for every suite that runs on several."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from fastapi_cachekit.backends.base import CacheBackend
+from fastapi_cachekit.backends.hybrid import HybridBackend
+from fastapi_cachekit.backends.memory import MemoryBackend
+from fastapi_cachekit.backends.redis import RedisBackend
+
+Clock = Callable[[], float]
+BackendFactory = Callable[[Clock], CacheBackend]
+
+ALL_KINDS: list[Any] = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis-cluster", marks=pytest.mark.redis),
+    pytest.param("hybrid", marks=pytest.mark.redis),
+]
+
+_prefixes = itertools.count()
+
+
+def backend_factory(kind: str, request: pytest.FixtureRequest) -> BackendFactory:
+    """Makes fresh, separate backends of `kind` (Redis ones on the session's own servers,
+    flushed before the test, each under a key prefix of its own)."""
+    if kind == "memory":
+        return lambda clock=time.time: MemoryBackend(max_items=100_000, clock=clock)
+    request.getfixturevalue("clean_redis")
+    cluster = kind == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+
+    def build(clock: Clock = time.time) -> CacheBackend:
+        prefix = f"t{next(_prefixes)}"
+        redis = RedisBackend(url, key_prefix=prefix, cluster=cluster, clock=clock)
+        return HybridBackend(redis, max_items=100_000, clock=clock) if kind == "hybrid" else redis
+
+    return build
+
+
+HTTP_KINDS: list[Any] = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("hybrid", marks=pytest.mark.redis),
+]
+
+
+class BackendSwitch:
+    """The backend kind the HTTP tests build their services on (see tests/fastapi/conftest).
+
+    Tests call `new_backend(clock)`; the `http_backend` fixture points it at the kind under
+    test and closes what was built.
+    """
+
+    def __init__(self) -> None:
+        self.factory: BackendFactory = lambda clock=time.time: MemoryBackend(clock=clock)
+        self.built: list[CacheBackend] = []
+
+    def __call__(self, clock: Clock = time.time) -> CacheBackend:
+        backend = self.factory(clock)
+        self.built.append(backend)
+        return backend
+
+
+new_backend = BackendSwitch()
