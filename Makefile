@@ -3,12 +3,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint types pytest docs clean
+.PHONY: install demo test lint types pytest docs bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	$(BIN)/python -m pip install -q -e '.[dev,docs,bench]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -30,6 +30,11 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test: lint types pytest docs
+
+# Side-by-side benchmarks (several minutes; starts its own redis-server). Not part of `test`,
+# which runs `benchmarks.run --quick` once through tests/test_benchmarks.py.
+bench: install
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of fastapi-cachekit, its peers and the floors."""

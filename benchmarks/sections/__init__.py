@@ -1,0 +1,1 @@
+"""The benchmark sections; each module has `async def run(quick: bool) -> list[Row]`."""
