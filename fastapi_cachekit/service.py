@@ -18,7 +18,8 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
 
-from .backends.base import CacheBackend, FillToken
+from .backends.base import CacheBackend
+from .backends.base import FillToken as FillToken
 from .errors import BackendError, InvalidTTLError, SerializationError
 from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key
 from .models import CacheStats, utc_from_timestamp
@@ -95,10 +96,16 @@ class CacheService:
         value = await self._lookup(self._full_key(key, namespace))
         return default if value is _MISSING else value
 
-    async def get_raw(self, key: str, namespace: str | None = None) -> bytes | None:
-        """The stored bytes, bypassing the codec (for callers with their own format)."""
+    async def get_raw(
+        self, key: str, namespace: str | None = None, *, count: bool = True
+    ) -> bytes | None:
+        """The stored bytes, bypassing the codec (for callers with their own format).
+
+        `count=False` leaves the hit/miss statistics alone (for bookkeeping reads).
+        """
         data = await self._read(self._full_key(key, namespace))
-        self._count(hit=data is not None)
+        if count:
+            self._count(hit=data is not None)
         return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
@@ -234,12 +241,23 @@ class CacheService:
         ttl: TTL | _DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        fill: FillToken | None = None,
     ) -> bool:
-        """Store bytes as they are, bypassing the codec; see `set`."""
+        """Store bytes as they are, bypassing the codec; see `set`.
+
+        With `fill` (from `fill_token()`, taken before the data was computed) nothing is
+        stored if the key, its namespace, a tag or a matching pattern was invalidated since.
+        """
         fk = self._full_key(key, namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
-        return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, None)
+        return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, fill)
+
+    async def fill_token(self) -> FillToken | None:
+        """A token to pass to `set_raw(..., fill=...)`; None when the backend is unavailable
+        (then storing is pointless anyway)."""
+        return await self._fill_token()
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""

@@ -17,6 +17,7 @@ from typing import TypeAlias
 
 from starlette.types import Message, Receive, Send
 
+from ..service import FillToken
 from .http import (
     CacheControl,
     LookupDecision,
@@ -60,6 +61,7 @@ class Fetch:
     __slots__ = (
         "_chunks",
         "_entry",
+        "_fill",
         "_flight",
         "_fwd",
         "_fwd_status",
@@ -100,6 +102,7 @@ class Fetch:
         self._fwd_status: int | None = None
         self._mismatch = self._stale_served = False
         self._request_time = self._response_time = 0.0
+        self._fill: FillToken | None = None
 
     async def run(self, receive: Receive) -> None:
         """Call the app and see its response through."""
@@ -108,6 +111,9 @@ class Fetch:
         if entry is not None:
             headers = revalidation_headers(state.headers, entry)
             scope = {**scope, "headers": headers, "method": "GET"}
+        # Taken before the app runs: an invalidation from now on makes this response too old
+        # to store.
+        self._fill = await self._rt.cache.fill_token()
         self._request_time = self._rt.config.clock()
         try:
             await self._rt.app(scope, receive, self.send)
@@ -197,7 +203,7 @@ class Fetch:
             await self._answer(decision.entry, decision.serve, stored=decision.plan is not None)
             if decision.plan is not None:
                 self._resolve(decision.entry)
-                await rt.put(state, decision.entry, decision.plan.storage_ttl)
+                await rt.put(state, decision.entry, decision.plan.storage_ttl, self._fill)
             else:
                 await rt.storage.remove(rt.cache, state.storage_key)
         elif outcome is Revalidation.STALE_ON_ERROR:
@@ -267,7 +273,7 @@ class Fetch:
         """The whole body went to the client: store the response when it is complete."""
         self._resolve(entry)
         if entry is not None and self._plan is not None:
-            await self._rt.put(self._state, entry, self._plan.storage_ttl)
+            await self._rt.put(self._state, entry, self._plan.storage_ttl, self._fill)
 
     def _give_up(self) -> None:
         """Nothing of this response will be stored: stop buffering, release the waiters."""

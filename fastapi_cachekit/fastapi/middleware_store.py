@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from ..errors import InvalidKeyError, SerializationError
 from ..keys import MAX_KEY_LENGTH
-from ..service import CacheService
+from ..service import CacheService, FillToken
 from .http import (
     Headers,
     StoredResponse,
@@ -128,8 +128,12 @@ class Storage:
         *,
         tags: Iterable[str] = (),
         url_hash: str | None = None,
+        fill: FillToken | None = None,
     ) -> None:
         """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies).
+
+        `fill`: the token taken before the app was called, so that a response computed
+        before an invalidation of its key or tags is not stored after it.
 
         Never raises for a value that cannot be stored: that is logged and skipped, as a
         backend fault is by the service.
@@ -141,11 +145,11 @@ class Storage:
             if entry.vary:
                 names = [name for name, _ in entry.vary]
                 storage_key = variant_key(key, entry.vary)
-                await cache.set_raw(storage_key, data, ttl, self.namespace, all_tags)
-                marker_ttl = max(ttl, _MARKER_MIN_TTL)
-                await cache.set_raw(key, encode_marker(names), marker_ttl, self.namespace, all_tags)
+                await cache.set_raw(storage_key, data, ttl, self.namespace, all_tags, fill=fill)
+                marker, marker_ttl = encode_marker(names), max(ttl, _MARKER_MIN_TTL)
+                await cache.set_raw(key, marker, marker_ttl, self.namespace, all_tags, fill=fill)
             else:
-                await cache.set_raw(key, data, ttl, self.namespace, all_tags)
+                await cache.set_raw(key, data, ttl, self.namespace, all_tags, fill=fill)
             if self.indexed and url_hash is not None:
                 await self._index(cache, url_hash, key, ttl, entry.response_time)
         except (SerializationError, InvalidKeyError) as exc:
@@ -168,7 +172,7 @@ class Storage:
         for target in targets:
             url_hash = target.key
             if self.indexed:
-                raw = await cache.get_raw(_INDEX_PREFIX + url_hash, self.namespace)
+                raw = await cache.get_raw(_INDEX_PREFIX + url_hash, self.namespace, count=False)
                 tags.extend(self.key_tag(key) for key in _index_members(raw, now=None))
                 tags.append(self._url_tag(url_hash))
             else:
@@ -184,7 +188,8 @@ class Storage:
         instant can lose one entry of the index (not the responses themselves).
         """
         index_key = _INDEX_PREFIX + url_hash
-        members = _index_members(await cache.get_raw(index_key, self.namespace), now=now)
+        stored = await cache.get_raw(index_key, self.namespace, count=False)
+        members = _index_members(stored, now=now)
         members[key] = max(members.get(key, 0.0), now + ttl)
         data = b"\n".join(
             f"{expiry!r} {member}".encode("utf-8", "surrogatepass")
@@ -222,7 +227,13 @@ class Runtime(NamedTuple):
     storage: Storage
     cache: CacheService
 
-    async def put(self, state: RequestState, entry: StoredResponse, ttl: float) -> None:
+    async def put(
+        self,
+        state: RequestState,
+        entry: StoredResponse,
+        ttl: float,
+        fill: FillToken | None = None,
+    ) -> None:
         """Store the response to `state`'s request, with the user's tags."""
         tags: list[str] = []
         tags_func = self.config.tags_func
@@ -233,4 +244,6 @@ class Runtime(NamedTuple):
                 logger.exception("CacheMiddleware tags_func failed; the response is not stored")
                 return
         url_hash = state.url_hash() if self.storage.indexed else None
-        await self.storage.put(self.cache, state.key, entry, ttl, tags=tags, url_hash=url_hash)
+        await self.storage.put(
+            self.cache, state.key, entry, ttl, tags=tags, url_hash=url_hash, fill=fill
+        )

@@ -235,3 +235,17 @@ async def test_a_stream_over_max_body_bytes_releases_the_followers_at_once() -> 
         streamed = await leader
     assert streamed.content == b"x" * 120 + b"end"
     assert cache_status(streamed) == "fastapi-cachekit; fwd=uri-miss"
+
+
+async def test_a_response_computed_before_an_invalidation_is_not_stored() -> None:
+    """No stale write-back: a miss in flight while its key is invalidated is not stored."""
+    origin = Gated()
+    async with Harness(origin.app) as h:
+        first = asyncio.ensure_future(h.get())
+        await origin.entered.wait()
+        await h.cache.clear_all()  # e.g. the data behind the page changed meanwhile
+        origin.gate.set()
+        assert (await first).content == b"response 1"
+        second = await h.get()
+    assert origin.calls == 2
+    assert second.content == b"response 2"
