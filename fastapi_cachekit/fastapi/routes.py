@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute, serialize_response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..keys import hash_text
 from ..service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
@@ -38,6 +39,8 @@ KeyFunc = Callable[[Request], str]
 TagsArg = Iterable[str] | Callable[[Request], Iterable[str]] | None
 VaryOn = Sequence[str] | Callable[[Request], str] | None
 
+_LOOKED_UP = "fastapi_cachekit.route_looked_up"
+"""Scope key: the shortcut already looked this request up (and counted the miss)."""
 _REQUEST = "_cachekit_request"
 _RESPONSE = "_cachekit_response"
 _SERIALIZE_HAS_DUMP_JSON = "dump_json" in inspect.signature(serialize_response).parameters
@@ -111,54 +114,77 @@ class _CachedRoute:
                 del kwargs[name]
             return await self.respond(request, sub_response, kwargs)
 
-        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__dict__["__signature__"] = signature  # what inspect.signature reports
         return wrapper
+
+    def cacheable(self, scope: Scope) -> bool:
+        """Whether this request may be answered from (and stored in) the cache."""
+        return scope["method"] in ("GET", "HEAD") and not self._bypass(scope)
+
+    async def lookup(self, request: Request) -> StoredResponse | None:
+        cache = self.cache or cache_for_app(request.app)
+        stored = await cache.get_raw(self.key(request), namespace=self.namespace)
+        return decode_entry(stored) if stored is not None else None
 
     async def respond(
         self, request: Request, sub_response: Response, kwargs: dict[str, Any]
     ) -> Any:
-        if request.method not in ("GET", "HEAD") or self._bypass(request):
+        scope = request.scope
+        if not self.cacheable(scope):
             return await self.call(kwargs)
+        if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
+            self._install_shortcut(scope)
+            entry = await self.lookup(request)
+            if entry is not None:
+                return _Replay(entry)
         cache = self.cache or cache_for_app(request.app)
-        key = self.key(request)
-        stored = await cache.get_raw(key, namespace=self.namespace)
-        entry = decode_entry(stored) if stored is not None else None
-        if entry is not None:
-            return _replay(entry)
+        token = await cache.fill_token()  # before computing: see "no stale write-back"
         result = await self.call(kwargs)
         response = await _render(request, result, sub_response)
-        if _storable(response):
+        if token is not None and _storable(response):
             await cache.set_raw(
-                key,
+                self.key(request),
                 encode_entry(_entry(response)),
                 ttl=self.ttl,
                 namespace=self.namespace,
                 tags=self._tags(request),
+                fill=token,
             )
         return response
+
+    def _install_shortcut(self, scope: Scope) -> None:
+        """Answer later hits before FastAPI solves the route's parameters, when nothing of
+        the user's (a dependency, such as an auth check) must run for every request."""
+        route = scope.get("route")
+        if (
+            isinstance(route, APIRoute)
+            and route.endpoint is self.wrapper
+            and not route.dependant.dependencies
+            and not isinstance(route.app, _HitShortcut)
+        ):
+            route.app = _HitShortcut(route.app, self)
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
             return await self.endpoint(**kwargs)
         return await run_in_threadpool(self.endpoint, **kwargs)
 
-    def _bypass(self, request: Request) -> bool:
+    def _bypass(self, scope: Scope) -> bool:
         if not self.bypass_private:
             return False
-        names = {name.lower() for name in request.headers}
-        return any(name.encode() in DEFAULT_PRIVATE_REQUEST_HEADERS for name in names)
+        # ASGI header names are lowercase bytes: no Headers object needed.
+        private = DEFAULT_PRIVATE_REQUEST_HEADERS
+        return any(name in private for name, _ in scope["headers"])
 
     def key(self, request: Request) -> str:
         if self.key_func is not None:
             return self.key_func(request)
-        route = request.scope.get("route")
-        template = route.path if isinstance(route, APIRoute) else request.url.path
-        params = "&".join(f"{k}={v}" for k, v in sorted(request.path_params.items()))
-        query = canonical_query(request.url.query)
-        parts = [template, params, query]
-        if self.vary_on is not None:
-            parts.append(self._variant(request))
-        return f"{template}#{hash_text(chr(0).join(parts))}"
+        scope = request.scope
+        route = scope.get("route")
+        template = route.path if isinstance(route, APIRoute) else scope["path"]
+        params = tuple(sorted(scope.get("path_params", {}).items()))
+        variant = None if self.vary_on is None else self._variant(request)
+        return _route_key(template, params, scope["query_string"], variant)
 
     def _variant(self, request: Request) -> str:
         if callable(self.vary_on):
@@ -171,6 +197,18 @@ class _CachedRoute:
         if callable(self.tags):
             return list(self.tags(request))
         return self.tags
+
+
+@functools.lru_cache(maxsize=4096)
+def _route_key(
+    template: str, params: tuple[tuple[str, Any], ...], query: bytes, variant: str | None
+) -> str:
+    """The default key: template, path and sorted query values, hashed (memoised, since a
+    hot route sees the same few URLs again and again)."""
+    parts = [template, "&".join(f"{k}={v}" for k, v in params), canonical_query(query)]
+    if variant is not None:
+        parts.append(variant)
+    return f"{template}#{hash_text(chr(0).join(parts))}"
 
 
 def _with_request_and_response(endpoint: Callable[..., Any]) -> tuple[inspect.Signature, str, str]:
@@ -282,8 +320,30 @@ def _entry(response: Response) -> StoredResponse:
     )
 
 
-def _replay(entry: StoredResponse) -> Response:
-    response = Response(status_code=entry.status)
-    response.body = entry.body
-    response.raw_headers = list(entry.headers)
-    return response
+class _Replay(Response):
+    """A stored response sent as it was: status, headers and body as stored."""
+
+    def __init__(self, entry: StoredResponse) -> None:
+        # Response.__init__ would render and compute headers again; all is stored already.
+        self.status_code = entry.status
+        self.body = entry.body
+        self.raw_headers = list(entry.headers)
+        self.background = None
+
+
+class _HitShortcut:
+    """The ASGI app of a cached route without dependencies: a hit is sent straight from the
+    cache; anything else goes on to FastAPI's handler (marked as already looked up)."""
+
+    def __init__(self, app: ASGIApp, cached: _CachedRoute) -> None:
+        self.app = app
+        self.cached = cached
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.cached.cacheable(scope):
+            entry = await self.cached.lookup(Request(scope))
+            if entry is not None:
+                await _Replay(entry)(scope, receive, send)
+                return
+            scope[_LOOKED_UP] = True
+        await self.app(scope, receive, send)

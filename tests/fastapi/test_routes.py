@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
@@ -338,3 +338,66 @@ async def test_get_cache_and_cached_route_share_the_service(app_cache: CacheServ
         assert (await client.get("/v")).json() == 0
         await app_cache.invalidate_tags(["v"])
         assert (await client.get("/v")).json() == 5
+
+
+async def test_dependencies_run_on_every_hit(cache: CacheService) -> None:
+    """A dependency (an auth check, say) must never be skipped by a cache hit."""
+    app = FastAPI()
+    checks = Calls()
+    router = APIRouter(dependencies=[Depends(lambda: checks())])
+
+    def current_user() -> str:
+        checks()
+        return "ada"
+
+    @app.get("/mine")
+    @cached_route(cache, ttl=60, cache_private_requests=True)
+    async def mine(user: str = Depends(current_user)) -> str:
+        return user
+
+    @router.get("/guarded")
+    @cached_route(cache, ttl=60)
+    async def guarded() -> str:
+        return "secret"
+
+    app.include_router(router)
+    async with client_for(app) as client:
+        for _ in range(3):
+            await client.get("/mine")
+            await client.get("/guarded")
+    assert checks.count == 6
+
+
+async def test_hits_without_dependencies_are_counted_once(cache: CacheService) -> None:
+    app = FastAPI()
+    calls = Calls()
+
+    @app.get("/items/{item_id}")
+    @cached_route(cache, ttl=60)
+    async def item(item_id: int) -> int:
+        return calls()
+
+    async with client_for(app) as client:
+        responses = [await client.get("/items/7") for _ in range(5)]
+        invalid = await client.get("/items/not-a-number")
+    assert [r.json() for r in responses] == [1] * 5
+    assert invalid.status_code == 422  # validation still happens for what is not stored
+    stats = await cache.get_stats()
+    assert (stats.total_hits, stats.total_misses) == (4, 2)
+
+
+async def test_a_response_computed_before_an_invalidation_is_not_stored(
+    cache: CacheService,
+) -> None:
+    app = FastAPI()
+    calls = Calls()
+
+    @app.get("/slow")
+    @cached_route(cache, ttl=60, tags=["data"])
+    async def slow() -> int:
+        await cache.invalidate_tags(["data"])  # the data changes while we compute
+        return calls()
+
+    async with client_for(app) as client:
+        assert (await client.get("/slow")).json() == 1
+        assert (await client.get("/slow")).json() == 2
