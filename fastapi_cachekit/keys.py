@@ -26,6 +26,7 @@ __all__ = [
     "full_key",
     "function_call_key",
     "hash_text",
+    "is_plain",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -51,20 +52,23 @@ def _check_text(kind: str, value: object) -> str:
 
 def check_key(key: object) -> str:
     """Return `key` if it is a usable cache key, else raise InvalidKeyError."""
-    if _plain(key):
+    if is_plain(key):
         return key
     return _check_text("key", key)
 
 
-def _plain(text: object) -> TypeGuard[str]:
-    """The fast path of the checks: a printable str of acceptable length. isprintable() is
-    also False for some valid characters (a no-break space), which the full check accepts."""
+def is_plain(text: object) -> TypeGuard[str]:
+    """Whether `text` passes the checks' fast path: a printable str of acceptable length.
+
+    True means it is a valid key or namespace; False means only "run the full check":
+    isprintable() is also False for some valid characters (a no-break space).
+    """
     return type(text) is str and 0 < len(text) <= MAX_KEY_LENGTH and text.isprintable()
 
 
 def check_namespace(namespace: object) -> str:
     """Return `namespace` if it is usable, else raise InvalidKeyError."""
-    if _plain(namespace):
+    if is_plain(namespace):
         return namespace
     return _check_text("namespace", namespace)
 

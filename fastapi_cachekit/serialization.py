@@ -49,6 +49,13 @@ class JsonCodec:
     _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
     def encode(self, value: Any) -> bytes:
+        # Most values need neither option, and a call without options is measurably faster
+        # (principle 6). The options only widen what can be serialized (non-str dict keys,
+        # numpy), so whenever the plain call succeeds its bytes are the options call's.
+        try:
+            return orjson.dumps(value, default=_json_default)
+        except TypeError:
+            pass
         try:
             return orjson.dumps(value, default=_json_default, option=self._OPTIONS)
         except TypeError as exc:

@@ -18,10 +18,10 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
 
-from .backends.base import CacheBackend
+from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
 from .errors import BackendError, InvalidTTLError, SerializationError
-from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key
+from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
 
@@ -62,6 +62,13 @@ class CacheService:
         fill_lock_timeout: float | None = None,
     ) -> None:
         self._backend = backend
+        # A backend that can answer without awaiting (the memory backend; NowaitReads and
+        # NowaitWrites) is called that way: an awaited call's coroutine costs more than a
+        # memory hit itself.
+        self._get_nowait: Callable[[str], bytes | Deferred | None] = (
+            nowait_twin(backend, "get") or _deferred
+        )
+        self._set_nowait: Callable[..., bool | Deferred] = nowait_twin(backend, "set") or _deferred
         self._codec: Codec = codec or JsonCodec()
         self._default_ttl = _seconds(default_ttl)
         self._default_namespace = (
@@ -93,8 +100,33 @@ class CacheService:
 
     async def get(self, key: str, namespace: str | None = None, *, default: Any = None) -> Any:
         """The cached value, or `default` (None) on a miss."""
-        value = await self._lookup(self._full_key(key, namespace))
-        return default if value is _MISSING else value
+        # The hot path: _full_key, _read and _lookup written out, so that a call is one
+        # coroutine (principle 6). Keep it in step with them.
+        if namespace is None and self._default_namespace is None and is_plain(key):
+            fk = key
+        else:
+            fk = self._full_key(key, namespace)
+        if self._maintenance is None:
+            self._start()
+        try:
+            data = self._get_nowait(fk)
+            if data is DEFERRED:
+                data = await self._backend.get(fk)
+        except BackendError as exc:
+            self._fault(exc)
+            data = None
+        if data is not None:
+            try:
+                value = self._codec.decode(data)
+            except SerializationError as exc:
+                self._fault(exc)
+            else:
+                if self._enable_stats:
+                    self._hits += 1
+                return value
+        if self._enable_stats:
+            self._misses += 1
+        return default
 
     async def get_raw(
         self, key: str, namespace: str | None = None, *, count: bool = True
@@ -228,11 +260,27 @@ class CacheService:
 
         Returns whether the value was stored (False when the backend is unavailable).
         """
-        fk = self._full_key(key, namespace)
-        seconds = self._ttl(ttl)
-        tag_tuple = check_tags(tags)
+        # The hot path: _full_key, _namespace, _ttl, check_tags and _write written out, so
+        # that a call is one coroutine (principle 6); the checks run in the same order.
+        if namespace is None and self._default_namespace is None and is_plain(key):
+            fk, label = key, None
+        else:
+            fk, label = self._full_key(key, namespace), self._namespace(namespace)
+        seconds = self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+        tag_tuple = () if tags is None else check_tags(tags)
         data = self._codec.encode(value)
-        return await self._write(fk, data, seconds, self._namespace(namespace), tag_tuple, None)
+        if self._maintenance is None:
+            self._start()
+        try:
+            stored = self._set_nowait(fk, data, ttl=seconds, namespace=label, tags=tag_tuple)
+            if stored is DEFERRED:
+                stored = await self._backend.set(
+                    fk, data, ttl=seconds, namespace=label, tags=tag_tuple
+                )
+            return stored
+        except BackendError as exc:
+            self._fault(exc)
+            return False
 
     async def set_raw(
         self,
@@ -396,7 +444,8 @@ class CacheService:
         if self._maintenance is None:
             self._start()
         try:
-            return await self._backend.get(fk)
+            data = self._get_nowait(fk)
+            return await self._backend.get(fk) if data is DEFERRED else data
         except BackendError as exc:
             self._fault(exc)
             return None
@@ -413,9 +462,12 @@ class CacheService:
         if self._maintenance is None:
             self._start()
         try:
-            return await self._backend.set(
-                fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
-            )
+            stored = self._set_nowait(fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+            if stored is DEFERRED:
+                stored = await self._backend.set(
+                    fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
+                )
+            return stored
         except BackendError as exc:
             self._fault(exc)
             return False
@@ -490,6 +542,11 @@ def _seconds(ttl: TTL) -> float | None:
             "and for an entry that never expires pass ttl=None"
         )
     return round(seconds, 3)
+
+
+def _deferred(*args: Any, **kwargs: Any) -> Deferred:
+    """The `*_nowait` stand-in for a backend without a synchronous fast path."""
+    return DEFERRED
 
 
 def _rate(hits: int, misses: int) -> float:

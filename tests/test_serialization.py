@@ -8,7 +8,10 @@ import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from fastapi_cachekit import (
@@ -18,7 +21,7 @@ from fastapi_cachekit import (
     TamperedValueError,
     create_cache,
 )
-from fastapi_cachekit.serialization import JsonCodec, SignedPickleCodec
+from fastapi_cachekit.serialization import JsonCodec, SignedPickleCodec, _json_default
 
 
 class Color(enum.Enum):
@@ -110,3 +113,75 @@ async def test_pickle_is_opt_in_through_settings() -> None:
     await cache.set("k", {1, 2})
     assert await cache.get("k") == {1, 2}
     await cache.close()
+
+
+# --- the encoder's fast path (a call without options first) must not change any bytes -----
+
+_OLD_ENCODE_OPTIONS = JsonCodec._OPTIONS
+
+
+def _options_call(value: object) -> bytes | str:
+    """What encode() did before it tried a call without options first: the bytes, or the
+    error text it put into its SerializationError."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_OLD_ENCODE_OPTIONS)
+    except TypeError as exc:
+        return f"({exc})"
+
+
+def _assert_same_outcome(value: object) -> None:
+    expected = _options_call(value)
+    if isinstance(expected, bytes):
+        assert JsonCodec().encode(value) == expected
+    else:
+        with pytest.raises(SerializationError) as raised:
+            JsonCodec().encode(value)
+        assert expected in str(raised.value)
+
+
+class Label(str):
+    pass
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3),
+    st.datetimes(),
+    st.uuids(),
+    st.sampled_from([Color.RED, Point(1, 2), User(id=1, name="Ada"), frozenset({1})]),
+)
+_KEYS = st.one_of(st.text(max_size=4), st.builds(Label, st.text(max_size=4)))
+_NON_STR_KEYS = st.one_of(_KEYS, st.integers(), st.booleans(), st.none(), st.dates())
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(_KEYS, inner, max_size=4),
+        st.dictionaries(_NON_STR_KEYS, inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+def test_json_encode_matches_the_call_with_options(value: object) -> None:
+    _assert_same_outcome(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1: "a"},
+        {None: 1, "x": [{2.5: True}]},
+        {date(2024, 5, 1): 1},
+        [{Color.RED: 1}],
+        {2**64: 1},
+        {"a": object()},
+    ],
+)
+def test_json_non_str_keys_take_the_options_call(value: object) -> None:
+    _assert_same_outcome(value)

@@ -7,13 +7,23 @@ clock the backend was given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from ..keys import GlobPattern
 
-__all__ = ["BackendStats", "CacheBackend", "FillToken"]
+__all__ = [
+    "DEFERRED",
+    "BackendStats",
+    "CacheBackend",
+    "Deferred",
+    "FillToken",
+    "NowaitReads",
+    "NowaitWrites",
+    "nowait_twin",
+]
 
 FillToken = int
 """A snapshot of a backend's invalidation sequence, taken before a value is computed."""
@@ -105,3 +115,69 @@ class CacheBackend(Protocol):
 
     async def close(self) -> None:
         """Release connections and background work; the backend is not used afterwards."""
+
+
+# --- optional: a synchronous fast path ----------------------------------------------------
+
+
+class Deferred(enum.Enum):
+    """The type of DEFERRED (an enum, so that type checkers narrow `is DEFERRED`)."""
+
+    DEFERRED = "deferred"
+
+
+DEFERRED: Final = Deferred.DEFERRED
+"""A `*_nowait` method's answer when it cannot answer without I/O: await the async method."""
+
+
+@runtime_checkable
+class NowaitReads(Protocol):
+    """Optional: a backend that can answer reads without awaiting (principle 6).
+
+    The service looks for it once, when it is built (see `nowait_twin`), and then calls
+    `get_nowait` before (and usually instead of) `get`: a coroutine costs more than a memory
+    hit itself. `get_nowait` must answer exactly as `get` would, or return DEFERRED to have
+    `get` awaited.
+    """
+
+    def get_nowait(self, key: str) -> bytes | Deferred | None:
+        """The stored bytes of a live entry, None, or DEFERRED (ask `get`)."""
+
+
+@runtime_checkable
+class NowaitWrites(Protocol):
+    """Optional: a backend that can store without awaiting; the twin of NowaitReads."""
+
+    def set_nowait(
+        self,
+        key: str,
+        value: bytes,
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> bool | Deferred:
+        """What `set` would return, or DEFERRED (then nothing was stored: await `set`)."""
+
+
+def nowait_twin(backend: object, name: str) -> Callable[..., Any] | None:
+    """`backend`'s bound `{name}_nowait` if it answers for its async `name`, else None.
+
+    It does not when `name` is overridden below the class that defines `{name}_nowait`, or
+    on the instance: a subclass whose `get` raises (to stand in for a server that is down)
+    keeps being awaited, as it was before the fast path existed.
+    """
+    sync_name = f"{name}_nowait"
+    sync_owner, async_owner = _owner(backend, sync_name), _owner(backend, name)
+    if sync_owner is None or async_owner is None or not issubclass(sync_owner, async_owner):
+        return None
+    if name in getattr(backend, "__dict__", {}):
+        return None
+    method: Callable[..., Any] = getattr(backend, sync_name)
+    return method
+
+
+def _owner(obj: object, name: str) -> type | None:
+    """The class in `obj`'s MRO that defines `name`."""
+    return next((klass for klass in type(obj).__mro__ if name in vars(klass)), None)

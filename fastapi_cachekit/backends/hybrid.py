@@ -31,7 +31,7 @@ from redis.asyncio.client import PubSub
 from ..errors import BackendError
 from ..keys import GlobPattern
 from ..settings import CacheSettings
-from .base import BackendStats, FillToken
+from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .memory import MemoryBackend
 from .redis import RedisBackend
 
@@ -87,12 +87,20 @@ class HybridBackend:
 
     async def get(self, key: str) -> bytes | None:
         if self._coherent:
-            value = await self.l1.get(key)
+            value = self.l1.get_nowait(key)
             if value is not None:
                 return value
         elif self._listener is None:
             await self._listen()
         return await self._promote(key)
+
+    def get_nowait(self, key: str) -> bytes | Deferred:
+        """An L1 hit without a coroutine (NowaitReads); anything else is left to `get`."""
+        if self._coherent:
+            value = self.l1.get_nowait(key)
+            if value is not None:
+                return value
+        return DEFERRED
 
     async def _promote(self, key: str) -> bytes | None:
         token = await self.l1.fill_token()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import tracemalloc
 
 from hypothesis import settings
@@ -99,6 +100,93 @@ async def test_background_sweeper_removes_expired_entries() -> None:
     assert cache._maintenance.done()
 
 
+async def test_overwrite_in_place_renews_the_entry() -> None:
+    """An overwrite with the same labels takes the in-place path; the outcome is that of a
+    fresh write: new value and times, the most recently used, the estimate of the new size."""
+    clock = FakeClock()
+    backend = MemoryBackend(max_items=2, clock=clock)
+    await backend.set("a", b"1", ttl=10, namespace="ns", tags=("t",))
+    entry = backend._entries["a"]
+    await backend.set("b", b"1", ttl=None, namespace=None, tags=())
+    clock.advance(8)
+    await backend.set("a", b"22", ttl=10, namespace="ns", tags=("t",))
+    assert backend._entries["a"] is entry  # in place: the indexes were left alone
+    assert entry.created_at == clock.now
+    clock.advance(8)  # 16 s after the first write, 8 s after the second
+    assert await backend.get("a") == b"22"
+    await backend.set("c", b"1", ttl=None, namespace=None, tags=())
+    assert set(backend._entries) == {"a", "c"}  # b was the least recently used
+    fresh = MemoryBackend()
+    await fresh.set("a", b"22", ttl=10, namespace="ns", tags=("t",))
+    await fresh.set("c", b"1", ttl=None, namespace=None, tags=())
+    assert (await backend.stats()).memory_bytes == (await fresh.stats()).memory_bytes
+    assert (await backend.stats()).oldest == clock.now - 8  # a, from its second write
+    assert await backend.invalidate_tags(["t"]) == 1
+
+
+async def test_overwrite_with_other_labels_reindexes() -> None:
+    backend = MemoryBackend()
+    await backend.set("k", b"1", ttl=None, namespace=None, tags=())
+    await backend.set("k", b"2", ttl=None, namespace="ns", tags=("t",))
+    assert await backend.invalidate_namespace("ns") == 1
+    await backend.set("k", b"3", ttl=None, namespace="ns", tags=("t",))
+    await backend.set("k", b"4", ttl=None, namespace=None, tags=())
+    assert await backend.invalidate_tags(["t"]) == 0
+    assert await backend.invalidate_namespace("ns") == 0
+    assert await backend.get("k") == b"4"
+    assert backend._tags == {}
+    assert backend._namespaces == {}
+
+
+async def test_overwrite_of_an_expired_entry_stores_it_again() -> None:
+    clock = FakeClock()
+    backend = MemoryBackend(clock=clock)
+    await backend.set("k", b"1", ttl=1, namespace=None, tags=())
+    clock.advance(2)
+    await backend.set("k", b"2", ttl=1, namespace=None, tags=())
+    assert await backend.get("k") == b"2"
+
+
+async def test_entries_without_labels_take_less_memory() -> None:
+    backend = MemoryBackend()
+    await backend.set("plain", b"1", ttl=None, namespace=None, tags=())
+    await backend.set("labelled", b"1", ttl=None, namespace="ns", tags=())
+    plain, labelled = backend._entries["plain"], backend._entries["labelled"]
+    assert sys.getsizeof(plain) < sys.getsizeof(labelled)
+    assert (plain.namespace, plain.tags) == (None, ())
+    assert (labelled.namespace, labelled.tags) == ("ns", ())
+
+
+async def test_sync_methods_answer_as_the_async_ones() -> None:
+    """get_nowait/set_nowait are what the service calls; get/set must agree with them."""
+    clock = FakeClock()
+    sync, coro = MemoryBackend(max_items=3, clock=clock), MemoryBackend(max_items=3, clock=clock)
+    token = await sync.fill_token()
+    await coro.fill_token()
+    writes: list[tuple[str, bytes, float | None, str | None, tuple[str, ...]]] = [
+        ("a", b"1", 5.0, None, ()),
+        ("b", b"2", None, "ns", ("t",)),
+        ("a", b"3", 1.0, None, ()),
+        ("c", b"4", None, None, ("t", "u")),
+        ("d", b"5", 2.0, "ns", ()),
+    ]
+    for key, value, ttl, ns, tags in writes:
+        assert sync.set_nowait(
+            key, value, ttl=ttl, namespace=ns, tags=tags, fill=token
+        ) == await coro.set(key, value, ttl=ttl, namespace=ns, tags=tags, fill=token)
+    await sync.delete("zz")
+    await coro.delete("zz")
+    stale_sync = sync.set_nowait("zz", b"x", ttl=None, namespace=None, tags=(), fill=token)
+    stale_coro = await coro.set("zz", b"x", ttl=None, namespace=None, tags=(), fill=token)
+    assert stale_sync is stale_coro is False
+    for step in (0.0, 1.5, 1.0):
+        clock.advance(step)
+        for key in ("a", "b", "c", "d", "missing"):
+            assert sync.get_nowait(key) == await coro.get(key)
+        assert list(sync._entries) == list(coro._entries)
+    assert await sync.stats() == await coro.stats()
+
+
 # --- model check: the memory backend against a plain dict ------------------------------
 
 KEYS = st.sampled_from(["a", "b", "c", "ns:a", "ns:b", "x:y"])
@@ -110,11 +198,13 @@ TTLS = st.sampled_from([None, 1.0, 5.0])
 class MemoryBackendModel(RuleBasedStateMachine):
     """Random set/get/delete/invalidate/expire sequences agree with a dict model."""
 
+    max_items = 1000
+
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock(1_000_000.0)
-        self.backend = MemoryBackend(max_items=1000, clock=self.clock)
-        # key -> (value, expires_at, namespace, tags)
+        self.backend = MemoryBackend(max_items=self.max_items, clock=self.clock)
+        # key -> (value, expires_at, namespace, tags), least recently used first
         self.model: dict[str, tuple[bytes, float | None, str | None, tuple[str, ...]]] = {}
 
     def run(self, coro: object) -> object:
@@ -124,20 +214,42 @@ class MemoryBackendModel(RuleBasedStateMachine):
         now = self.clock.now
         return {k: v for k, v in self.model.items() if v[1] is None or v[1] > now}
 
-    @rule(key=KEYS, value=st.binary(max_size=4), ttl=TTLS, ns=NAMESPACES, tags=TAGS)
+    @rule(
+        key=KEYS,
+        value=st.binary(max_size=4),
+        ttl=TTLS,
+        ns=NAMESPACES,
+        tags=TAGS,
+        nowait=st.booleans(),
+    )
     def set(
-        self, key: str, value: bytes, ttl: float | None, ns: str | None, tags: list[str]
+        self,
+        key: str,
+        value: bytes,
+        ttl: float | None,
+        ns: str | None,
+        tags: list[str],
+        nowait: bool,
     ) -> None:
-        self.run(self.backend.set(key, value, ttl=ttl, namespace=ns, tags=tags))
+        if nowait:
+            assert self.backend.set_nowait(key, value, ttl=ttl, namespace=ns, tags=tags)
+        else:
+            assert self.run(self.backend.set(key, value, ttl=ttl, namespace=ns, tags=tags))
         expires = None if ttl is None else self.clock.now + ttl
+        self.model.pop(key, None)  # a write makes the key the most recently used
         self.model[key] = (value, expires, ns, tuple(tags))
+        while len(self.model) > self.max_items:
+            del self.model[next(iter(self.model))]
 
-    @rule(key=KEYS)
-    def get(self, key: str) -> None:
+    @rule(key=KEYS, nowait=st.booleans())
+    def get(self, key: str, nowait: bool) -> None:
         expected = self.live().get(key)
-        assert self.run(self.backend.get(key)) == (expected[0] if expected else None)
+        found = self.backend.get_nowait(key) if nowait else self.run(self.backend.get(key))
+        assert found == (expected[0] if expected else None)
         if expected is None:
             self.model.pop(key, None)  # an expired entry is removed when it is read
+        else:
+            self.model[key] = self.model.pop(key)  # a hit makes it the most recently used
 
     @rule(key=KEYS)
     def delete(self, key: str) -> None:
@@ -176,10 +288,26 @@ class MemoryBackendModel(RuleBasedStateMachine):
         self.model = self.live()
 
     @invariant()
-    def same_keys_stored(self) -> None:
+    def same_keys_stored_in_lru_order(self) -> None:
         # Looks without reading, since a read removes an expired entry.
-        assert set(self.backend._entries) == set(self.model)
+        assert list(self.backend._entries) == list(self.model)
+
+    @invariant()
+    def estimate_is_the_sum_of_the_entries(self) -> None:
+        # Overwrites in place adjust the running total; it must equal a recount.
+        entries = self.backend._entries
+        assert self.backend._bytes == sum(entry.size(key) for key, entry in entries.items())
 
 
 MemoryBackendModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
 TestMemoryBackendModel = MemoryBackendModel.TestCase
+
+
+class SmallMemoryBackendModel(MemoryBackendModel):
+    """The same, with room for 3 of the 6 keys: LRU eviction in the mix."""
+
+    max_items = 3
+
+
+SmallMemoryBackendModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
+TestSmallMemoryBackendModel = SmallMemoryBackendModel.TestCase
