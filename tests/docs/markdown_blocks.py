@@ -6,6 +6,10 @@ Conventions (also described in docs/getting-started.md, "About the examples"):
 - `<!-- continue -->` on the line right before a block runs it in the namespace left by the
   previous ```python block of the same file.
 - `<!-- not-run: reason -->` on the line right before a block skips it; the reason is required.
+- `<!-- redis -->` right before a block runs its chain (the block, the blocks it continues and
+  those continuing it) with `REDIS_URL` set to the URL of the test session's own redis-server
+  (tests/redis_servers.py: a free loopback port, never 6379), flushed first; connections to it
+  are let through. Markers may be stacked on consecutive lines (`redis` with `continue`).
 - Lines whose text starts with `#>` (or `# >`) are the block's expected output, in order.
 """
 
@@ -32,7 +36,7 @@ PYTHON_LIKE = frozenset({"py", "py3", "python3", "pycon", "ipython", "pyi"})
 
 _OPEN = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
 _OUTPUT = re.compile(r"^\s*# ?> ?(?P<text>.*)$")
-_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-run|continue)\b(?P<rest>.*?)-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(?P<kind>not-run|continue|redis)\b(?P<rest>.*?)-->\s*$")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Block:
     source: str
     skip_reason: str | None = None  # set for `<!-- not-run: ... -->`
     continues: bool = False  # set for `<!-- continue -->`
+    needs_redis: bool = False  # set for `<!-- redis -->`
 
     @property
     def name(self) -> str:
@@ -94,24 +99,23 @@ def parse(path: Path) -> MarkdownFile:
     """Read `path` and find its fences, Python blocks and markers."""
     result = MarkdownFile(path)
     lines = path.read_text(encoding="utf-8").splitlines()
-    pending: tuple[int, str, str] | None = None  # (line, kind, rest) of a marker
+    pending: list[tuple[int, str, str]] = []  # (line, kind, rest) of the markers read
     i = 0
     while i < len(lines):
         text = lines[i]
         marker = _MARKER.match(text)
         opening = _OPEN.match(text)
         if marker:
-            if pending is not None:
-                result.problems.append(f"{path.name}:{pending[0]}: marker not followed by a block")
-            pending = (i + 1, marker["kind"], marker["rest"])
+            pending.append((i + 1, marker["kind"], marker["rest"]))
             i += 1
             continue
         if opening is None:
-            if pending is not None and text.strip():
+            if pending and text.strip():
                 result.problems.append(
-                    f"{path.name}:{pending[0]}: a marker must be on the line right before a block"
+                    f"{path.name}:{pending[0][0]}: a marker must be on the line right before a "
+                    "block (or on the line before another marker)"
                 )
-                pending = None
+                pending = []
             i += 1
             continue
         indent, fence = len(opening["indent"]), opening["fence"]
@@ -124,15 +128,15 @@ def parse(path: Path) -> MarkdownFile:
         result.fences.append(Fence(language, i + 1))
         if language == "python":
             result.blocks.append(_block(path, i + 2, body, pending, result.problems))
-        elif pending is not None:
+        elif pending:
             result.problems.append(
-                f"{path.name}:{pending[0]}: marker before a ```{language} block; "
+                f"{path.name}:{pending[0][0]}: marker before a ```{language} block; "
                 "only ```python blocks are run"
             )
-        pending = None
+        pending = []
         i = end + 1
-    if pending is not None:
-        result.problems.append(f"{path.name}:{pending[0]}: marker not followed by a block")
+    if pending:
+        result.problems.append(f"{path.name}:{pending[0][0]}: marker not followed by a block")
     return result
 
 
@@ -140,19 +144,32 @@ def _block(
     path: Path,
     line: int,
     body: str,
-    marker: tuple[int, str, str] | None,
+    markers: list[tuple[int, str, str]],
     problems: list[str],
 ) -> Block:
-    if marker is None:
-        return Block(path, line, body)
-    marker_line, kind, rest = marker
-    if kind == "continue":
-        if rest.strip():
-            problems.append(f"{path.name}:{marker_line}: `<!-- continue -->` takes no argument")
-        return Block(path, line, body, continues=True)
-    reason = rest.strip().removeprefix(":").strip()
-    if not rest.strip().startswith(":") or not reason:
+    skip_reason: str | None = None
+    continues = needs_redis = False
+    seen: set[str] = set()
+    for marker_line, kind, rest in markers:
+        where = f"{path.name}:{marker_line}"
+        if kind in seen:
+            problems.append(f"{where}: `<!-- {kind} -->` twice before one block")
+        seen.add(kind)
+        if kind == "not-run":
+            reason = rest.strip().removeprefix(":").strip()
+            if not rest.strip().startswith(":") or not reason:
+                problems.append(f"{where}: `not-run` needs a reason: <!-- not-run: why -->")
+            skip_reason = reason or ""
+        elif rest.strip():
+            problems.append(f"{where}: `<!-- {kind} -->` takes no argument")
+        if kind == "continue":
+            continues = True
+        elif kind == "redis":
+            needs_redis = True
+    if skip_reason is not None and len(seen) > 1:
         problems.append(
-            f"{path.name}:{marker_line}: `not-run` needs a reason: <!-- not-run: why -->"
+            f"{path.name}:{markers[0][0]}: a `not-run` block takes no other marker (it is not run)"
         )
-    return Block(path, line, body, skip_reason=reason or "")
+    return Block(
+        path, line, body, skip_reason=skip_reason, continues=continues, needs_redis=needs_redis
+    )

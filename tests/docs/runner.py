@@ -3,8 +3,10 @@
 A chain runs in a fresh namespace named `__main__`. Blocks with top-level `await` run in an
 event loop shared by the chain and closed the way `asyncio.run` closes its loop. While a chain
 runs, a positive `asyncio.sleep`/`time.sleep` called from documentation code, and any network
-connection, are refused and reported. After the last block, a FastAPI `app` left in the
-namespace has its OpenAPI schema generated, which checks that every route is well formed.
+connection (but those to the addresses the chain is allowed, such as the test session's own
+redis-server for `<!-- redis -->` chains), are refused and reported. After the last block, a
+FastAPI `app` left in the namespace has its OpenAPI schema generated, which checks that every
+route is well formed.
 """
 
 from __future__ import annotations
@@ -60,10 +62,14 @@ def compile_block(block: Block) -> CodeType:
 
 
 class Guards:
-    """Refuses real sleeps by code from `filenames`, and every network connection."""
+    """Refuses real sleeps by code from `filenames`, and every network connection except to
+    the `allowed` (host, port) addresses."""
 
-    def __init__(self, filenames: frozenset[str]) -> None:
+    def __init__(
+        self, filenames: frozenset[str], allowed: frozenset[tuple[str, int]] = frozenset()
+    ) -> None:
         self.filenames = filenames
+        self.allowed = allowed
         self.violations: list[str] = []
 
     def _called_from_docs(self) -> bool:
@@ -73,6 +79,7 @@ class Guards:
     @contextlib.contextmanager
     def installed(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         real_async_sleep, real_sleep = asyncio.sleep, time.sleep
+        real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
 
         async def async_sleep(delay: float, result: Any = None) -> Any:
             if delay > 0 and self._called_from_docs():
@@ -86,11 +93,19 @@ class Guards:
                 return
             real_sleep(delay)
 
+        def allowed(address: Any) -> bool:
+            return isinstance(address, tuple) and tuple(address[:2]) in self.allowed
+
         def connect(sock: socket.socket, address: Any) -> None:
+            if allowed(address):
+                real_connect(sock, address)
+                return
             self.violations.append(f"a network connection to {address!r}")
             raise OSError("documentation examples must not use the network")
 
         def connect_ex(sock: socket.socket, address: Any) -> int:
+            if allowed(address):
+                return real_connect_ex(sock, address)
             connect(sock, address)
             return 1
 
@@ -129,18 +144,22 @@ def _run_block(block: Block, namespace: dict[str, Any], loop: asyncio.AbstractEv
 
 
 def run_chain(
-    chain: Sequence[Block], monkeypatch: pytest.MonkeyPatch, filenames: frozenset[str]
+    chain: Sequence[Block],
+    monkeypatch: pytest.MonkeyPatch,
+    filenames: frozenset[str],
+    allowed: frozenset[tuple[str, int]] = frozenset(),
 ) -> dict[str, Any]:
     """Run the blocks in one namespace and check them; the namespace they leave.
 
     Raises AssertionError when a block prints something other than its `#>` lines, sleeps,
-    touches the network, or leaves the event loop reporting an error.
+    connects to anything but the `allowed` (host, port) addresses, or leaves the event loop
+    reporting an error.
     """
     last = chain[-1]
     skipped = [str(block) for block in chain if block.skip_reason is not None]
     assert not skipped, f"{last} continues blocks that are not run: {skipped}"
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    guards = Guards(filenames)
+    guards = Guards(filenames, allowed)
     errors: list[str] = []
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(lambda _loop, context: errors.append(str(context["message"])))

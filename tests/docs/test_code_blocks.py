@@ -4,6 +4,9 @@ Each block is one test, named `path:line`, run by tests/docs/runner.py in a temp
 directory with no `CACHEKIT_*` variables (the environment is restored afterwards). A block
 marked `<!-- continue -->` is run after the blocks it continues, in their namespace. A block
 marked `<!-- not-run: reason -->` must have a reason, compile, and import only what exists.
+A chain with a block marked `<!-- redis -->` gets `REDIS_URL`: the URL of the session's own
+redis-server (tests/redis_servers.py; flushed first, never port 6379), the only address it may
+connect to; without redis-server such a test skips (fails under CI=true), like every Redis test.
 The conventions are in tests/docs/markdown_blocks.py.
 """
 
@@ -14,6 +17,8 @@ import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,6 +39,16 @@ NOT_RUN = [block for block in BLOCKS if block.skip_reason is not None]
 DOC_FILENAMES = frozenset(str(file.path) for file in FILES)
 
 
+def needs_redis(block: Block) -> bool:
+    """Whether the chain that ends with `block` has a `<!-- redis -->` block."""
+    return any(link.needs_redis for link in chain_of(PAGES[block.path], block))
+
+
+def _param(block: Block) -> Any:
+    marks = [pytest.mark.redis] if needs_redis(block) else []
+    return pytest.param(block, marks=marks, id=str(block))
+
+
 @pytest.fixture
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """A temporary working directory and an environment without CACHEKIT_* variables."""
@@ -50,9 +65,20 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("isolated")
-@pytest.mark.parametrize("block", RUNNABLE, ids=str)
-def test_block_runs(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
-    run_chain(chain_of(PAGES[block.path], block), monkeypatch, DOC_FILENAMES)
+@pytest.mark.parametrize("block", [_param(block) for block in RUNNABLE])
+def test_block_runs(
+    block: Block, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    allowed: frozenset[tuple[str, int]] = frozenset()
+    if needs_redis(block):
+        request.getfixturevalue("clean_redis")  # skips without redis-server (fails in CI)
+        url: str = request.getfixturevalue("redis_url")
+        address = urlsplit(url)
+        assert address.hostname is not None
+        assert address.port is not None
+        allowed = frozenset({(address.hostname, address.port)})
+        monkeypatch.setenv("REDIS_URL", url)
+    run_chain(chain_of(PAGES[block.path], block), monkeypatch, DOC_FILENAMES, allowed)
 
 
 @pytest.mark.parametrize("block", NOT_RUN, ids=str)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from pathlib import Path
 
@@ -65,12 +66,49 @@ def test_markers_set_continuation_and_reasons(tmp_path: Path) -> None:
         ("<!-- continue -->\nSome text.\n```python\nx = 1\n```\n", "right before a block"),
         ("<!-- continue -->\n", "not followed by a block"),
         ("<!-- continue: why -->\n```python\nx = 1\n```\n", "takes no argument"),
+        ("<!-- redis: please -->\n```python\nx = 1\n```\n", "takes no argument"),
+        ("<!-- redis -->\n<!-- redis -->\n```python\nx = 1\n```\n", "twice"),
+        ("<!-- redis -->\n<!-- not-run: why -->\n```python\nx = 1\n```\n", "no other marker"),
+        ("<!-- redis -->\n```sh\nredis-cli ping\n```\n", "only ```python blocks are run"),
     ],
 )
 def test_marker_misuse_is_reported(tmp_path: Path, text: str, problem: str) -> None:
     problems = page(tmp_path, text).problems
     assert len(problems) == 1
     assert problem in problems[0]
+
+
+def test_redis_markers_stack_with_continue(tmp_path: Path) -> None:
+    file = page(
+        tmp_path,
+        """\
+        <!-- redis -->
+        ```python
+        x = 1
+        ```
+
+        <!-- continue -->
+        ```python
+        y = x
+        ```
+
+        <!-- continue -->
+        <!-- redis -->
+        ```python
+        z = y
+        ```
+
+        ```python
+        w = 0
+        ```
+        """,
+    )
+    assert not file.problems
+    first, second, third, fourth = file.blocks
+    assert (first.needs_redis, first.continues) == (True, False)
+    assert (second.needs_redis, second.continues) == (False, True)
+    assert (third.needs_redis, third.continues) == (True, True)
+    assert (fourth.needs_redis, fourth.continues) == (False, False)
 
 
 def test_indented_fences_and_expected_output(tmp_path: Path) -> None:
@@ -172,6 +210,31 @@ def test_network_connections_are_refused(tmp_path: Path, monkeypatch: pytest.Mon
     file = page(tmp_path, f"```python\n{code}\n```\n")
     with pytest.raises(AssertionError, match="network connection"):
         run(file, monkeypatch)
+
+
+def test_allowed_addresses_may_be_connected_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a `<!-- redis -->` chain gets for the session's redis-server: that address only."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        monkeypatch.setenv("DOCS_TEST_PORT", str(port))
+        code = (
+            "import os, socket\n"
+            "port = int(os.environ['DOCS_TEST_PORT'])\n"
+            "socket.create_connection(('127.0.0.1', port)).close()\n"
+            "try:\n"
+            "    socket.create_connection(('127.0.0.1', port + 1))\n"
+            "except OSError:\n"
+            "    pass"
+        )
+        file = page(tmp_path, f"```python\n{code}\n```\n")
+        block = file.blocks[0]
+        allowed = frozenset({("127.0.0.1", port)})
+        with pytest.raises(AssertionError) as refused:
+            run_chain([block], monkeypatch, frozenset({str(file.path)}), allowed)
+    assert f"a network connection to ('127.0.0.1', {port + 1})" in str(refused.value)
+    assert f"('127.0.0.1', {port})" not in str(refused.value)
 
 
 def test_errors_point_at_the_markdown_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,137 @@
+"""The Benchmarks page: its generated tables parse, and benchmarks/report.py writes them.
+
+The tables between the page's markers come from a run's JSON (`python -m benchmarks.report`);
+these tests check their shape, not their figures, so the page can be refreshed at any time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+
+import pytest
+
+from benchmarks.harness import Row, with_ratios
+from benchmarks.report import END, PAGE, START, render, rewrite
+from benchmarks.run import SECTIONS
+
+HEADER = [
+    "row",
+    "ops/s (median)",
+    "µs/op",
+    "spread ops/s (min-max)",
+    "ratio",
+    "ratio, best-of-R",
+    "vs",
+    "note",
+]
+_CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
+_COUNT = re.compile(r"^\d{1,3}(,\d{3})*$")
+_MICROS = re.compile(r"^(\d{1,3}(,\d{3})*|\d+\.\d+)$")
+_RATIO = re.compile(r"^\d+\.\d\dx$")
+_SECTION = re.compile(r"^### .+ \(`(?P<name>[\w-]+)`\)$")
+
+
+def generated(text: str) -> str:
+    """The part of the page between the markers."""
+    assert START in text, f"the page has lost its start marker {START!r}"
+    assert END in text, f"the page has lost its end marker {END!r}"
+    return text[text.index(START) + len(START) : text.index(END)]
+
+
+def tables(block: str) -> dict[str, list[list[str]]]:
+    """Section name -> table rows (cells), read from a generated block."""
+    found: dict[str, list[list[str]]] = {}
+    section = None
+    for line in block.splitlines():
+        heading = _SECTION.match(line)
+        if heading:
+            section = heading["name"]
+            assert section not in found, f"section {section} appears twice"
+            found[section] = []
+        elif line.startswith("|"):
+            assert section is not None, f"a table row before any section heading: {line}"
+            cells = [cell.strip() for cell in _CELL_SEPARATOR.split(line)[1:-1]]
+            found[section].append(cells)
+    return found
+
+
+def check_table(name: str, rows: list[list[str]]) -> None:
+    assert rows[0] == HEADER, f"{name}: unexpected header {rows[0]}"
+    assert all(cell == "---" for cell in rows[1]), f"{name}: no separator line"
+    assert len(rows) > 2, f"{name}: no rows"
+    for cells in rows[2:]:
+        assert len(cells) == len(HEADER), f"{name}: {cells}"
+        row, ops, micros, spread, ratio, best, _vs, note = cells
+        assert row, f"{name}: a row without a name"
+        if ops == "—":  # an info, skipped or "not available" row: the note says what
+            assert (micros, spread, ratio, best) == ("—",) * 4, f"{name}: {cells}"
+            assert note, f"{name}: {row} has neither figures nor a note"
+            continue
+        assert _COUNT.match(ops), f"{name}: {row}: ops/s {ops!r}"
+        assert _MICROS.match(micros), f"{name}: {row}: µs/op {micros!r}"
+        low, _, high = spread.partition("-")
+        assert _COUNT.match(low), f"{name}: {row}: spread {spread!r}"
+        assert _COUNT.match(high), f"{name}: {row}: spread {spread!r}"
+        for value in (ratio, best):
+            assert value == "—" or _RATIO.match(value), f"{name}: {row}: ratio {value!r}"
+
+
+def test_the_pages_tables_parse() -> None:
+    block = generated(PAGE.read_text(encoding="utf-8"))
+    assert "- Command: `python -m benchmarks.run" in block
+    assert re.search(r"- Started: \d{4}-\d\d-\d\dT\d\d:\d\d", block)
+    found = tables(block)
+    assert found, "the page has no benchmark tables"
+    assert set(found) <= set(SECTIONS)
+    for name, rows in found.items():
+        check_table(name, rows)
+
+
+def sample_report() -> dict[str, object]:
+    rows = with_ratios(
+        [
+            Row("floor: dict", ops_per_s=2e6, us_per_op=0.5, ops_per_s_min=1e6, ops_per_s_max=3e6),
+            Row(
+                "cachekit | piped",
+                ops_per_s=5e5,
+                us_per_op=2.0,
+                ops_per_s_min=4e5,
+                ops_per_s_max=6e5,
+                baseline="floor: dict",
+            ),
+            Row("bytes per entry", status="info", note="303 B beyond the value"),
+            Row("peer", status="not available", note="cannot import: peer"),
+        ]
+    )
+    as_json = [asdict(row) for row in rows]
+    del as_json[0]["ratio_best"]  # a JSON from an older harness lacks newer fields
+    return {
+        "environment": {"command": "python -m benchmarks.run --section memory", "time": "t"},
+        "sections": [{"name": "memory", "title": "Memory", "seconds": 1.5, "rows": as_json}],
+    }
+
+
+def test_report_renders_tables_that_parse() -> None:
+    block = render(sample_report())
+    assert block.startswith(START)
+    assert block.endswith(END)
+    found = tables(generated(block))
+    assert list(found) == ["memory"]
+    check_table("memory", found["memory"])
+    assert found["memory"][3][4:6] == ["4.00x", "5.00x"]
+    assert found["memory"][3][0] == "cachekit \\| piped"
+
+
+def test_rewrite_replaces_only_the_generated_part() -> None:
+    page = f"# Title\n\nProse.\n\n{START}\nold tables\n{END}\n\nMore prose.\n"
+    once = rewrite(page, sample_report())
+    assert once.startswith("# Title\n\nProse.\n\n")
+    assert once.endswith("\n\nMore prose.\n")
+    assert "old tables" not in once
+    assert rewrite(once, sample_report()) == once
+
+
+def test_rewrite_needs_the_markers() -> None:
+    with pytest.raises(SystemExit, match="markers"):
+        rewrite("# no markers here\n", sample_report())
