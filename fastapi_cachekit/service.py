@@ -100,7 +100,7 @@ class CacheService:
 
     async def get(self, key: str, namespace: str | None = None, *, default: Any = None) -> Any:
         """The cached value, or `default` (None) on a miss."""
-        # The hot path: _full_key, _read and _lookup written out, so that a call is one
+        # The hot path: _full_key and _read written out, so that a call is one
         # coroutine (principle 6). Keep it in step with them.
         if namespace is None and self._default_namespace is None and is_plain(key):
             fk = key
@@ -171,7 +171,7 @@ class CacheService:
         fk = self._full_key(key, namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
-        value = await self._lookup(fk)
+        value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
         flight = self._flights.get(fk)
@@ -193,7 +193,7 @@ class CacheService:
     ) -> Any:
         owner = await self._claim(fk)
         if owner is None:  # another process is computing it: wait for its result
-            value = await self._await_other_process(fk)
+            value, owner = await self._await_other_process(fk)
             if value is not _MISSING:
                 return value
         try:
@@ -224,8 +224,10 @@ class CacheService:
         except BackendError as exc:  # the claim expires by itself
             self._fault(exc)
 
-    async def _await_other_process(self, fk: str) -> Any:
-        """Poll for the value another process is computing, until the claim's timeout."""
+    async def _await_other_process(self, fk: str) -> tuple[Any, str]:
+        """Poll for the value another process is computing: (the value, ""), or (_MISSING,
+        an owner token) once its claim is gone without a value (it failed, or its result
+        was not stored) and this process holds it, or (_MISSING, "") at the timeout."""
         deadline = time.monotonic() + (self._fill_lock_timeout or 0.0)
         pause = 0.005
         while time.monotonic() < deadline:
@@ -234,11 +236,14 @@ class CacheService:
             data = await self._read(fk)
             if data is not None:
                 try:
-                    return self._codec.decode(data)
+                    return self._codec.decode(data), ""
                 except SerializationError as exc:
                     self._fault(exc)
                     break
-        return _MISSING
+            owner = await self._claim(fk)
+            if owner is not None:
+                return _MISSING, owner
+        return _MISSING, ""
 
     def _land(self, fk: str, flight: asyncio.Future[Any]) -> None:
         if self._flights.get(fk) is flight:
@@ -361,6 +366,8 @@ class CacheService:
                 total_misses=self._misses,
                 hit_rate=_rate(self._hits, self._misses),
                 errors=self._errors,
+                # Reported by backends that queue invalidations while they are unreachable.
+                pending_invalidations=getattr(self._backend, "pending_invalidations", 0),
             )
         hits, misses = stats.hits + self._hits, stats.misses + self._misses
         return CacheStats(
@@ -417,22 +424,6 @@ class CacheService:
     def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
 
-    async def _lookup(self, fk: str) -> Any:
-        """The decoded value stored under `fk`, or _MISSING; counts the hit or miss."""
-        data = await self._read(fk)
-        if data is not None:
-            try:
-                value = self._codec.decode(data)
-            except SerializationError as exc:
-                self._fault(exc)
-            else:
-                if self._enable_stats:
-                    self._hits += 1
-                return value
-        if self._enable_stats:
-            self._misses += 1
-        return _MISSING
-
     def _count(self, *, hit: bool) -> None:
         if self._enable_stats:
             if hit:
@@ -487,7 +478,11 @@ class CacheService:
             return 0
 
     def _fault(self, exc: Exception) -> None:
-        """Count a backend fault; log it unless one was logged moments ago (a burst)."""
+        """Count a fault; log it unless one was logged moments ago (a burst).
+
+        Every fault the service sees is counted here; a backend's stats add only what the
+        service cannot see (values it could not decode itself, failed background work).
+        """
         self._errors += 1
         now = time.monotonic()
         if now - self._last_fault_log >= _FAULT_LOG_INTERVAL:
