@@ -8,14 +8,17 @@ Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
   missing, so TTLs follow the injected clock exactly like the memory backend; Redis' own PX
   expiry is the backstop that frees memory. A value that is not an envelope is a miss (and an
   error in stats).
-- A `get` is one GET; a `set` one EVALSHA (redis-py Script objects fall back to loading the
-  script). Index updates happen in the same script as the write: an overwrite leaves its old
-  namespace/tag indexes, indexes live at least as long as their longest-lived member, and
-  invalidations check each member's envelope before removing it, so a stale index member can
-  never remove an entry that has since moved elsewhere.
+- A `get` is one GET; a `set` one EVALSHA (SCRIPT LOAD and EVALSHA again only when Redis
+  answers NOSCRIPT). Index updates happen in the same script as the write: an overwrite
+  leaves its old namespace/tag indexes, indexes live at least as long as their longest-lived
+  member, and invalidations check each member's envelope before removing it, so a stale index
+  member can never remove an entry that has since moved elsewhere.
 - Big indexes are invalidated in chunks: the first script renames the index to a drain key
   (new writes go to a fresh index, so the call ends) and the drain is emptied `CHUNK` members
-  per script call. Patterns ZSCAN the entry list with MATCH and are filtered here with
+  per script call, each chunk with one command per key it touches (MGET, UNLINK, ZREM, SREM
+  per index). A big index met while an earlier invalidation's drain is still being emptied
+  waits for it (and helps empty it) instead of being merged into it, which would copy both
+  sets in one command. Patterns ZSCAN the entry list with MATCH and are filtered here with
   `GlobPattern.matches`, so results agree exactly with the memory backend.
 - Cluster mode (`cluster=True` or a `redis+cluster://` / `rediss+cluster://` URL): keys are
   spread over a fixed set of shards, each one Redis hash tag; an entry and its shard's indexes
@@ -38,8 +41,9 @@ Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
   count until the next cleanup); `memory_bytes` is MEMORY USAGE of the live entries when there
   are at most 16, else of a random sample of 16 times the count, plus the entry lists (the
   namespace/tag indexes are not counted); oldest/newest look at most 32 entries in from either
-  end of the creation index (approximate past that). One round trip per shard, whatever the
-  number of entries. `errors` counts this process's failed calls and undecodable values.
+  end of the creation index (approximate past that; creation times to the millisecond). One
+  round trip per shard, whatever the number of entries. `errors` counts values that did not
+  decode (the service counts the failed calls it sees).
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
@@ -67,7 +71,15 @@ from . import redis_scripts as lua
 from .base import BackendStats, FillToken
 from .redis_connection import Client, RedisConnection, parse_url
 from .redis_faults import CircuitBreaker, PendingInvalidations
-from .redis_layout import HEADER_SIZE, Envelope, Layout, open_envelope, pack_envelope
+from .redis_layout import (
+    HEADER_SIZE,
+    Envelope,
+    Layout,
+    NotAnEnvelope,
+    live_value,
+    open_envelope,
+    pack_envelope,
+)
 from .redis_ops import RedisOps
 
 __all__ = ["RedisBackend", "RedisEntry"]
@@ -129,6 +141,8 @@ class RedisBackend:
             breaker_max_backoff=breaker_max_backoff,
         )
         self._ops = RedisOps(self.redis, self.layout, self._now_ms)
+        # On one node every entry key is this prefix + the full key ("" on a cluster).
+        self._entry_prefix = "" if cluster else self.layout.shards[0].entry("")
         self._pending = PendingInvalidations(max_pending_invalidations)
         self._replay_lock = asyncio.Lock()
         self._corrupt_values = 0
@@ -174,8 +188,19 @@ class RedisBackend:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        found = await self._read(key)
-        return None if found is None else found[0][found[1].value_offset :]
+        # The hot path: one GET, then one call that reads the envelope.
+        if self._pending.size:
+            await self._replay()
+        prefix = self._entry_prefix
+        entry = prefix + key if prefix else self.layout.shard_of(key).entry(key)
+        raw = await self.redis.command("GET", entry)
+        if raw is None:
+            return None
+        try:
+            return live_value(raw, self._clock() * 1000.0)
+        except NotAnEnvelope:
+            self._corrupt(key)
+            return None
 
     async def get_entry(self, key: str) -> RedisEntry | None:
         """A live entry with its expiry (clock seconds; None: never), namespace and tags.
@@ -192,21 +217,24 @@ class RedisBackend:
         return RedisEntry(raw[envelope.value_offset :], expires, namespace or None, tuple(tags))
 
     async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
-        if len(self._pending):
+        if self._pending.size:
             await self._replay()
-        raw = await self.redis.get(self.layout.shard_of(key).entry(key))
+        prefix = self._entry_prefix
+        entry = prefix + key if prefix else self.layout.shard_of(key).entry(key)
+        raw = await self.redis.command("GET", entry)
         if raw is None:
             return None
         envelope = open_envelope(raw)
         if envelope is None:
             self._corrupt(key)
             return None
-        if envelope.expires_ms <= self._now_ms():
+        if envelope.expires_ms <= self._clock() * 1000.0:
             return None
         return raw, envelope
 
     async def exists(self, key: str) -> bool:
-        await self._replay()
+        if self._pending.size:
+            await self._replay()
         raw = await self.redis.get_header(self.layout.shard_of(key).entry(key), HEADER_SIZE)
         if not raw:
             return False
@@ -219,7 +247,8 @@ class RedisBackend:
     # --- writes --------------------------------------------------------------------------
 
     async def fill_token(self) -> FillToken:
-        await self._replay()
+        if self._pending.size:
+            await self._replay()
         return int(await self.redis.get(self.layout.sequence) or 0)
 
     async def set(
@@ -232,14 +261,22 @@ class RedisBackend:
         tags: Sequence[str],
         fill: FillToken | None = None,
     ) -> bool:
-        await self._replay()
+        if self._pending.size:
+            await self._replay()
         now = self._clock()
-        expires_ms = math.inf if ttl is None else (now + ttl) * 1000.0
-        data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tuple(tags))
-        # Redis' own expiry never comes before the envelope's: the envelope decides.
-        px = "" if ttl is None else max(1, math.ceil(ttl * 1000.0))
-        shard = self.layout.shard_of(key)
-        args = [shard.prefix, key, data, px, "" if fill is None else fill]
+        created_ms = now * 1000.0
+        px: int | str = ""  # Redis' own expiry: none, or never before the envelope's
+        if ttl is None:
+            expires_ms = math.inf
+        else:
+            expires_ms, px = (now + ttl) * 1000.0, max(1, math.ceil(ttl * 1000.0))
+        data = pack_envelope(value, created_ms, expires_ms, namespace, tags)
+        prefix = self._entry_prefix
+        shard = self.layout.shards[0] if prefix else self.layout.shard_of(key)
+        # The labels go along, so that the script need not parse `data` for them. (Constant
+        # arguments go as bytes: redis-py encodes every str argument on every call.)
+        token = b"" if fill is None else fill
+        args = [shard.prefix_bytes, data, px, token, namespace or b"", *tags]
         return bool(await self.redis.script(lua.SET, [shard.entry(key)], args))
 
     # --- invalidation --------------------------------------------------------------------
@@ -331,7 +368,7 @@ class RedisBackend:
             newest=max(newest) / 1000.0 if newest else None,
             hits=int(hits or 0),
             misses=int(misses or 0),
-            errors=self.redis.errors + self._corrupt_values,
+            errors=self._corrupt_values,  # the service counts the failed calls it sees
             pending_invalidations=len(self._pending),
         )
 

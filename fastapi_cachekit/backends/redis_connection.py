@@ -1,23 +1,31 @@
 """The Redis backend's link to Redis: a lazily made redis-py client behind a circuit breaker.
 
-Every call goes through `RedisConnection.call`, which fails fast while the breaker is open and
-translates every redis-py error into BackendUnavailable (Redis cannot answer) or BackendError
-(Redis refused the command), with the original as `__cause__`.
+Every call goes through `RedisConnection.command` (one command) or `call` (any operation on the
+client), which fail fast while the breaker is open, wait for one of `max_connections` turns,
+and translate every redis-py error into BackendUnavailable (Redis cannot answer) or
+BackendError (Redis refused the command), with the original as `__cause__`.
+
+The hot paths (a GET, a script) call `execute_command` directly: no closure per call, and
+scripts go as EVALSHA with their SHA1 computed here (SCRIPT LOAD and a second EVALSHA only
+when Redis answers NOSCRIPT) rather than through redis-py's Script objects. The pools are
+redis-py's plain (non-blocking) ones: calls wait for a turn here instead, which costs far less
+per call than redis-py's BlockingConnectionPool, above all under concurrency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from redis import exceptions as rx
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 
 from ..errors import BackendError, BackendUnavailable, ConfigurationError
 from .redis_faults import CircuitBreaker
@@ -31,6 +39,7 @@ _SCHEMES = {"redis", "rediss", "unix"}
 # Replies that mean "Redis cannot answer now", as opposed to "Redis refused this command".
 _UNREACHABLE_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
 _SCAN_COUNT = 500
+_COUNTS = tuple(str(count).encode() for count in range(4))  # numkeys, encoded once
 
 
 class RedisConnection:
@@ -53,54 +62,97 @@ class RedisConnection:
         self._max_connections = max_connections
         self.breaker = CircuitBreaker(breaker_max_backoff)
         self._client: Client | None = None
-        self._scripts: dict[str, AsyncScript] = {}
-        # redis-py's cluster client raises instead of waiting when a node's pool is full, so
-        # calls wait here for a turn (a single node's blocking pool does that itself).
-        self._turns = asyncio.Semaphore(max_connections) if cluster else None
+        self._ready: Client | None = None
+        """A single node's client once made: calls then skip `_connect`."""
+        self._shas: dict[str, bytes] = {}
+        # At most max_connections calls at a time, so the pools (one per node on a cluster)
+        # never run out: redis-py's non-blocking pools raise instead of waiting.
+        self._turns = _Turns(max_connections)
+        self._turn_wait = max(1.0, 2 * socket_timeout)
         self.attempts = 0
         """Calls that went to the network (calls refused by the open breaker are not)."""
         self.errors = 0
         """Calls that failed, whether refused, unanswered or rejected by Redis."""
 
-    async def call(self, op: Callable[[Client], Awaitable[T]]) -> T:
-        """Run `op` with the client, through the breaker, translating its errors."""
-        if not self.breaker.allow():
-            self.errors += 1
-            raise BackendUnavailable(
-                f"Redis is unreachable (circuit open; next probe in {self.breaker.wait():.2f}s)"
-            )
-        self.attempts += 1
+    async def command(self, *args: Any) -> Any:
+        """Send one command (`execute_command(*args)`), through the breaker, translating its
+        errors: the hot path (keep it in step with `call`, which runs any operation)."""
+        breaker = self.breaker
+        if breaker.state != "closed" and not breaker.allow():
+            raise self._refused()
+        turns = self._turns
         try:
-            if self._turns is None:
-                result = await op(await self._connect())
+            if turns.free:
+                turns.free -= 1
             else:
-                async with self._turns:
-                    result = await op(await self._connect())
+                await self._wait_for_turn()
+            self.attempts += 1
+            try:
+                client = self._ready
+                if client is None:
+                    client = await self._connect()
+                result = await client.execute_command(*args)
+            finally:
+                turns.release()
         except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
             raise await self._translate(exc) from exc
         except BaseException:
-            self.breaker.abandoned()  # cancelled: no verdict on Redis either way
+            breaker.abandoned()  # cancelled: no verdict on Redis either way
             raise
-        self.breaker.succeeded()
+        if breaker.state != "closed":
+            breaker.succeeded()
+        return result
+
+    async def call(self, op: Callable[[Client], Awaitable[T]]) -> T:
+        """Run `op` with the client, through the breaker, translating its errors."""
+        breaker = self.breaker
+        if breaker.state != "closed" and not breaker.allow():
+            raise self._refused()
+        turns = self._turns
+        try:
+            if turns.free:
+                turns.free -= 1
+            else:
+                await self._wait_for_turn()
+            self.attempts += 1
+            try:
+                client = self._ready
+                if client is None:
+                    client = await self._connect()
+                result = await op(client)
+            finally:
+                turns.release()
+        except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
+            raise await self._translate(exc) from exc
+        except BaseException:
+            breaker.abandoned()
+            raise
+        if breaker.state != "closed":
+            breaker.succeeded()
         return result
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script (EVALSHA, loading it first if Redis does not know it)."""
-        return await self.call(
-            lambda client: self._script(client, source)(keys=keys, args=args, client=client)
-        )
+        """Run a Lua script: EVALSHA, and when Redis does not know the script (a new or
+        restarted server), SCRIPT LOAD and EVALSHA again."""
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest().encode()
+        count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
+        try:
+            return await self.command("EVALSHA", sha, count, *keys, *args)
+        except _ScriptMissing:
+            await self.call(lambda client: client.script_load(source))
+            return await self.command("EVALSHA", sha, count, *keys, *args)
 
     async def get(self, key: str) -> bytes | None:
-        return _bytes_or_none(await self.call(lambda client: client.get(key)))
+        return _bytes_or_none(await self.command("GET", key))
 
     async def get_header(self, key: str, size: int) -> bytes:
         """The first `size` bytes of a string value (b"" when the key is missing)."""
-        return (
-            _bytes_or_none(await self.call(lambda client: client.getrange(key, 0, size - 1))) or b""
-        )
+        return _bytes_or_none(await self.command("GETRANGE", key, 0, size - 1)) or b""
 
     async def incr(self, key: str) -> int:
-        return int(await self.call(lambda client: client.incr(key)))
+        return int(await self.command("INCR", key))
 
     async def scan(
         self, key: str, cursor: int, match: str, *, sorted_set: bool
@@ -117,20 +169,37 @@ class RedisConnection:
         return await self.call(step)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        self._scripts = {}
+        client, self._client, self._ready = self._client, None, None
         if isinstance(client, RedisCluster):
             await client.aclose()
         elif client is not None:
             await client.aclose(close_connection_pool=True)
 
-    def _script(self, client: Client, source: str) -> AsyncScript:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = client.register_script(source)
-        return script
+    async def _wait_for_turn(self) -> None:
+        """Wait for a turn (all are taken). Refused when none comes within the wait limit
+        (Redis is too slow to keep up: treated as unreachable, as a pool timeout would be) or
+        when the circuit opened meanwhile."""
+        if not await self._turns.wait(self._turn_wait):
+            self.errors += 1
+            self.breaker.failed()
+            raise BackendUnavailable(
+                f"all {self._max_connections} Redis connections stayed busy for "
+                f"{self._turn_wait:.1f}s (CACHEKIT_REDIS_MAX_CONNECTIONS)"
+            )
+        if self.breaker.state == "open":
+            self._turns.release()
+            raise self._refused()
+
+    def _refused(self) -> BackendUnavailable:
+        self.errors += 1
+        return BackendUnavailable(
+            f"Redis is unreachable (circuit open; next probe in {self.breaker.wait():.2f}s)"
+        )
 
     async def _translate(self, exc: Exception) -> BackendError:
+        if isinstance(exc, rx.NoScriptError):
+            self.breaker.succeeded()
+            return _ScriptMissing(str(exc))  # not a fault: `script` loads it and runs it again
         self.errors += 1
         if not _unreachable(exc):
             self.breaker.succeeded()  # Redis answered: it refused this one command
@@ -146,11 +215,15 @@ class RedisConnection:
     async def _connect(self) -> Client:
         if self._client is None:
             self._client = self._make_client()
-        if isinstance(self._client, RedisCluster):
+        client = self._client
+        if isinstance(client, RedisCluster):
             # Learn the topology before commands run concurrently: redis-py 8 can lose
-            # connections when concurrent first commands race its lazy initialisation.
-            await self._client.initialize()  # no-op once initialised
-        return self._client
+            # connections when concurrent first commands race its lazy initialisation. Every
+            # call comes here (a no-op once initialised, until a topology change resets it).
+            await client.initialize()
+        else:
+            self._ready = client  # a single node's client needs nothing more: skip this
+        return client
 
     def _make_client(self) -> Client:
         # One immediate retry on a dropped connection (a pooled socket of a restarted server);
@@ -164,11 +237,55 @@ class RedisConnection:
         }
         if self.cluster:
             return RedisCluster.from_url(self.url, **options)
-        # Blocking: a burst beyond max_connections waits for a free connection, not an error.
-        pool = BlockingConnectionPool.from_url(
-            self.url, timeout=max(1.0, 2 * self._socket_timeout), **options
-        )
-        return Redis(connection_pool=pool)
+        return Redis(connection_pool=ConnectionPool.from_url(self.url, **options))
+
+
+class _ScriptMissing(BackendError):
+    """Redis answered NOSCRIPT: it does not know the script (yet)."""
+
+
+class _Turns:
+    """`free` turns to call Redis; a caller without one waits in line (first come, first
+    served). Taking a free turn is `free -= 1` inline, so the common case costs no call."""
+
+    __slots__ = ("_line", "free")
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._line: deque[asyncio.Future[bool]] = deque()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until a released turn is handed to this caller (True), or `timeout` s (False:
+        no turn taken)."""
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[bool] = loop.create_future()
+        self._line.append(turn)
+        timer = loop.call_later(timeout, _expire, turn)
+        try:
+            return await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled() and turn.result():
+                self.release()  # handed a turn while being cancelled: pass it on
+            else:
+                turn.cancel()  # release() skips it
+            raise
+        finally:
+            timer.cancel()
+
+    def release(self) -> None:
+        """Give a turn back: to the first caller in line, if any."""
+        line = self._line
+        while line:
+            turn = line.popleft()
+            if not turn.done():
+                turn.set_result(True)
+                return
+        self.free += 1
+
+
+def _expire(turn: asyncio.Future[bool]) -> None:
+    if not turn.done():
+        turn.set_result(False)
 
 
 def parse_url(url: str, cluster: bool) -> tuple[str, bool]:

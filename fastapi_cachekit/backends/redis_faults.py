@@ -99,9 +99,15 @@ class PendingInvalidations:
         self.limit = limit
         self._queue: deque[tuple[str, Replay]] = deque()
         self.clear_everything = False
+        self.size = 0
+        """How many are waiting (a pending full clear counts 1): a plain attribute, so that
+        the hot paths can check it without a call."""
 
     def __len__(self) -> int:
-        return len(self._queue) + self.clear_everything
+        return self.size
+
+    def _resize(self) -> None:
+        self.size = len(self._queue) + self.clear_everything
 
     def add(self, description: str, replay: Replay) -> None:
         """Queue one invalidation (`replay` performs it again)."""
@@ -115,13 +121,16 @@ class PendingInvalidations:
             )
             self._queue.clear()
             self.clear_everything = True
+            self._resize()
             return
         self._queue.append((description, replay))
+        self._resize()
 
     def add_clear(self, replay: Replay) -> None:
         """Queue a clear: it supersedes everything queued before it."""
         self._queue.clear()
         self._queue.append(("clear", replay))
+        self._resize()
 
     async def replay(self, clear: Replay) -> int:
         """Run the queue in order (a full clear first, if one is owed); the number replayed.
@@ -132,12 +141,14 @@ class PendingInvalidations:
         if self.clear_everything:
             await clear()
             self.clear_everything = False
+            self._resize()
             logger.warning("cleared the cache prefix after Redis came back (queue overflowed)")
             done += 1
         while self._queue:
             description, replay = self._queue[0]
             await replay()
             self._queue.popleft()
+            self._resize()
             logger.info("replayed a queued cache invalidation: %s", description)
             done += 1
         return done

@@ -21,11 +21,12 @@ misses of every process), ":lock:cleanup".
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import NamedTuple
 
 import orjson
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -35,7 +36,9 @@ __all__ = [
     "HEADER_SIZE",
     "Envelope",
     "Layout",
+    "NotAnEnvelope",
     "Shard",
+    "live_value",
     "open_envelope",
     "pack_envelope",
 ]
@@ -45,13 +48,16 @@ CLUSTER_SHARDS = 16
 
 _MAGIC = b"CK\x01"
 _HEADER = struct.Struct(">ddI")
+_unpack_header = _HEADER.unpack_from
 HEADER_SIZE = len(_MAGIC) + _HEADER.size
 """Bytes before the metadata: magic, created ms, expires ms, metadata length."""
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """The header of a stored value; `expires_ms` is inf for an entry that never expires."""
+class Envelope(NamedTuple):
+    """The header of a stored value; `expires_ms` is inf for an entry that never expires.
+
+    A tuple, as it is made on every read: cheaper than a (frozen) dataclass.
+    """
 
     created_ms: float
     expires_ms: float
@@ -59,7 +65,7 @@ class Envelope:
 
 
 def pack_envelope(
-    value: bytes, created_ms: float, expires_ms: float, namespace: str | None, tags: tuple[str, ...]
+    value: bytes, created_ms: float, expires_ms: float, namespace: str | None, tags: Sequence[str]
 ) -> bytes:
     """The stored form of `value`: header, metadata (namespace and tags), then the value."""
     meta = orjson.dumps([namespace or "", *tags])
@@ -71,13 +77,32 @@ def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:
 
     `header_only`: `raw` is just the first HEADER_SIZE bytes of the stored value.
     """
-    if len(raw) < HEADER_SIZE or not raw.startswith(_MAGIC):
+    if raw[:3] != _MAGIC or len(raw) < HEADER_SIZE:
         return None
-    created, expires, meta_size = _HEADER.unpack_from(raw, len(_MAGIC))
+    created, expires, meta_size = _unpack_header(raw, 3)
     offset = HEADER_SIZE + meta_size
-    if (offset > len(raw) and not header_only) or math.isnan(created) or math.isnan(expires):
+    # `x != x`: NaN, which no envelope holds.
+    if (offset > len(raw) and not header_only) or created != created or expires != expires:
         return None
     return Envelope(created, expires, offset)
+
+
+class NotAnEnvelope(ValueError):
+    """A stored value that is not an envelope (foreign or corrupt)."""
+
+
+def live_value(raw: bytes, now_ms: float) -> bytes | None:
+    """The value in envelope `raw` if it is live at `now_ms`, else None (expired).
+
+    Raises NotAnEnvelope for anything else. The read path's whole envelope work, in one call.
+    """
+    if raw[:3] != _MAGIC or len(raw) < HEADER_SIZE:
+        raise NotAnEnvelope
+    created, expires, meta_size = _unpack_header(raw, 3)
+    offset = HEADER_SIZE + meta_size
+    if offset > len(raw) or created != created or expires != expires:
+        raise NotAnEnvelope
+    return raw[offset:] if expires > now_ms else None
 
 
 @dataclass(frozen=True)
@@ -85,6 +110,11 @@ class Shard:
     """The keys of one shard (see the module docstring)."""
 
     prefix: str
+
+    @cached_property
+    def prefix_bytes(self) -> bytes:
+        """`prefix`, encoded once (redis-py would encode it on every call)."""
+        return self.prefix.encode()
 
     def entry(self, full_key: str) -> str:
         return f"{self.prefix}e:{full_key}"

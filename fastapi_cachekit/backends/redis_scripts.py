@@ -2,8 +2,8 @@
 
 Each script works inside one shard (the whole database on a single node, one hash tag on a
 cluster); its first argument is the shard's key prefix and the keys it touches are built from
-it, so they share the shard's slot. Every script is `PRELUDE` plus a body; see `redis.py` for
-the key layout and the envelope format these scripts parse.
+it, so they share the shard's slot. Every script is `_PRELUDE` (SET: only the helpers it uses)
+plus a body; see `redis.py` for the key layout and the envelope format these scripts parse.
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ __all__ = [
     "STATS",
 ]
 
-# Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
-# meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
-_PRELUDE = r"""
+# Shared helpers, in pieces so that the hot SET script defines only the few it uses (each
+# `local function` costs a closure on every call). Envelope: "CK\1", created ms (double),
+# expires ms (double, inf = never), meta length (uint32), meta (JSON array [namespace or "",
+# tag...]), value.
+_BASE = r"""
 local P = ARGV[1]
 local LOG_CAP = 256
+"""
 
+_PARSE = r"""
 local function parse(v)
   if type(v) ~= 'string' or #v < 23 or string.sub(v, 1, 3) ~= 'CK\1' then return nil end
   local created, expires, size = struct.unpack('>ddI4', v, 4)
@@ -39,6 +43,13 @@ local function parse(v)
   return created, expires, meta
 end
 
+local function unindex(fk, meta)
+  if meta[1] ~= '' then redis.call('SREM', P .. 'n:' .. meta[1], fk) end
+  for i = 2, #meta do redis.call('SREM', P .. 't:' .. meta[i], fk) end
+end
+"""
+
+_HELPERS = r"""
 local function score(ms)
   if ms == math.huge then return '+inf' end
   return string.format('%.17g', ms)
@@ -52,37 +63,95 @@ local function has(meta, kind, name)
   return false
 end
 
-local function unindex(fk, meta)
-  if meta[1] ~= '' then redis.call('SREM', P .. 'n:' .. meta[1], fk) end
-  for i = 2, #meta do redis.call('SREM', P .. 't:' .. meta[i], fk) end
+-- `command` (key, ...items) in slices: Lua's unpack() has a limit on how many values it takes.
+local function each_slice(command, key, items)
+  for first = 1, #items, 1000 do
+    local last = math.min(first + 999, #items)
+    if key then
+      redis.call(command, key, unpack(items, first, last))
+    else
+      redis.call(command, unpack(items, first, last))
+    end
+  end
 end
 
--- Remove an entry with all its index memberships.
-local function drop(fk, meta)
-  redis.call('UNLINK', P .. 'e:' .. fk)
-  redis.call('ZREM', P .. 'x', fk)
-  redis.call('ZREM', P .. 'c', fk)
-  if meta then unindex(fk, meta) end
+-- The values of the entries `fks` (false where missing): one MGET per 1000.
+local function values(fks)
+  if #fks <= 1000 then
+    if #fks == 0 then return {} end
+    local keys = {}
+    for i, fk in ipairs(fks) do keys[i] = P .. 'e:' .. fk end
+    return redis.call('MGET', unpack(keys))
+  end
+  local found = {}
+  for first = 1, #fks, 1000 do
+    local part = {}
+    for i = first, math.min(first + 999, #fks) do part[#part + 1] = fks[i] end
+    for _, v in ipairs(values(part)) do found[#found + 1] = v end
+  end
+  return found
 end
 
--- Remove entry `fk` if it carries namespace/tag `name` (kind 'n'/'t'; '' = any entry).
--- Returns 1 when the removed entry was live at `now`.
-local function purge(fk, now, kind, name)
-  local v = redis.call('GET', P .. 'e:' .. fk)
-  if not v then
-    redis.call('ZREM', P .. 'x', fk)
-    redis.call('ZREM', P .. 'c', fk)
-    return 0
+-- Removals are collected first (`remove`), then sent as one command per key they touch
+-- (`apply`): a chunk of entries costs a handful of calls, not several per entry.
+local function removals()
+  return {entries = {}, listed = {}, labels = {}}
+end
+
+-- Remove entry `fk` (its value, its places in the entry lists, and, when its meta is known,
+-- its namespace/tag index memberships).
+local function remove(r, fk, meta)
+  r.entries[#r.entries + 1] = P .. 'e:' .. fk
+  r.listed[#r.listed + 1] = fk
+  if not meta then return end
+  for i = 1, #meta do
+    local label
+    if i == 1 then
+      if meta[1] ~= '' then label = 'n:' .. meta[1] end
+    else
+      label = 't:' .. meta[i]
+    end
+    if label then
+      local fks = r.labels[label]
+      if not fks then
+        fks = {}
+        r.labels[label] = fks
+      end
+      fks[#fks + 1] = fk
+    end
   end
-  local _, expires, meta = parse(v)
-  if not meta then
-    if kind == '' then drop(fk, nil) end
-    return 0
+end
+
+local function apply(r)
+  each_slice('UNLINK', nil, r.entries)
+  each_slice('ZREM', P .. 'x', r.listed)
+  each_slice('ZREM', P .. 'c', r.listed)
+  for label, fks in pairs(r.labels) do each_slice('SREM', P .. label, fks) end
+end
+
+-- Remove the entries `fks` that carry namespace/tag `name` (kind 'n'/'t'; '' = any entry);
+-- missing ones leave the entry lists. Returns how many of the removed entries were live.
+local function purge(fks, now, kind, name)
+  local r, seen, removed = removals(), {}, 0
+  for i, v in ipairs(values(fks)) do
+    local fk = fks[i]
+    if not seen[fk] then
+      seen[fk] = true
+      if not v then
+        r.listed[#r.listed + 1] = fk
+      else
+        local _, expires, meta = parse(v)
+        if not meta then
+          if kind == '' then remove(r, fk, nil) end
+        elseif kind == '' or has(meta, kind, name) then
+          remove(r, fk, meta)
+          if expires > now then removed = removed + 1 end
+        end
+      end
+    end
   end
-  if kind ~= '' and not has(meta, kind, name) then return 0 end
-  drop(fk, meta)
-  if expires > now then return 1 end
-  return 0
+  apply(r)
+  return removed
 end
 
 -- The invalidation sequence number: given by the caller (cluster), or the next one here.
@@ -104,6 +173,8 @@ local function record(g, item)
   end
 end
 """
+
+_PRELUDE = _BASE + _PARSE + _HELPERS
 
 # Whether a logged invalidation would have removed the entry (fk, ns, tags) being filled.
 _COVERS = r"""
@@ -139,49 +210,68 @@ local function fill_ok(token, fk, ns, tags)
 end
 """
 
-# KEYS: entry. ARGV: P, fk, envelope, ttl ms ('' = none), fill token ('' = none).
-# Stores the entry, moves it out of its old indexes into its new ones; 0 if the fill is stale.
+# KEYS: entry. ARGV: P, envelope, ttl ms ('' = none), fill token ('' = none), namespace ('' =
+# none), tags... (the labels, as in the envelope's meta). Stores the entry, moves it out of its
+# old indexes into its new ones; 0 if the fill is stale. The hot write: it reads the old value
+# in the same SET (GET option), and parses it only when its labels differ from the new ones.
 SET = (
-    _PRELUDE
+    _BASE
+    + _PARSE
+    + r"""
+local v, ttl, token, ns = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local fk = string.sub(KEYS[1], #P + 3)
+local created, expires, size = struct.unpack('>ddI4', v, 4)
+if token ~= '' then
+"""
     + _COVERS
     + r"""
-local fk, v, ttl, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local created, expires, meta = parse(v)
-local ns, tags = meta[1], {}
-for i = 2, #meta do tags[meta[i]] = true end
-if token ~= '' and not fill_ok(tonumber(token), fk, ns, tags) then return 0 end
-
-local old = redis.call('GET', KEYS[1])
-if old then
-  local _, _, old_meta = parse(old)
-  if old_meta then unindex(fk, old_meta) end
+  local tags = {}
+  for i = 6, #ARGV do tags[ARGV[i]] = true end
+  if not fill_ok(tonumber(token), fk, ns, tags) then return 0 end
 end
-if ttl then
-  redis.call('SET', KEYS[1], v, 'PX', ttl)
+
+local old
+if ttl then  -- ARGV[3], the string: a Lua number would be formatted again on every call
+  old = redis.call('SET', KEYS[1], v, 'PX', ARGV[3], 'GET')
 else
-  redis.call('SET', KEYS[1], v)
+  old = redis.call('SET', KEYS[1], v, 'GET')
 end
-redis.call('ZADD', P .. 'x', score(expires), fk)
-redis.call('ZADD', P .. 'c', score(created), fk)
+-- Out of the old indexes, unless the old labels are the new ones (meta length and meta, byte
+-- for byte: then it stays a member of the same indexes).
+if old then
+  local last = 23 + size
+  if string.sub(old, 20, last) ~= string.sub(v, 20, last) or string.sub(old, 1, 3) ~= 'CK\1' then
+    local _, _, old_meta = parse(old)
+    if old_meta then unindex(fk, old_meta) end
+  end
+end
+-- The expiry as a Lua number: redis.call writes it with 17 significant digits (exact; inf
+-- too). The creation time only orders entries for stats: whole milliseconds do, and '%d'
+-- costs a fraction of the floating-point formatting.
+redis.call('ZADD', P .. 'x', expires, fk)
+redis.call('ZADD', P .. 'c', string.format('%d', created), fk)
 
--- An index lives at least as long as its longest-lived member.
+-- An index lives at least as long as its longest-lived member. When a write extends it, it
+-- gets 1/16 of the TTL on top, so that the writes that follow (a millisecond later or more)
+-- need not extend it again. A new index is registered for cleanup; an existing one is
+-- registered already (the registry forgets only missing indexes).
 local function index(kind, name)
   local key = P .. kind .. ':' .. name
   local left = redis.call('PTTL', key)
   redis.call('SADD', key, fk)
   if left == -2 then
-    if ttl then redis.call('PEXPIRE', key, ttl) end
+    if ttl then redis.call('PEXPIRE', key, ARGV[3]) end
+    redis.call('SADD', P .. 'idx', kind .. ':' .. name)
   elseif left >= 0 then
     if not ttl then
       redis.call('PERSIST', key)
     elseif ttl > left then
-      redis.call('PEXPIRE', key, ttl)
+      redis.call('PEXPIRE', key, string.format('%d', ttl + math.floor(ttl / 16)))
     end
   end
-  redis.call('SADD', P .. 'idx', kind .. ':' .. name)
 end
 if ns ~= '' then index('n', ns) end
-for i = 2, #meta do index('t', meta[i]) end
+for i = 6, #ARGV do index('t', ARGV[i]) end
 return 1
 """
 )
@@ -192,7 +282,7 @@ DELETE = (
     _PRELUDE
     + r"""
 record(sequence(ARGV[4], ARGV[5]), ARGV[6])
-return purge(ARGV[2], tonumber(ARGV[3]), '', '')
+return purge({ARGV[2]}, tonumber(ARGV[3]), '', '')
 """
 )
 
@@ -205,39 +295,37 @@ return 1
 """
 )
 
-# KEYS: log meta. ARGV: P, now ms, sequence, seq key, log item, kind ('n'/'t'), budget,
-# names... Logs the invalidation; removes small indexes' entries at once and renames big
-# indexes to drain keys (merged with any left over), so that entries written from now on go to
-# a fresh index. Returns {removed, names left to drain...}.
+# KEYS: log meta. ARGV: P, now ms, sequence, seq key, log item ('' = do not log: a second
+# call for the same invalidation), kind ('n'/'t'), budget, names... Logs the invalidation;
+# removes small indexes' entries at once and renames big indexes to drain keys, so that entries
+# written from now on go to a fresh index. A big index whose drain key is still being emptied
+# (by an earlier invalidation) is left for a second call once that drain is empty: merging two
+# big sets would hold Redis for as long as both take to copy.
+# Returns {removed, {names whose drain key to empty}, {names to call again for after that}}.
 START_INVALIDATION = (
     _PRELUDE
     + r"""
 local now, kind, budget = tonumber(ARGV[2]), ARGV[6], tonumber(ARGV[7])
-record(sequence(ARGV[3], ARGV[4]), ARGV[5])
-local removed, left = 0, {}
+if ARGV[5] ~= '' then record(sequence(ARGV[3], ARGV[4]), ARGV[5]) end
+local removed, drains, again = 0, {}, {}
 for i = 8, #ARGV do
   local name = ARGV[i]
   local key, drain = P .. kind .. ':' .. name, P .. string.upper(kind) .. ':' .. name
   local size = redis.call('SCARD', key)
   local draining = redis.call('EXISTS', drain) == 1
-  if size > 0 and size <= budget and not draining then
+  if size > 0 and size <= budget then
     budget = budget - size
-    for _, fk in ipairs(redis.call('SMEMBERS', key)) do
-      removed = removed + purge(fk, now, kind, name)
-    end
+    removed = removed + purge(redis.call('SMEMBERS', key), now, kind, name)
     redis.call('DEL', key)
-  else
-    if size > 0 and draining then
-      redis.call('SUNIONSTORE', drain, drain, key)
-      redis.call('DEL', key)
-    elseif size > 0 then
-      redis.call('RENAME', key, drain)
-    end
-    if size > 0 or draining then table.insert(left, name) end
+  elseif size > 0 and not draining then
+    redis.call('RENAME', key, drain)
+    draining = true
+  elseif size > 0 then
+    table.insert(again, name)
   end
+  if draining then table.insert(drains, name) end
 end
-table.insert(left, 1, removed)
-return left
+return {removed, drains, again}
 """
 )
 
@@ -246,40 +334,41 @@ return left
 DRAIN = (
     _PRELUDE
     + r"""
-local now, kind, name = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local removed = 0
-for _, fk in ipairs(redis.call('SPOP', KEYS[1], tonumber(ARGV[5]))) do
-  removed = removed + purge(fk, now, kind, name)
-end
+local popped = redis.call('SPOP', KEYS[1], tonumber(ARGV[5]))
+local removed = purge(popped, tonumber(ARGV[2]), ARGV[3], ARGV[4])
 return {removed, redis.call('SCARD', KEYS[1])}
 """
 )
 
-# KEYS: log meta. ARGV: P, now ms, 'start'/'more', sequence, seq key, log item, count.
-# 'start' logs the clear and moves the expiry index to a drain key; each call removes up to
-# `count` entries of it. Returns {removed, members left}.
+# KEYS: log meta. ARGV: P, now ms, 'start'/'more', sequence, seq key, log item ('' = do not
+# log), count. 'start' logs the clear and moves the expiry index to a drain key (a small one
+# is emptied at once when a drain key is left from another clear; a big one then waits: the
+# reply asks for 'start' again once the drain is empty); each call removes up to `count`
+# entries of the drain. Returns {removed, members left, 1 to call 'start' again after}.
 CLEAR = (
     _PRELUDE
     + r"""
 local now, count = tonumber(ARGV[2]), tonumber(ARGV[7])
 local x, drain = P .. 'x', P .. 'X'
+local removed, again = 0, 0
 if ARGV[3] == 'start' then
-  record(sequence(ARGV[4], ARGV[5]), ARGV[6])
-  if redis.call('EXISTS', x) == 1 then
-    if redis.call('EXISTS', drain) == 1 then
-      redis.call('ZUNIONSTORE', drain, 2, drain, x)
-      redis.call('DEL', x)
-    else
-      redis.call('RENAME', x, drain)
-    end
+  if ARGV[6] ~= '' then record(sequence(ARGV[4], ARGV[5]), ARGV[6]) end
+  local size = redis.call('ZCARD', x)
+  if size > 0 and redis.call('EXISTS', drain) == 0 then
+    redis.call('RENAME', x, drain)
+  elseif size > 0 and size <= count then
+    removed = purge(redis.call('ZRANGE', x, 0, -1), now, '', '')
+    count = count - size
+  elseif size > 0 then
+    again = 1
   end
 end
-local removed = 0
-local popped = redis.call('ZPOPMIN', drain, count)
-for i = 1, #popped, 2 do
-  removed = removed + purge(popped[i], now, '', '')
+if count > 0 then
+  local popped, fks = redis.call('ZPOPMIN', drain, count), {}
+  for i = 1, #popped, 2 do fks[#fks + 1] = popped[i] end
+  removed = removed + purge(fks, now, '', '')
 end
-return {removed, redis.call('ZCARD', drain)}
+return {removed, redis.call('ZCARD', drain), again}
 """
 )
 
@@ -288,10 +377,9 @@ return {removed, redis.call('ZCARD', drain)}
 PURGE = (
     _PRELUDE
     + r"""
-local now, kind, name = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local removed = 0
-for i = 5, #ARGV do removed = removed + purge(ARGV[i], now, kind, name) end
-return removed
+local fks = {}
+for i = 5, #ARGV do fks[#fks + 1] = ARGV[i] end
+return purge(fks, tonumber(ARGV[2]), ARGV[3], ARGV[4])
 """
 )
 
@@ -302,17 +390,18 @@ CLEANUP_EXPIRED = (
     + r"""
 local now, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', score(now), 'LIMIT', 0, count)
-local removed = 0
-for _, fk in ipairs(due) do
-  local v = redis.call('GET', P .. 'e:' .. fk)
+local r, removed = removals(), 0
+for i, v in ipairs(values(due)) do
+  local fk = due[i]
   local _, expires, meta = parse(v)
   if v and meta and expires > now then
     redis.call('ZADD', KEYS[1], score(expires), fk)
   else
-    drop(fk, meta)
+    remove(r, fk, meta)
     removed = removed + 1
   end
 end
+apply(r)
 return {removed, #due}
 """
 )
@@ -320,15 +409,13 @@ return {removed, #due}
 # Removes the index members whose entry is gone or no longer carries the label.
 _PRUNE_MEMBERS = r"""
 local function prune(kind, name, members)
-  local key, pruned = P .. kind .. ':' .. name, 0
-  for _, fk in ipairs(members) do
-    local _, _, meta = parse(redis.call('GET', P .. 'e:' .. fk))
-    if not (meta and has(meta, kind, name)) then
-      redis.call('SREM', key, fk)
-      pruned = pruned + 1
-    end
+  local dead = {}
+  for i, v in ipairs(values(members)) do
+    local _, _, meta = parse(v)
+    if not (meta and has(meta, kind, name)) then dead[#dead + 1] = members[i] end
   end
-  return pruned
+  each_slice('SREM', P .. kind .. ':' .. name, dead)
+  return #dead
 end
 """
 
@@ -378,15 +465,13 @@ PRUNE_X = (
     _PRELUDE
     + r"""
 local step = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-local pruned = 0
+local r = removals()
 for i = 1, #step[2], 2 do
   local fk = step[2][i]
-  if redis.call('EXISTS', P .. 'e:' .. fk) == 0 then
-    drop(fk, nil)
-    pruned = pruned + 1
-  end
+  if redis.call('EXISTS', P .. 'e:' .. fk) == 0 then r.listed[#r.listed + 1] = fk end
 end
-return {step[1], pruned}
+apply(r)
+return {step[1], #r.listed}
 """
 )
 

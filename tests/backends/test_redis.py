@@ -172,6 +172,21 @@ async def test_an_index_lives_as_long_as_its_longest_lived_member(
     assert raw.pttl(index) == -1
 
 
+async def test_an_overwrite_with_the_same_labels_stays_indexed(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    await put(backend, "k", ttl=10, namespace="n", tags=("a", "b"))
+    await put(backend, "k", b"w", ttl=100, namespace="n", tags=("a", "b"))
+    assert index_members(raw, backend, "t", "a") == {"k"}
+    assert index_members(raw, backend, "n", "n") == {"k"}
+    # Extended to the new TTL, and 1/16 more so that the next writes need not extend it.
+    assert 99_000 < raw.pttl(backend.layout.shard_of("k").index("t", "a")) <= 106_250
+    assert await backend.get("k") == b"w"
+    assert await backend.invalidate_tags(["b"]) == 1
+    assert index_members(raw, backend, "t", "a") == set()
+    assert index_members(raw, backend, "n", "n") == set()
+
+
 async def test_namespace_invalidation_is_exact_and_counts_live_entries(
     backend: RedisBackend, clock: FakeClock
 ) -> None:
@@ -220,6 +235,52 @@ async def test_a_drain_left_by_an_interrupted_invalidation_is_finished_by_cleanu
             raw.rename(shard.index("t", "t"), shard.drain("t", "t"))
     await backend.cleanup_expired()
     assert set(entries(raw, backend)) == set()
+
+
+@single_node
+async def test_a_big_index_waits_for_an_earlier_drain_instead_of_merging_into_it(
+    backend: RedisBackend, raw: RawClient, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_ops, "CHUNK", 25)
+    shard = backend.layout.shards[0]
+    for i in range(60):
+        await put(backend, f"old:{i}", tags=("big",))
+    raw.rename(shard.index("t", "big"), shard.drain("t", "big"))  # an earlier invalidation
+    for i in range(60):
+        await put(backend, f"new:{i}", tags=("big",))
+    removed: list[int] = []
+
+    async def invalidate() -> None:
+        removed.append(await backend.invalidate_tags(["big"]))
+
+    sent = await top_level_commands(url, invalidate, inside_scripts=True)
+    assert removed == [120]
+    assert "SUNIONSTORE" not in sent  # copying both sets would hold Redis for all 120
+    assert set(entries(raw, backend)) == set()
+    assert not keys(raw, "*:T:big")
+
+
+@single_node
+async def test_a_big_entry_list_waits_for_an_earlier_clear_instead_of_merging_into_it(
+    backend: RedisBackend, raw: RawClient, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_ops, "CHUNK", 25)
+    shard = backend.layout.shards[0]
+    for i in range(60):
+        await put(backend, f"old:{i}")
+    raw.rename(shard.expiries, shard.prefix + "X")  # an earlier clear, interrupted
+    for i in range(60):
+        await put(backend, f"new:{i}")
+    removed: list[int] = []
+
+    async def clear() -> None:
+        removed.append(await backend.clear())
+
+    sent = await top_level_commands(url, clear, inside_scripts=True)
+    assert removed == [120]
+    assert "ZUNIONSTORE" not in sent
+    assert set(entries(raw, backend)) == set()
+    assert not raw.exists(shard.prefix + "X")
 
 
 # --- patterns ------------------------------------------------------------------------------
@@ -442,9 +503,11 @@ async def test_only_one_process_cleans_up_at_a_time(
 # --- round trips ---------------------------------------------------------------------------
 
 
-async def top_level_commands(url: str, op: Callable[[], Awaitable[object]]) -> list[str]:
+async def top_level_commands(
+    url: str, op: Callable[[], Awaitable[object]], *, inside_scripts: bool = False
+) -> list[str]:
     """The commands `op` sent to Redis (one per round trip), seen with MONITOR; commands that
-    scripts run inside Redis are left out."""
+    scripts run inside Redis are left out unless `inside_scripts`."""
     watcher, marker = redis.Redis.from_url(url), redis.Redis.from_url(url)
     start_monitor: Callable[[], Any] = watcher.monitor
     marker.ping()  # connected before watching: its handshake is not in the record
@@ -454,7 +517,7 @@ async def top_level_commands(url: str, op: Callable[[], Awaitable[object]]) -> l
             marker.echo("end of op")
             sent = []
             while (command := monitor.next_command())["command"] != "ECHO end of op":
-                if command["client_type"] != "lua":
+                if inside_scripts or command["client_type"] != "lua":
                     sent.append(command["command"].split(" ", 1)[0].upper())
             return sent
     finally:
@@ -474,6 +537,27 @@ async def test_a_hit_is_one_get_and_a_tagged_set_one_script_call(
         assert await backend.get("k") == b"v"
     finally:
         await backend.close()
+
+
+async def test_scripts_unknown_to_redis_are_loaded_again(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    await put(backend, "a", tags=("t",))
+    raw.script_flush()  # as after a restart: Redis has forgotten every script
+    assert await put(backend, "b", tags=("t",))
+    assert await backend.invalidate_tags(["t"]) == 2
+    assert backend.redis.errors == 0  # NOSCRIPT is not a fault
+
+
+@single_node
+async def test_calls_beyond_max_connections_wait_for_a_turn(
+    make_backend: BackendFactory, raw: RawClient
+) -> None:
+    backend = make_backend(max_connections=2)
+    await put(backend, "k")
+    before = int(raw.info("clients")["connected_clients"])
+    assert await asyncio.gather(*(backend.get("k") for _ in range(40))) == [b"v"] * 40
+    assert int(raw.info("clients")["connected_clients"]) <= before + 1
 
 
 @single_node

@@ -180,6 +180,19 @@ async def test_a_slow_redis_times_out_and_opens_the_breaker(
     await sleeper
 
 
+async def test_calls_waiting_for_a_connection_are_refused_once_the_breaker_opens(
+    make_backend: BackendFactory, redis_server: RedisServer
+) -> None:
+    backend = quick(make_backend, max_connections=1, breaker_max_backoff=60)
+    await backend.get("k")  # connected
+    redis_server.command("CLIENT", "PAUSE", "500", "ALL")
+    attempts = backend.redis.attempts
+    results = await asyncio.gather(*(backend.get("k") for _ in range(5)), return_exceptions=True)
+    assert [type(result) for result in results] == [BackendUnavailable] * 5
+    assert backend.redis.attempts == attempts + 1  # the others never reached the network
+    assert backend.breaker.state == "open"
+
+
 async def test_the_service_fails_open_when_redis_is_down(
     make_backend: BackendFactory, redis_server: RedisServer
 ) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 from redis.crc import key_slot
 
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis_connection import _Turns
 from fastapi_cachekit.backends.redis_faults import CircuitBreaker, PendingInvalidations, Replay
 from fastapi_cachekit.backends.redis_layout import (
     CLUSTER_SHARDS,
     HEADER_SIZE,
     Layout,
+    NotAnEnvelope,
+    live_value,
     open_envelope,
     pack_envelope,
 )
@@ -44,6 +48,19 @@ def test_anything_else_is_not_an_envelope(raw: bytes) -> None:
 def test_a_truncated_envelope_is_refused() -> None:
     data = pack_envelope(b"", 1.0, 2.0, None, ("tag",))
     assert open_envelope(data[:-1]) is None
+
+
+def test_live_value_reads_the_value_until_it_expires() -> None:
+    data = pack_envelope(b"value", 1000.0, 2000.0, "ns", ("a",))
+    assert live_value(data, 1999.9) == b"value"
+    assert live_value(data, 2000.0) is None
+    assert live_value(pack_envelope(b"", 1.0, math.inf, None, ()), 1e300) == b""
+    for raw in (b"", b"value", data[:-6], b"CK\x01" + bytes(10)):
+        with pytest.raises(NotAnEnvelope):
+            live_value(raw, 0.0)
+    nan = pack_envelope(b"v", 1.0, math.nan, None, ())
+    with pytest.raises(NotAnEnvelope):
+        live_value(nan, 0.0)
 
 
 def test_single_node_keys() -> None:
@@ -136,6 +153,47 @@ async def test_queue_replays_in_order_and_overflows_into_a_clear() -> None:
     await queue.replay(step("clear"))
     assert done == ["a", "b", "clear"]
     assert len(queue) == 0
+
+
+async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
+    turns = _Turns(1)
+    turns.free -= 1  # taken
+    order: list[str] = []
+
+    async def wait(name: str) -> None:
+        assert await turns.wait(10.0)
+        order.append(name)
+
+    first = asyncio.create_task(wait("first"))
+    second = asyncio.create_task(wait("second"))
+    await asyncio.sleep(0)
+    turns.release()  # to the first in line, not back to the pool
+    await first
+    assert (order, turns.free) == (["first"], 0)
+    turns.release()
+    await second
+    assert order == ["first", "second"]
+    turns.release()
+    assert turns.free == 1
+    turns.free -= 1
+    assert not await turns.wait(0.01)  # nobody released: no turn
+    turns.release()
+    assert turns.free == 1
+
+
+async def test_a_turn_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
+    turns = _Turns(1)
+    turns.free -= 1
+    cancelled = asyncio.create_task(turns.wait(10.0))
+    waiting = asyncio.create_task(turns.wait(10.0))
+    await asyncio.sleep(0)
+    turns.release()  # handed to `cancelled`, which is cancelled before it resumes
+    cancelled.cancel()
+    assert await waiting
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    turns.release()
+    assert turns.free == 1  # every turn accounted for
 
 
 # --- configuration -------------------------------------------------------------------------
