@@ -179,11 +179,12 @@ async def _kv_rows(url: str, params: Params, cachekit_reason: str | None) -> lis
 
 async def _worst_latency(admin: aioredis.Redis) -> tuple[float, str, int, float]:
     """(worst command µs, its name, commands logged, LATENCY LATEST max ms) since the reset."""
+    # LATENCY LATEST first: a long SLOWLOG GET is itself slow enough to be an event.
+    events = await admin.latency_latest()
+    latest_max = max((float(event[3]) for event in events), default=0.0)
     entries = await admin.slowlog_get(_SLOWLOG_LEN)
     worst = max(entries, key=lambda entry: entry["duration"], default=None)
     name = "" if worst is None else _command_name(worst["command"])
-    events = await admin.latency_latest()
-    latest_max = max((float(event[3]) for event in events), default=0.0)
     return (0.0 if worst is None else float(worst["duration"])), name, len(entries), latest_max
 
 
