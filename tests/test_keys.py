@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from fastapi_cachekit import CacheKey, KeyBuildError
+from fastapi_cachekit import CacheKey, InvalidKeyError, KeyBuildError, keys
 from fastapi_cachekit.keys import GlobPattern, check_tags, full_key, function_call_key
 
 
@@ -29,6 +29,20 @@ def test_full_key() -> None:
 def test_tags_are_deduplicated_in_order() -> None:
     assert check_tags(["b", "a", "b"]) == ("b", "a")
     assert check_tags(None) == ()
+
+
+@pytest.mark.parametrize("bad", [["ok", ""], ["ok", 7], ["ok", ["x"]], ["a\nb"]])
+def test_bad_tags_are_refused_every_time(bad: list[object]) -> None:
+    # The second call must not be answered from the cache of checked tuples.
+    for _ in range(2):
+        with pytest.raises(InvalidKeyError):
+            check_tags(bad)  # type: ignore[arg-type]
+
+
+def test_checked_tags_cache_is_bounded() -> None:
+    for i in range(3 * keys._CHECKED_TAGS_LIMIT):
+        assert check_tags([f"user:{i}", "team"]) == (f"user:{i}", "team")
+    assert len(keys._CHECKED_TAGS) <= keys._CHECKED_TAGS_LIMIT
 
 
 @pytest.mark.parametrize(
