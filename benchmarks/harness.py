@@ -168,6 +168,8 @@ def compare(rows: Sequence[Row], name: str, other: str) -> None:
         return
     ratio = ref.ops_per_s / row.ops_per_s
     row.extra[f"ratio_vs:{other}"] = ratio
+    if row.ops_per_s_max and ref.ops_per_s_max:
+        row.extra[f"ratio_best_vs:{other}"] = ref.ops_per_s_max / row.ops_per_s_max
     row.note = "; ".join(filter(None, [row.note, f"{ratio:.2f}x the time of {other}"]))
 
 

@@ -1,19 +1,23 @@
-"""The Benchmarks page: its generated tables parse, and benchmarks/report.py writes them.
+"""The Benchmarks page and the README: their generated tables parse, and
+benchmarks/report.py writes them.
 
-The tables between the page's markers come from a run's JSON (`python -m benchmarks.report`);
-these tests check their shape, not their figures, so the page can be refreshed at any time.
+The tables between the markers come from a run's JSON (`python -m benchmarks.report`); these
+tests check their shape and that every target names a row the suite measures, not their
+figures, so the files can be refreshed at any time.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
 from benchmarks.harness import Row, with_ratios
-from benchmarks.report import END, PAGE, START, render, rewrite
+from benchmarks.report import FILES, PAGE, README, SUMMARY, TABLES, Block, rewrite
 from benchmarks.run import SECTIONS
+from benchmarks.targets import TARGETS, Target, summary_table
 
 HEADER = [
     "row",
@@ -29,14 +33,14 @@ _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 _COUNT = re.compile(r"^\d{1,3}(,\d{3})*$")
 _MICROS = re.compile(r"^(\d{1,3}(,\d{3})*|\d+\.\d+)$")
 _RATIO = re.compile(r"^\d+\.\d\dx$")
-_SECTION = re.compile(r"^### .+ \(`(?P<name>[\w-]+)`\)$")
+_SECTION = re.compile(r"^#### .+ \(`(?P<name>[\w-]+)`\)$")
 
 
-def generated(text: str) -> str:
-    """The part of the page between the markers."""
-    assert START in text, f"the page has lost its start marker {START!r}"
-    assert END in text, f"the page has lost its end marker {END!r}"
-    return text[text.index(START) + len(START) : text.index(END)]
+def generated(text: str, block: Block = TABLES) -> str:
+    """The part of a file between a block's markers."""
+    assert block.start in text, f"the file has lost its start marker {block.start!r}"
+    assert block.end in text, f"the file has lost its end marker {block.end!r}"
+    return text[text.index(block.start) + len(block.start) : text.index(block.end)]
 
 
 def tables(block: str) -> dict[str, list[list[str]]]:
@@ -113,25 +117,77 @@ def sample_report() -> dict[str, object]:
 
 
 def test_report_renders_tables_that_parse() -> None:
-    block = render(sample_report())
-    assert block.startswith(START)
-    assert block.endswith(END)
-    found = tables(generated(block))
+    found = tables(TABLES.render(sample_report()))
     assert list(found) == ["memory"]
     check_table("memory", found["memory"])
     assert found["memory"][3][4:6] == ["4.00x", "5.00x"]
     assert found["memory"][3][0] == "cachekit \\| piped"
 
 
-def test_rewrite_replaces_only_the_generated_part() -> None:
-    page = f"# Title\n\nProse.\n\n{START}\nold tables\n{END}\n\nMore prose.\n"
-    once = rewrite(page, sample_report())
-    assert once.startswith("# Title\n\nProse.\n\n")
-    assert once.endswith("\n\nMore prose.\n")
+def test_rewrite_replaces_only_the_generated_parts() -> None:
+    page = (
+        f"# Title\n\n{SUMMARY.start}\nold summary\n{SUMMARY.end}\n\nProse.\n\n"
+        f"{TABLES.start}\nold tables\n{TABLES.end}\n\nMore prose.\n"
+    )
+    once = rewrite(page, (SUMMARY, TABLES), sample_report())
+    assert once.startswith(f"# Title\n\n{SUMMARY.start}")
+    assert f"{SUMMARY.end}\n\nProse.\n\n{TABLES.start}" in once
+    assert once.endswith(f"{TABLES.end}\n\nMore prose.\n")
     assert "old tables" not in once
-    assert rewrite(once, sample_report()) == once
+    assert "old summary" not in once
+    assert "| target | limit |" in generated(once, SUMMARY)
+    assert rewrite(once, (SUMMARY, TABLES), sample_report()) == once
 
 
 def test_rewrite_needs_the_markers() -> None:
     with pytest.raises(SystemExit, match="markers"):
-        rewrite("# no markers here\n", sample_report())
+        rewrite("# no markers here\n", (TABLES,), sample_report())
+
+
+@pytest.mark.parametrize("path", list(FILES), ids=lambda path: path.name)
+def test_the_summary_lists_every_target(path: Path) -> None:
+    assert path in (README, PAGE)
+    summary = generated(path.read_text(encoding="utf-8"), SUMMARY)
+    assert "Measured by `python -m benchmarks.run" in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
+        target.what for target in TARGETS
+    ]
+
+
+def test_every_target_names_a_row_of_the_page() -> None:
+    # The page's tables come from a full run: a target whose row was renamed reads nothing.
+    found = tables(generated(PAGE.read_text(encoding="utf-8")))
+    for target in TARGETS:
+        assert target.section in SECTIONS
+        if target.section in found:
+            names = [cells[0] for cells in found[target.section][2:]]
+            assert target.row in names, f"{target.what}: no row {target.row!r}"
+
+
+def _report_with(row: dict[str, object]) -> list[dict[str, object]]:
+    return [{"name": "memory", "rows": [{"name": "get-hit: cachekit CacheService", **row}]}]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "best", "verdict"),
+    [
+        (7.9, 7.5, "met"),
+        (8.0, 7.5, "met"),
+        (8.4, 7.9, "met on best-of-R only"),
+        (8.4, 8.1, "**not met**"),
+        (None, None, "not measured"),
+    ],
+)
+def test_summary_verdicts(ratio: float | None, best: float | None, verdict: str) -> None:
+    table = summary_table(_report_with({"ratio": ratio, "ratio_best": best}))
+    line = next(line for line in table.splitlines() if line.startswith("| memory get-hit"))
+    assert line.split(" | ")[4] == verdict
+
+
+def test_a_relative_time_must_be_below_its_limit() -> None:
+    faster = Target("route", "http", "route hit", 1.0, figure="vs:uncached")
+    row = {"extra": {"ratio_vs:uncached": 1.0, "ratio_best_vs:uncached": 0.9}}
+    assert faster.measured({"route hit": row}) == (1.0, 0.9)
+    assert not faster.allows(1.0)
+    assert faster.allows(0.9)
