@@ -63,7 +63,8 @@ def cached_route(
     of a function of the request, such as the current user's id). `tags` is a list or a
     function of the request. Responses with Set-Cookie, `no-store` or `private` are not
     stored; requests with Authorization, Proxy-Authorization, Cookie or X-API-Key bypass
-    the cache unless `vary_on` or `cache_private_requests=True` says the route handles them.
+    the cache unless the key varies on that header (`vary_on`), `vary_on` is a function
+    (which tells users apart), or `cache_private_requests=True`.
     """
 
     def decorate(endpoint: F) -> F:
@@ -75,6 +76,15 @@ def cached_route(
         )
 
     return decorate
+
+
+def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[bytes]:
+    """The credential fields that make a request bypass the cache: those the key does not
+    vary on. A function `vary_on` tells users apart by itself, so none then."""
+    if cache_private_requests or callable(vary_on):
+        return frozenset()
+    varied = {name.lower().encode("latin-1") for name in vary_on or ()}
+    return DEFAULT_PRIVATE_REQUEST_HEADERS - varied
 
 
 class _CachedRoute:
@@ -99,7 +109,7 @@ class _CachedRoute:
         self.key_func = key_func
         self.tags = tags if tags is None or callable(tags) else list(tags)
         self.vary_on = vary_on if vary_on is None or callable(vary_on) else list(vary_on)
-        self.bypass_private = not (cache_private_requests or vary_on is not None)
+        self.private_fields = _private_fields(self.vary_on, cache_private_requests)
         self.wrapper = self._build_wrapper()
 
     def _build_wrapper(self) -> Callable[..., Any]:
@@ -170,10 +180,10 @@ class _CachedRoute:
         return await run_in_threadpool(self.endpoint, **kwargs)
 
     def _bypass(self, scope: Scope) -> bool:
-        if not self.bypass_private:
+        private = self.private_fields
+        if not private:
             return False
         # ASGI header names are lowercase bytes: no Headers object needed.
-        private = DEFAULT_PRIVATE_REQUEST_HEADERS
         return any(name in private for name, _ in scope["headers"])
 
     def key(self, request: Request) -> str:

@@ -301,6 +301,33 @@ async def test_vary_on_headers_and_private_requests(cache: CacheService) -> None
     assert b1.json() == {"user": "Bearer b", "call": 4}
 
 
+async def test_vary_on_other_headers_keeps_credentialed_requests_out(
+    cache: CacheService,
+) -> None:
+    # vary_on=["accept-language"] says nothing about users: a request with a Cookie must
+    # not be answered with (nor store) a response keyed by its language alone.
+    app = FastAPI()
+    calls = Calls()
+
+    @app.get("/greeting")
+    @cached_route(cache, ttl=60, vary_on=["accept-language", "Authorization"])
+    async def greeting(request: Request) -> dict[str, object]:
+        return {"cookie": request.headers.get("cookie"), "call": calls()}
+
+    fr = {"accept-language": "fr"}
+    async with client_for(app) as client:
+        assert (await client.get("/greeting", headers=fr)).json()["call"] == 1
+        ada = await client.get("/greeting", headers={**fr, "cookie": "user=ada"})
+        assert ada.json() == {"cookie": "user=ada", "call": 2}
+        bob = await client.get("/greeting", headers={**fr, "cookie": "user=bob"})
+        assert bob.json() == {"cookie": "user=bob", "call": 3}
+        # Authorization is in the key: such requests are cached, one entry per token.
+        token = {**fr, "authorization": "Bearer a"}
+        assert (await client.get("/greeting", headers=token)).json()["call"] == 4
+        assert (await client.get("/greeting", headers=token)).json()["call"] == 4
+        assert (await client.get("/greeting", headers=fr)).json()["call"] == 1
+
+
 async def test_vary_on_a_function_of_the_request(cache: CacheService) -> None:
     app = FastAPI()
     calls = Calls()
