@@ -12,11 +12,11 @@ import inspect
 import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated, Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from pydantic import TypeAdapter
 
-from .keys import function_call_key
+from .keys import NotInKey, function_call_key, not_in_key
 from .service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
 
 __all__ = ["CachedFunction", "NotInKey", "cached"]
@@ -24,17 +24,6 @@ __all__ = ["CachedFunction", "NotInKey", "cached"]
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
-
-
-class _NotInKey:
-    """`Annotated` marker: this parameter is not data and stays out of the cache key."""
-
-    def __repr__(self) -> str:
-        return "NotInKey"
-
-
-NotInKey = _NotInKey()
-"""Mark a parameter as not part of @cached's key: `session: Annotated[Session, NotInKey]`."""
 
 
 class CachedFunction(Protocol[P, R_co]):
@@ -78,7 +67,7 @@ class _Plan(Generic[R]):
     def _resolve(self) -> frozenset[str]:
         hints = typing.get_type_hints(self.func, localns=self._scope, include_extras=True)
         self._adapter = _return_adapter(hints.get("return", Any))
-        self._exclude = self._explicit | _annotated_exclusions(hints)
+        self._exclude = self._explicit | not_in_key(hints)
         return self._exclude
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -141,15 +130,6 @@ def cached(
         return cast(CachedFunction[P, R], wrapper)
 
     return decorate
-
-
-def _annotated_exclusions(hints: dict[str, Any]) -> frozenset[str]:
-    return frozenset(
-        name
-        for name, hint in hints.items()
-        if typing.get_origin(hint) is Annotated
-        and any(isinstance(extra, _NotInKey) for extra in hint.__metadata__)
-    )
 
 
 def _return_adapter(hint: Any) -> TypeAdapter[Any] | None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
-from typing import Any, TypeGuard
+from typing import Annotated, Any, TypeGuard
 
 import orjson
 
@@ -19,6 +20,7 @@ from .errors import InvalidKeyError, KeyBuildError
 __all__ = [
     "MAX_KEY_LENGTH",
     "GlobPattern",
+    "NotInKey",
     "bind_arguments",
     "check_key",
     "check_namespace",
@@ -27,6 +29,7 @@ __all__ = [
     "function_call_key",
     "hash_text",
     "is_plain",
+    "not_in_key",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -271,6 +274,28 @@ def _encode_argument(name: str, value: Any) -> bytes:
             f"it is not data ({exc}). Leave it out of the key with exclude=[{name!r}] "
             "(or Annotated[..., NotInKey]), or give a key_func"
         ) from None
+
+
+class _NotInKey:
+    """`Annotated` marker: this parameter is not data and stays out of the cache key."""
+
+    def __repr__(self) -> str:
+        return "NotInKey"
+
+
+NotInKey = _NotInKey()
+"""Mark a parameter as not part of @cached's key: `session: Annotated[Session, NotInKey]`."""
+
+
+def not_in_key(hints: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters whose type hints (`get_type_hints(..., include_extras=True)`) carry
+    the NotInKey marker."""
+    return frozenset(
+        name
+        for name, hint in hints.items()
+        if typing.get_origin(hint) is Annotated
+        and any(isinstance(extra, _NotInKey) for extra in hint.__metadata__)
+    )
 
 
 def function_call_key(

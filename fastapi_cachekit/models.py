@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .keys import bind_arguments, full_key, function_call_key
+from .keys import bind_arguments, full_key, function_call_key, not_in_key
 
 __all__ = ["CacheEntry", "CacheKey", "CacheStats", "utc_from_timestamp"]
 
@@ -45,9 +46,15 @@ class CacheKey(BaseModel):
         tags: list[str] | None = None,
         exclude: tuple[str, ...] = (),
     ) -> CacheKey:
-        """The key of one call of `func`: its module, qualified name and bound arguments."""
+        """The key of one call of `func`: its module, qualified name and bound arguments,
+        without `exclude` and the parameters annotated `Annotated[T, NotInKey]` (the key
+        `@cached` uses, when that resolves the same annotations)."""
         arguments = bind_arguments(func, args, dict(kwargs or {}))
-        key = function_call_key(func, arguments, exclude)
+        try:
+            hints = typing.get_type_hints(func, include_extras=True)
+        except (NameError, TypeError):  # annotations naming what func's module lacks
+            hints = {}
+        key = function_call_key(func, arguments, frozenset(exclude) | not_in_key(hints))
         return cls(key=key, namespace=namespace, tags=list(tags or []))
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel
 
-from fastapi_cachekit import CacheService, KeyBuildError, MemoryBackend, NotInKey, cached
+from fastapi_cachekit import CacheKey, CacheService, KeyBuildError, MemoryBackend, NotInKey, cached
 
 
 @pytest.fixture
@@ -164,6 +164,17 @@ async def test_excluded_parameters_stay_out_of_the_key(cache: CacheService) -> N
         await fn(1, Session())
         await fn(1, Session())
     assert calls == 2
+
+
+async def load_for_user(user_id: int, session: Annotated[Session, NotInKey]) -> int:
+    return user_id
+
+
+async def test_cache_key_from_function_call_leaves_not_in_key_out(cache: CacheService) -> None:
+    session = Session()
+    key = CacheKey.from_function_call(load_for_user, (7, session))
+    assert key.key == cached(cache)(load_for_user).cache_key(7, session)
+    assert "session" not in key.key
 
 
 async def test_unserializable_argument_is_a_clear_error_at_call_time(
