@@ -4,7 +4,10 @@ Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, ca
 `l1_max_ttl`. Writes and invalidations go to L2 first, then to this process's L1, then are
 announced on a Redis pub/sub channel so that every other process drops the entries from its
 L1 (coherence within the channel's latency; the cap bounds staleness even if a message is
-lost).
+lost). An invalidation that could not reach Redis is dropped from this process's L1 at once,
+queued by the Redis backend, and announced when the Redis backend has replayed it: the
+announcement must not come before L2 is changed, or another process could promote the old
+entry again.
 
 L1 is used only while this process is subscribed: the subscription is confirmed before the
 first operation returns, and if the channel drops, L1 is cleared and bypassed (reads go to
@@ -34,12 +37,15 @@ from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .memory import MemoryBackend
 from .redis import RedisBackend
+from .redis_faults import Invalidation
 
 __all__ = ["HybridBackend"]
 
 logger = logging.getLogger("fastapi_cachekit.hybrid")
 
 _RETRY_MAX = 5.0
+# An invalidation's kind on the channel (kept short: every write publishes one).
+_OPS = {"key": "k", "namespace": "n", "tags": "t", "pattern": "p", "clear": "c"}
 
 
 class HybridBackend:
@@ -65,6 +71,9 @@ class HybridBackend:
         self._subscribed: asyncio.Future[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._client: Redis | None = None
+        # Queued invalidations are announced once replayed: when they failed, the attempt to
+        # announce them failed too (the breaker was open), and other L1s still hold them.
+        l2.on_replayed = self._announce
 
     @classmethod
     def from_settings(
@@ -146,7 +155,7 @@ class HybridBackend:
         token = await self.l1.fill_token()
         stored = await self.l2.set(key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
         if stored:
-            await self._announce({"o": "k", "a": [key]})
+            await self._announce(Invalidation("key", (key,)))
             if self._coherent:
                 await self.l1.set(
                     key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
@@ -166,35 +175,35 @@ class HybridBackend:
         try:
             return await self.l2.delete(key)
         finally:
-            await self._announce({"o": "k", "a": [key]})
+            await self._announce(Invalidation("key", (key,)))
 
     async def invalidate_namespace(self, namespace: str) -> int:
         await self.l1.invalidate_namespace(namespace)
         try:
             return await self.l2.invalidate_namespace(namespace)
         finally:
-            await self._announce({"o": "n", "a": namespace})
+            await self._announce(Invalidation("namespace", (namespace,)))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         await self.l1.invalidate_tags(tags)
         try:
             return await self.l2.invalidate_tags(tags)
         finally:
-            await self._announce({"o": "t", "a": list(tags)})
+            await self._announce(Invalidation("tags", tuple(tags)))
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         await self.l1.invalidate_pattern(pattern, namespace)
         try:
             return await self.l2.invalidate_pattern(pattern, namespace)
         finally:
-            await self._announce({"o": "p", "a": pattern.source, "n": namespace})
+            await self._announce(Invalidation("pattern", (pattern.source,), namespace))
 
     async def clear(self) -> int:
         await self.l1.clear()
         try:
             return await self.l2.clear()
         finally:
-            await self._announce({"o": "c"})
+            await self._announce(Invalidation("clear"))
 
     async def cleanup_expired(self) -> int:
         await self.l1.cleanup_expired()
@@ -303,8 +312,17 @@ class HybridBackend:
         elif kind == "c":
             await self.l1.clear()
 
-    async def _announce(self, message: dict[str, Any]) -> None:
-        message["s"] = self._source
+    async def _announce(self, done: Invalidation) -> None:
+        """Publish an invalidation for the other processes' L1s (`_apply` reads it).
+
+        Publishes through the connection, not a backend method: this also runs inside the
+        Redis backend's replay, which a backend method would wait for.
+        """
+        message: dict[str, Any] = {"s": self._source, "o": _OPS[done.kind], "a": list(done.names)}
+        if done.kind == "namespace":  # a namespace or a pattern goes as one string
+            message["a"] = done.names[0]
+        elif done.kind == "pattern":
+            message["a"], message["n"] = done.names[0], done.namespace
         data = orjson.dumps(message)
         try:
             await self.l2.redis.call(lambda client: client.publish(self.channel, data))

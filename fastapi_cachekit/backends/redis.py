@@ -48,7 +48,9 @@ Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
   (doubling up to `breaker_max_backoff`). An invalidation that cannot reach Redis is queued and
-  replayed, in order, before the next call is served once Redis answers (see `redis_faults`).
+  replayed, in order, before the next call is served once Redis answers (see `redis_faults`);
+  `on_replayed`, when set, is told about each one after it has been replayed (the hybrid backend
+  announces it to the other processes then).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from ..settings import CacheSettings
 from . import redis_scripts as lua
 from .base import BackendStats, FillToken
 from .redis_connection import Client, RedisConnection, parse_url
-from .redis_faults import CircuitBreaker, PendingInvalidations
+from .redis_faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
 from .redis_layout import (
     HEADER_SIZE,
     Envelope,
@@ -145,6 +147,9 @@ class RedisBackend:
         self._entry_prefix = "" if cluster else self.layout.shards[0].entry("")
         self._pending = PendingInvalidations(max_pending_invalidations)
         self._replay_lock = asyncio.Lock()
+        self.on_replayed: Replayed | None = None
+        """Awaited after each queued invalidation has been replayed, in order (it runs while
+        other calls wait for the replay, so it must not call this backend's methods)."""
         self._corrupt_values = 0
         self._last_corrupt_log = -_CORRUPT_LOG_INTERVAL
 
@@ -282,11 +287,14 @@ class RedisBackend:
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._invalidation(f"delete {key!r}", lambda: self._ops.delete(key)))
+        return bool(
+            await self._invalidation(Invalidation("key", (key,)), lambda: self._ops.delete(key))
+        )
 
     async def invalidate_namespace(self, namespace: str) -> int:
         return await self._invalidation(
-            f"namespace {namespace!r}", lambda: self._ops.invalidate_labels("n", (namespace,))
+            Invalidation("namespace", (namespace,)),
+            lambda: self._ops.invalidate_labels("n", (namespace,)),
         )
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
@@ -294,12 +302,12 @@ class RedisBackend:
         if not labels:
             return 0
         return await self._invalidation(
-            f"tags {list(labels)!r}", lambda: self._ops.invalidate_labels("t", labels)
+            Invalidation("tags", labels), lambda: self._ops.invalidate_labels("t", labels)
         )
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         return await self._invalidation(
-            f"pattern {pattern.source!r} (namespace {namespace!r})",
+            Invalidation("pattern", (pattern.source,), namespace),
             lambda: self._ops.invalidate_pattern(pattern, namespace),
         )
 
@@ -381,13 +389,15 @@ class RedisBackend:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    async def _invalidation(self, description: str, run: Callable[[], Awaitable[int]]) -> int:
+    async def _invalidation(
+        self, invalidation: Invalidation, run: Callable[[], Awaitable[int]]
+    ) -> int:
         """Run an invalidation; when Redis cannot be reached, queue it for replay and raise."""
         try:
             await self._replay()
             return await run()
         except BackendUnavailable:
-            self._pending.add(description, run)
+            self._pending.add(invalidation, run)
             raise
 
     async def _replay(self) -> None:
@@ -395,7 +405,7 @@ class RedisBackend:
         if not len(self._pending):
             return
         async with self._replay_lock:
-            await self._pending.replay(self._ops.clear)
+            await self._pending.replay(self._ops.clear, self.on_replayed)
 
     def _now_ms(self) -> float:
         return self._clock() * 1000.0

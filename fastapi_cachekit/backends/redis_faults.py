@@ -3,7 +3,9 @@
 The breaker makes a dead Redis cheap: after a failure, calls fail at once, with no network
 attempt, until a back-off has passed; then one call probes. The queue keeps the invalidations
 that could not reach Redis, so that they are replayed, in order, before anything else is served
-when Redis answers again.
+when Redis answers again. Each queued item says what it invalidates (an `Invalidation`), so that
+a tier in front of Redis (the hybrid backend's memory tier) can be told, item by item, once it
+has been replayed: other processes have to hear about it then, not when it failed.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, NamedTuple
 
-__all__ = ["CircuitBreaker", "PendingInvalidations", "Replay"]
+__all__ = ["CircuitBreaker", "Invalidation", "PendingInvalidations", "Replay", "Replayed"]
 
 logger = logging.getLogger("fastapi_cachekit.redis")
 
@@ -89,7 +91,29 @@ class CircuitBreaker:
             self.retry_at = self._monotonic()
 
 
+class Invalidation(NamedTuple):
+    """What an invalidation removes: a key, a namespace, tags, a pattern (with its namespace,
+    if any) or everything under the key prefix."""
+
+    kind: Literal["key", "namespace", "tags", "pattern", "clear"]
+    names: tuple[str, ...] = ()
+    """The key, the namespace, the tags, the pattern's source; none for a clear."""
+    namespace: str | None = None
+    """A pattern's namespace."""
+
+    def __str__(self) -> str:
+        names = ", ".join(repr(name) for name in self.names)
+        if self.kind == "pattern":
+            return f"pattern {names} (namespace {self.namespace!r})"
+        return f"{self.kind} {names}".rstrip()
+
+
+_CLEAR = Invalidation("clear")
+
+
 Replay = Callable[[], Awaitable[object]]
+Replayed = Callable[[Invalidation], Awaitable[object]]
+"""Told about each queued invalidation once it has been replayed (see `replay`)."""
 
 
 class PendingInvalidations:
@@ -97,7 +121,7 @@ class PendingInvalidations:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._queue: deque[tuple[str, Replay]] = deque()
+        self._queue: deque[tuple[Invalidation, Replay]] = deque()
         self.clear_everything = False
         self.size = 0
         """How many are waiting (a pending full clear counts 1): a plain attribute, so that
@@ -109,7 +133,7 @@ class PendingInvalidations:
     def _resize(self) -> None:
         self.size = len(self._queue) + self.clear_everything
 
-    def add(self, description: str, replay: Replay) -> None:
+    def add(self, invalidation: Invalidation, replay: Replay) -> None:
         """Queue one invalidation (`replay` performs it again)."""
         if self.clear_everything:
             return  # the pending clear removes whatever this would have
@@ -123,19 +147,21 @@ class PendingInvalidations:
             self.clear_everything = True
             self._resize()
             return
-        self._queue.append((description, replay))
+        self._queue.append((invalidation, replay))
         self._resize()
 
     def add_clear(self, replay: Replay) -> None:
         """Queue a clear: it supersedes everything queued before it."""
         self._queue.clear()
-        self._queue.append(("clear", replay))
+        self._queue.append((_CLEAR, replay))
         self._resize()
 
-    async def replay(self, clear: Replay) -> int:
+    async def replay(self, clear: Replay, replayed: Replayed | None = None) -> int:
         """Run the queue in order (a full clear first, if one is owed); the number replayed.
 
-        Stops at the first failure, leaving that invalidation and the rest queued.
+        `replayed` is awaited after each one has run, before the next: it sees them in order,
+        each only once Redis has applied it. Stops at the first failure, leaving that
+        invalidation and the rest queued.
         """
         done = 0
         if self.clear_everything:
@@ -144,11 +170,15 @@ class PendingInvalidations:
             self._resize()
             logger.warning("cleared the cache prefix after Redis came back (queue overflowed)")
             done += 1
+            if replayed is not None:
+                await replayed(_CLEAR)
         while self._queue:
-            description, replay = self._queue[0]
+            invalidation, replay = self._queue[0]
             await replay()
             self._queue.popleft()
             self._resize()
-            logger.info("replayed a queued cache invalidation: %s", description)
+            logger.info("replayed a queued cache invalidation: %s", invalidation)
             done += 1
+            if replayed is not None:
+                await replayed(invalidation)
         return done

@@ -1,4 +1,5 @@
-"""Hybrid backend: L1 hits, promotion TTLs, coherence across real processes, channel loss."""
+"""Hybrid backend: L1 hits, promotion TTLs, coherence across real processes and on a cluster,
+channel loss, invalidations replayed after Redis was unreachable."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from fastapi_cachekit import CacheService, create_cache
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend, RedisEntry
+from fastapi_cachekit.errors import BackendUnavailable
+from tests.backends.tcp_proxy import TcpProxy
 from tests.clock import FakeClock
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisServer, RedisServers
 
 pytestmark = pytest.mark.redis
 
@@ -38,6 +44,28 @@ async def hybrid(
 async def put(backend: HybridBackend | RedisBackend, key: str, value: bytes, **kw: Any) -> None:
     options: dict[str, Any] = {"ttl": None, "namespace": None, "tags": ()} | kw
     await backend.set(key, value, **options)
+
+
+_DEADLINE = 10.0  # seconds: only reached when something is broken
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll until `condition()` holds (an announcement arriving in another backend's L1)."""
+    deadline = time.monotonic() + _DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+async def eventually(call: Callable[[], Awaitable[object]]) -> object:
+    """Retry `call` until Redis answers it (the breaker lets a probe through); its result."""
+    deadline = time.monotonic() + _DEADLINE
+    while True:
+        try:
+            return await call()
+        except BackendUnavailable:
+            assert time.monotonic() < deadline, "Redis never answered"
+            await asyncio.sleep(0.005)
 
 
 async def test_subscription_is_live_before_the_first_operation_returns(
@@ -149,6 +177,124 @@ async def test_redis_down_at_startup_is_a_miss_not_an_error(redis_server: RedisS
         redis_server.start()
 
 
+# --- invalidations queued while one process could not reach Redis -----------------------
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer) -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(redis_server.port)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+@pytest.fixture
+async def cut_off(
+    redis_server: RedisServer, proxy: TcpProxy, clock: FakeClock
+) -> AsyncIterator[tuple[HybridBackend, HybridBackend]]:
+    """Two hybrid "processes" (separate L1s) on one Redis: the first reaches L2 through the
+    proxy, with short timeouts, but subscribes directly, so it stays coherent when the proxy is
+    cut; the second is connected directly and keeps hearing the channel throughout."""
+    through_proxy = RedisBackend(
+        proxy.url, clock=clock, socket_timeout=0.1, connect_timeout=0.1, breaker_max_backoff=0.02
+    )
+    first = HybridBackend(through_proxy, pubsub_url=redis_server.url, clock=clock)
+    second = HybridBackend(RedisBackend(redis_server.url, clock=clock), clock=clock)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_replayed_invalidations_are_announced_in_order_once_applied(
+    cut_off: tuple[HybridBackend, HybridBackend], proxy: TcpProxy, redis_server: RedisServer
+) -> None:
+    cut, other = cut_off
+    await put(cut, "k", b"v", tags=("t",))
+    await put(cut, "ns:j", b"v", namespace="ns")
+    await put(cut, "marker", b"v")
+    for key in ("k", "ns:j", "marker"):
+        assert await other.get(key) == b"v"  # promoted into the other L1
+    async with aioredis.Redis.from_url(redis_server.url) as listener, listener.pubsub() as channel:
+        await channel.subscribe(cut.channel)
+        assert (await channel.get_message(timeout=_DEADLINE) or {}).get("type") == "subscribe"
+
+        proxy.cut()
+        with pytest.raises(BackendUnavailable):
+            await cut.invalidate_tags(["t"])
+        with pytest.raises(BackendUnavailable):
+            await cut.invalidate_namespace("ns")  # queued behind the first
+        assert cut.l2.pending_invalidations == 2
+        # This process dropped its own copies at once; it stays coherent (its subscription is
+        # direct) yet serves neither from L1 while its queued invalidations wait.
+        assert cut.coherent
+        assert not {"k", "ns:j"} & cut.l1._entries.keys()
+        with pytest.raises(BackendUnavailable):
+            await cut.get("k")
+        assert "k" in other.l1._entries  # the other L1 has heard nothing yet
+
+        proxy.restore()
+        assert await eventually(lambda: cut.get("unrelated")) is None  # replays first
+        await cut.delete("marker")  # announced after whatever the replay announced
+        heard: list[dict[str, Any]] = []
+        while not heard or heard[-1] != {"o": "k", "a": ["marker"]}:
+            message = await channel.get_message(timeout=_DEADLINE)
+            assert message is not None, f"no announcement of the marker; heard {heard}"
+            heard.append({k: v for k, v in orjson.loads(message["data"]).items() if k != "s"})
+    assert heard == [{"o": "t", "a": ["t"]}, {"o": "n", "a": "ns"}, heard[-1]]
+
+    await wait_until(lambda: "marker" not in other.l1._entries)
+    assert not {"k", "ns:j"} & other.l1._entries.keys()
+    assert await other.get("k") is None  # L2 was changed before the announcement
+    assert await other.get("ns:j") is None
+
+
+# --- a Redis Cluster ---------------------------------------------------------------------
+
+_CHANGES: list[tuple[Callable[[CacheService], Awaitable[object]], object]] = [
+    (lambda c: c.set("k", "new", namespace="ns", tags=["t"]), "new"),
+    (lambda c: c.delete("k", namespace="ns"), None),
+    (lambda c: c.invalidate_namespace("ns"), None),
+    (lambda c: c.invalidate_tags(["t"]), None),
+    (lambda c: c.invalidate_pattern("ns:*"), None),
+    (lambda c: c.clear_all(), None),
+]
+_CHANGE_IDS = ["overwrite", "delete", "namespace", "tags", "pattern", "clear"]
+CHANGES = pytest.mark.parametrize(("change", "expected"), _CHANGES, ids=_CHANGE_IDS)
+
+
+@pytest.mark.parametrize(
+    ("node", "change", "expected"),
+    [(number % 3, *case) for number, case in enumerate(_CHANGES)],
+    ids=[f"{name}-node{number % 3}" for number, name in enumerate(_CHANGE_IDS)],
+)
+async def test_changes_reach_another_l1_on_a_cluster(
+    redis_servers: RedisServers,
+    redis_cluster_url: str,
+    clean_redis: object,
+    clock: FakeClock,
+    node: int,
+    change: Any,
+    expected: object,
+) -> None:
+    """Classic PUBLISH reaches subscribers on every node of a cluster: the second instance
+    subscribes on each of the 3 nodes in turn, so in some cases not on the node PUBLISH goes to
+    (the one owning the channel's hash slot)."""
+    url = "redis+cluster" + redis_cluster_url[len("redis") :]
+    writer = HybridBackend(RedisBackend(url, clock=clock), clock=clock)
+    reader = HybridBackend(
+        RedisBackend(url, clock=clock), pubsub_url=redis_servers.cluster()[node].url, clock=clock
+    )
+    first, second = CacheService(writer), CacheService(reader)
+    await first.set("k", "old", namespace="ns", tags=["t"])
+    assert await second.get("k", namespace="ns") == "old"
+    assert "ns:k" in reader.l1._entries
+    await change(first)
+    await wait_until(lambda: "ns:k" not in reader.l1._entries)
+    assert await second.get("k", namespace="ns") == expected
+    await first.close()
+    await second.close()
+
+
 # --- several real processes ----------------------------------------------------------
 
 
@@ -209,18 +355,7 @@ async def parent(redis_url: str) -> AsyncIterator[CacheService]:
     await cache.close()
 
 
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda c: c.set("k", "new", namespace="ns", tags=["t"]), "new"),
-        (lambda c: c.delete("k", namespace="ns"), None),
-        (lambda c: c.invalidate_namespace("ns"), None),
-        (lambda c: c.invalidate_tags(["t"]), None),
-        (lambda c: c.invalidate_pattern("ns:*"), None),
-        (lambda c: c.clear_all(), None),
-    ],
-    ids=["overwrite", "delete", "namespace", "tags", "pattern", "clear"],
-)
+@CHANGES
 async def test_changes_in_one_process_reach_another_processes_l1(
     parent: CacheService, child: CacheProcess, change: Any, expected: object
 ) -> None:

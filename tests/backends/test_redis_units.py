@@ -10,7 +10,12 @@ from redis.crc import key_slot
 
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis_connection import _Turns
-from fastapi_cachekit.backends.redis_faults import CircuitBreaker, PendingInvalidations, Replay
+from fastapi_cachekit.backends.redis_faults import (
+    CircuitBreaker,
+    Invalidation,
+    PendingInvalidations,
+    Replay,
+)
 from fastapi_cachekit.backends.redis_layout import (
     CLUSTER_SHARDS,
     HEADER_SIZE,
@@ -139,20 +144,30 @@ async def test_queue_replays_in_order_and_overflows_into_a_clear() -> None:
 
         return run
 
+    async def replayed(invalidation: Invalidation) -> None:
+        done.append(f"then {invalidation}")
+
     queue = PendingInvalidations(limit=2)
-    queue.add("a", step("a"))
-    queue.add("b", step("b"))
+    queue.add(Invalidation("key", ("a",)), step("a"))
+    queue.add(Invalidation("tags", ("b", "c")), step("b"))
     assert len(queue) == 2
-    assert await queue.replay(step("clear")) == 2
-    assert done == ["a", "b"]
+    assert await queue.replay(step("clear"), replayed) == 2
+    # Each one is reported once it has run, before the next one runs.
+    assert done == ["a", "then key 'a'", "b", "then tags 'b', 'c'"]
+    done.clear()
     for name in "cde":
-        queue.add(name, step(name))
+        queue.add(Invalidation("key", (name,)), step(name))
     assert len(queue) == 1  # dropped, a clear is owed instead
-    queue.add("f", step("f"))
+    queue.add(Invalidation("namespace", ("f",)), step("f"))
     assert len(queue) == 1
-    await queue.replay(step("clear"))
-    assert done == ["a", "b", "clear"]
+    await queue.replay(step("clear"), replayed)
+    assert done == ["clear", "then clear"]
     assert len(queue) == 0
+
+
+def test_invalidations_describe_themselves_for_the_log() -> None:
+    assert str(Invalidation("pattern", ("a*",), "ns")) == "pattern 'a*' (namespace 'ns')"
+    assert str(Invalidation("namespace", ("ns",))) == "namespace 'ns'"
 
 
 async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
