@@ -22,6 +22,7 @@ ALL_KINDS: list[Any] = [
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("redis-cluster", marks=pytest.mark.redis),
     pytest.param("hybrid", marks=pytest.mark.redis),
+    pytest.param("hybrid-cluster", marks=pytest.mark.redis),
 ]
 
 _prefixes = itertools.count()
@@ -33,13 +34,15 @@ def backend_factory(kind: str, request: pytest.FixtureRequest) -> BackendFactory
     if kind == "memory":
         return lambda clock=time.time: MemoryBackend(max_items=100_000, clock=clock)
     request.getfixturevalue("clean_redis")
-    cluster = kind == "redis-cluster"
+    cluster = kind.endswith("-cluster")
     url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
 
     def build(clock: Clock = time.time) -> CacheBackend:
         prefix = f"t{next(_prefixes)}"
         redis = RedisBackend(url, key_prefix=prefix, cluster=cluster, clock=clock)
-        return HybridBackend(redis, max_items=100_000, clock=clock) if kind == "hybrid" else redis
+        if kind.startswith("hybrid"):
+            return HybridBackend(redis, max_items=100_000, clock=clock)
+        return redis
 
     return build
 
