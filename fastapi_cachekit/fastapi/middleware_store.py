@@ -15,7 +15,8 @@ and every process sees the same thing):
   is that one tag. With a `key_func`, K may have nothing to do with the URL: an unsafe request
   drops the key a GET of each target URL would have (`key_func` on that GET), and the keys a
   URL -> keys index record (`cachekit-urlidx:<url hash>`, each key with its expiry) lists as
-  stored from that URL (keys that also depend on request headers, e.g. a tenant).
+  stored from that URL (keys that also depend on request headers, e.g. a tenant), and the
+  records that carry the URL's tag `<ns>:url:<url hash>`.
 """
 
 from __future__ import annotations
@@ -141,6 +142,10 @@ class Storage:
         try:
             data = encode_entry(entry)
             all_tags = [self.key_tag(key), *tags]
+            if self.indexed and url_hash is not None:
+                # The URL's tag on the record itself, written with it: the index below is a
+                # read-modify-write that a concurrent store can undo, this tag is not.
+                all_tags.append(self._url_tag(url_hash))
             ttl = max(ttl, _MIN_TTL)
             if entry.vary:
                 names = [name for name, _ in entry.vary]
@@ -185,7 +190,9 @@ class Storage:
         """Record that `key` holds a response of URL `url_hash` until `now + ttl`.
 
         A read-modify-write: two first stores of different keys for one URL at the same
-        instant can lose one entry of the index (not the responses themselves).
+        instant can lose one entry of the index. The URL's tag on each record covers that
+        loss; the index is for a key stored again later from another URL, which replaces
+        the record's tags.
         """
         index_key = _INDEX_PREFIX + url_hash
         stored = await cache.get_raw(index_key, self.namespace, count=False)

@@ -133,6 +133,26 @@ async def test_key_func_invalidation_uses_the_index_for_header_dependent_keys() 
     assert not any(is_hit(response) for response in responses)
 
 
+async def test_key_func_invalidation_survives_a_lost_index_entry() -> None:
+    # Two first stores for one URL at the same instant can each write the index without the
+    # other's key; each record's own URL tag still makes the URL's invalidation find it.
+    origin = Writable()
+
+    def by_tenant(request: Request) -> str:
+        return f"{request.headers.get('x-tenant', '-')}:{request.url.path}"
+
+    async with Harness(origin.app, key_func=by_tenant) as h:
+        await h.get("/items/1", x_tenant="a")
+        index_key = "cachekit-urlidx:" + request_key("http", "testserver", "/items/1", b"")
+        lost = await h.cache.get_raw(index_key, "http")  # the index before b's store
+        await h.get("/items/1", x_tenant="b")
+        await h.cache.set_raw(index_key, lost or b"", 60, "http")  # b's entry lost
+        assert is_hit(await h.get("/items/1", x_tenant="b"))
+        await h.request("POST", "/items/1", x_tenant="a")
+        responses = [await h.get("/items/1", x_tenant=tenant) for tenant in "ab"]
+    assert not any(is_hit(response) for response in responses)
+
+
 async def test_key_func_invalidation_follows_location_too() -> None:
     origin = Writable()
     origin.write_headers = {"location": "/items/9"}
