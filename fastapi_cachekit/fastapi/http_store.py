@@ -58,19 +58,8 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 class StoragePlan:
     """Everything decided about a storable response except its body."""
 
-    status: int
-    headers: tuple[Header, ...]
-    request_time: float
-    response_time: float
-    date: float
-    initial_age: float
-    lifetime: float
-    stale_while_revalidate: float
-    stale_if_error: float
-    flags: int
-    etag: bytes
-    last_modified: bytes
-    vary: VaryValues
+    response: StoredResponse
+    """The entry to store, but for its body (empty here) and what depends on the body."""
     content_length: int | None
     max_body_bytes: int | None
     storage_ttl: float
@@ -89,29 +78,15 @@ class StoragePlan:
             return None
         if self.content_length is not None and self.content_length != len(body):
             return None
-        headers, flags, etag = list(self.headers), self.flags, self.etag
+        response = self.response
+        headers, flags, etag = list(response.headers), response.flags, response.etag
         if not etag:
             etag = generate_etag(body)
             headers.append((b"etag", etag))
             flags |= FLAG_ETAG_GENERATED
-        if self.content_length is None and self.status not in _NO_BODY_STATUSES:
+        if self.content_length is None and response.status not in _NO_BODY_STATUSES:
             headers.append((b"content-length", str(len(body)).encode("ascii")))
-        return StoredResponse(
-            self.status,
-            tuple(headers),
-            body,
-            self.request_time,
-            self.response_time,
-            self.date,
-            self.initial_age,
-            self.lifetime,
-            self.stale_while_revalidate,
-            self.stale_if_error,
-            flags,
-            etag,
-            self.last_modified,
-            self.vary,
-        )
+        return response._replace(headers=tuple(headers), body=body, flags=flags, etag=etag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +226,10 @@ def _plan(
     storage_ttl = _storage_ttl(cc, lifetime - initial_age, swr, sie, validators, policy)
     if storage_ttl <= 0:
         return StoreDecision("stale-on-arrival")
-    plan = StoragePlan(
+    response = StoredResponse(
         status=status,
         headers=tuple(stored),
+        body=b"",
         request_time=request_time,
         response_time=response_time,
         date=date,
@@ -265,6 +241,9 @@ def _plan(
         etag=etag,
         last_modified=last_modified,
         vary=vary,
+    )
+    plan = StoragePlan(
+        response,
         content_length=_content_length(headers),
         max_body_bytes=policy.max_body_bytes,
         storage_ttl=storage_ttl,

@@ -384,7 +384,7 @@ def test_lifetime_from_expires_minus_date() -> None:
     decision = store(hdrs(date=T0_HTTP.decode(), expires=expires), response_time=T0 + 10)
     assert decision.reason == "expires"
     assert decision.plan is not None
-    assert decision.plan.lifetime == 100
+    assert decision.plan.response.lifetime == 100
 
 
 @pytest.mark.parametrize("expires", [b"0", b"-1", b"soon", b"Sun, 30 Feb 1994 08:49:37 GMT"])
@@ -405,15 +405,15 @@ def test_two_expires_lines_are_stale() -> None:
 def test_missing_date_means_time_received() -> None:
     plan = store(hdrs(cache_control="max-age=60"), response_time=T0 + 7).plan
     assert plan is not None
-    assert plan.date == T0 + 7
-    assert (b"date", format_http_date(T0 + 7)) in plan.headers
+    assert plan.response.date == T0 + 7
+    assert (b"date", format_http_date(T0 + 7)) in plan.response.headers
 
 
 def test_invalid_date_means_time_received_but_is_kept() -> None:
     plan = store(hdrs(cache_control="max-age=60", date="yesterday"), response_time=T0).plan
     assert plan is not None
-    assert plan.date == T0
-    assert (b"date", b"yesterday") in plan.headers
+    assert plan.response.date == T0
+    assert (b"date", b"yesterday") in plan.response.headers
 
 
 def test_heuristic_ten_percent_of_date_minus_last_modified() -> None:
@@ -423,7 +423,7 @@ def test_heuristic_ten_percent_of_date_minus_last_modified() -> None:
     )
     assert decision.reason == "heuristic"
     assert decision.plan is not None
-    assert decision.plan.lifetime == 100
+    assert decision.plan.response.lifetime == 100
 
 
 def test_heuristic_is_capped_by_the_policy() -> None:
@@ -431,7 +431,7 @@ def test_heuristic_is_capped_by_the_policy() -> None:
     modified = format_http_date(T0 - 10**6).decode()
     plan = store(hdrs(last_modified=modified), policy=policy).plan
     assert plan is not None
-    assert plan.lifetime == 30
+    assert plan.response.lifetime == 30
 
 
 def test_heuristic_needs_last_modified_not_after_date() -> None:
@@ -451,21 +451,21 @@ def test_ttl_fills_missing_freshness() -> None:
     decision = store(hdrs(content_type="text/plain"), policy=TTL)
     assert decision.reason == "ttl"
     assert decision.plan is not None
-    assert decision.plan.lifetime == 60
+    assert decision.plan.response.lifetime == 60
 
 
 @pytest.mark.parametrize(("header", "lifetime"), [("max-age=5", 5), ("s-maxage=500", 500)])
 def test_ttl_never_overrides_the_response(header: str, lifetime: float) -> None:
     plan = store(hdrs(cache_control=header), policy=TTL).plan
     assert plan is not None
-    assert plan.lifetime == lifetime
+    assert plan.response.lifetime == lifetime
 
 
 def test_ttl_takes_precedence_over_heuristic() -> None:
     modified = format_http_date(T0 - 10**5).decode()
     plan = store(hdrs(last_modified=modified), policy=TTL).plan
     assert plan is not None
-    assert plan.lifetime == 60
+    assert plan.response.lifetime == 60
 
 
 def test_ttl_does_not_apply_to_statuses_needing_explicit_freshness() -> None:
@@ -1442,7 +1442,7 @@ def test_full_response_replaces_the_stored_one() -> None:
     )
     assert (result.outcome, result.reason) == (Revalidation.REPLACED, "max-age")
     assert result.plan is not None
-    assert result.plan.etag == b'"v2"'
+    assert result.plan.response.etag == b'"v2"'
 
 
 def test_unstorable_full_response_removes_the_stored_one() -> None:
