@@ -5,12 +5,14 @@ name a local alias, which FastAPI can only see if annotations are evaluated at d
 """
 
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigurationError, InvalidKeyError
 from ..models import CacheStats
@@ -64,8 +66,9 @@ def admin_router(
             "dependencies=[Depends(your_auth)], set CACHEKIT_ADMIN_TOKEN, or pass "
             "allow_unauthenticated=True if it is only reachable by admins"
         )
-    guards.append(Depends(_no_store))
-    router = APIRouter(prefix=prefix, tags=["cache-admin"], dependencies=guards)
+    router = APIRouter(
+        prefix=prefix, tags=["cache-admin"], dependencies=guards, route_class=_NoStoreRoute
+    )
     service = _service_dependency(cache)
     _add_routes(router, service)
     return router
@@ -93,18 +96,33 @@ def _bearer_guard(expected: str) -> Any:
             raise HTTPException(
                 status_code=401,
                 detail="a valid admin token is required (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": "Bearer", **_NO_STORE},
+                headers={"WWW-Authenticate": "Bearer"},
             )
 
     return require_admin_token
 
 
-def _no_store(response: Response) -> None:
-    response.headers.update(_NO_STORE)
+class _NoStoreRoute(APIRoute):
+    """A route whose answers, and the HTTPExceptions raised on the way (the caller's auth
+    dependencies included), carry `Cache-Control: no-store`: admin data must not be cached."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def no_store(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except StarletteHTTPException as exc:
+                exc.headers = {**(exc.headers or {}), **_NO_STORE}
+                raise
+            response.headers.update(_NO_STORE)
+            return response
+
+        return no_store
 
 
 def _refuse(detail: str) -> HTTPException:
-    return HTTPException(status_code=400, detail=detail, headers=_NO_STORE)
+    return HTTPException(status_code=400, detail=detail)
 
 
 def _add_routes(router: APIRouter, service: Any) -> None:

@@ -143,8 +143,13 @@ async def test_dependencies_guard_every_endpoint(cache: CacheService) -> None:
     app.include_router(admin_router(dependencies=[Depends(require_admin)]))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        assert (await client.get("/admin/cache/stats")).status_code == 403
-        assert (await client.delete("/admin/cache?confirm=true")).status_code == 403
+        refused = [
+            await client.get("/admin/cache/stats"),
+            await client.delete("/admin/cache?confirm=true"),
+        ]
+    assert [response.status_code for response in refused] == [403, 403]
+    # The refusal comes from the caller's dependency, and is not to be cached either.
+    assert [response.headers.get("cache-control") for response in refused] == ["no-store"] * 2
 
 
 def test_unprotected_router_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,6 +175,8 @@ async def test_admin_token_requires_bearer(
         )
     assert missing.status_code == wrong.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
+    assert missing.headers["cache-control"] == wrong.headers["cache-control"] == "no-store"
+    assert right.headers["cache-control"] == "no-store"
     assert right.status_code == 200
 
 
