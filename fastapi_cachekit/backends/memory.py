@@ -164,14 +164,16 @@ class MemoryBackend:
         fill: FillToken | None = None,
     ) -> bool:
         """`set` without a coroutine: the service's fast path (NowaitWrites)."""
-        tags = tuple(tags)
+        if type(tags) is not tuple:
+            tags = tuple(tags)
         if fill is not None and self._invalidated_since(fill, key, namespace, tags):
             return False
         now = self._clock()
         expires_at = None if ttl is None else now + ttl
         # A copy sized to fit: orjson hands out bytes with a buffer of 4 KiB or more behind
-        # them, which a long-lived cache entry would otherwise keep alive.
-        value = b"".join((value, b""))
+        # them, which a long-lived cache entry would otherwise keep alive. Formatting makes
+        # the copy in half the time b"".join takes.
+        value = b"%b" % value
         entry = self._entries.get(key)
         if entry is None or entry.namespace != namespace or entry.tags != tags:
             self._insert(key, _new_entry(value, now, expires_at, namespace, tags))
