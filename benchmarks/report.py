@@ -1,13 +1,14 @@
-"""Write a benchmark run into the README and the Benchmarks page of the docs.
+"""Write benchmark runs into the README and the Benchmarks page of the docs.
 
-    python -m benchmarks.report [--json PATH] [--check]
+    python -m benchmarks.report [--json PATH ...] [--check]
 
-Reads the JSON that `python -m benchmarks.run` wrote (default benchmarks/results/latest.json)
-and replaces what lies between pairs of markers: the summary of the targets (targets.py) in
-README.md and docs/benchmarks.md, and in the latter also the run's command, date and
-environment and one table per section, rendered by the harness from the rows (so the page's
-tables always have the harness's current columns). `--check` writes nothing and exits 1 when
-a file differs from what the JSON gives.
+Reads the JSON that `python -m benchmarks.run` wrote (default benchmarks/results/latest.json;
+`--json` once per run to summarise several) and replaces what lies between pairs of markers:
+the summary of the targets (targets.py) over every run in README.md and docs/benchmarks.md,
+and in the latter also the first run's command, date and environment and one table per
+section, rendered by the harness from the rows (so the page's tables always have the
+harness's current columns). `--check` writes nothing and exits 1 when a file differs from
+what the JSON gives.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class Block:
     """A generated part of a file, between two marker comments."""
 
     name: str
-    render: Callable[[dict[str, Any]], str]
+    render: Callable[[Sequence[dict[str, Any]]], str]
+    """Renders the block from the runs' reports, as `benchmarks.run` writes them."""
 
     @property
     def start(self) -> str:
@@ -75,22 +77,30 @@ def _environment(env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_summary(report: dict[str, Any]) -> str:
-    """The targets and what the run measured for each, with the run's command and commit."""
-    env = report.get("environment", {})
-    quick = "; **a `--quick` run: its figures mean nothing**" if env.get("quick") else ""
-    source = (
-        f"Measured by `{env.get('command', '?')}` at commit `{env.get('git_commit') or '?'}` "
-        f"on {env.get('time', '?')[:10]}, {env.get('cpus', '?')} CPUs{quick}. A ratio is how "
-        "many times slower than the floor (a dict, raw redis-py, a bare ASGI app) or the "
-        "named row; best-of-R compares the fastest repetitions."
+def render_summary(runs: Sequence[dict[str, Any]]) -> str:
+    """The targets and what the runs measured for each, with the runs' command and commit."""
+    envs = [report.get("environment", {}) for report in runs]
+    commands = sorted({f"`{env.get('command', '?')}`" for env in envs})
+    commits = sorted({f"`{env.get('git_commit') or '?'}`" for env in envs})
+    days = sorted({env.get("time", "?")[:10] for env in envs})
+    quick = (
+        "; **`--quick` runs: their figures mean nothing**"
+        if any(e.get("quick") for e in envs)
+        else ""
     )
-    return "\n\n".join([source, summary_table(report.get("sections", []))])
+    runs_text = "one run" if len(runs) == 1 else f"{len(runs)} runs, one after the other"
+    source = (
+        f"Measured in {runs_text}, by {', '.join(commands)} at commit {', '.join(commits)} "
+        f"on {', '.join(days)}, {envs[0].get('cpus', '?')} CPUs{quick}. A ratio is how many "
+        "times slower than the floor (a dict, raw redis-py, a bare ASGI app) or the named row, "
+        "both measured in the same run; best-of-R compares the fastest repetitions."
+    )
+    return "\n\n".join([source, summary_table([report.get("sections", []) for report in runs])])
 
 
-def render_tables(report: dict[str, Any]) -> str:
-    """The run's environment and one table per section, for a report as `benchmarks.run`
-    writes it."""
+def render_tables(runs: Sequence[dict[str, Any]]) -> str:
+    """The first run's environment and one table per section."""
+    report = runs[0]
     parts = [_environment(report.get("environment", {}))]
     for section in report.get("sections", []):
         parts.append(f"#### {section['title']} (`{section['name']}`)")
@@ -111,7 +121,7 @@ TABLES = Block("tables", render_tables)
 FILES: dict[Path, tuple[Block, ...]] = {README: (SUMMARY,), PAGE: (SUMMARY, TABLES)}
 
 
-def rewrite(text: str, blocks: Sequence[Block], report: dict[str, Any]) -> str:
+def rewrite(text: str, blocks: Sequence[Block], runs: Sequence[dict[str, Any]]) -> str:
     """`text` with the part between each block's markers replaced (markers kept)."""
     for block in blocks:
         try:
@@ -119,35 +129,43 @@ def rewrite(text: str, blocks: Sequence[Block], report: dict[str, Any]) -> str:
             _, tail = rest.split(block.end, 1)
         except ValueError:
             raise SystemExit(f"missing the markers {block.start!r} and {block.end!r}") from None
-        text = "\n\n".join([head + block.start, block.render(report), block.end + tail])
+        text = "\n\n".join([head + block.start, block.render(runs), block.end + tail])
     return text
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="the run's results")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        action="append",
+        help=f"a run's results (repeat for several runs; default {DEFAULT_JSON})",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    if not args.json.is_file():
-        print(f"{args.json} does not exist: run `python -m benchmarks.run` first", file=sys.stderr)
+    paths: list[Path] = args.json or [DEFAULT_JSON]
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        print(f"{missing[0]} does not exist: run `python -m benchmarks.run` first", file=sys.stderr)
         return 2
-    report = json.loads(args.json.read_text(encoding="utf-8"))
+    runs = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    source = ", ".join(map(str, paths))
     stale = []
     for path, blocks in FILES.items():
         text = path.read_text(encoding="utf-8")
-        updated = rewrite(text, blocks, report)
+        updated = rewrite(text, blocks, runs)
         if updated == text:
             continue
         stale.append(path)
         if not args.check:
             path.write_text(updated, encoding="utf-8")
-            print(f"wrote {args.json} into {path}")
+            print(f"wrote {source} into {path}")
     if args.check and stale:
-        print(f"differs from {args.json}: {', '.join(map(str, stale))}", file=sys.stderr)
+        print(f"differs from {source}: {', '.join(map(str, stale))}", file=sys.stderr)
         return 1
     return 0
 

@@ -8,6 +8,7 @@ the table into the README and the Benchmarks page of the docs.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,22 +141,35 @@ def _verdict(target: Target, median: float | None, best: float | None) -> str:
     return "**not met**"
 
 
-def summary_table(sections: Sequence[dict[str, Any]]) -> str:
-    """The targets as a markdown table, measured from a report's sections."""
-    rows_by_section = {
+def _rows_by_section(sections: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
         section["name"]: {row["name"]: row for row in section.get("rows", [])}
         for section in sections
     }
+
+
+def summary_table(runs: Sequence[Sequence[dict[str, Any]]]) -> str:
+    """The targets as a markdown table, from the sections of one or more runs.
+
+    Every ratio is measured within one run; across runs the table gives each run's median
+    ratio, their median (the verdict's figure) and the best best-of-R ratio of any run.
+    """
+    tables = [_rows_by_section(sections) for sections in runs]
     lines = [
-        "| target | limit | measured (median) | best-of-R | verdict | section |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| target | limit | each run (median) | median of runs | best-of-R | verdict | section |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in TARGETS:
-        median, best = target.measured(rows_by_section.get(target.section, {}))
+        figures = [target.measured(table.get(target.section, {})) for table in tables]
+        medians = [median for median, _ in figures if median is not None]
+        bests = [best for _, best in figures if best is not None]
+        median = statistics.median(medians) if medians else None
+        best = min(bests) if bests else None
         limit = ("< " if target.strict else "≤ ") + _format(target.limit, target.unit)
         cells = (
             target.what,
             limit,
+            " / ".join(_format(value, target.unit) for value, _ in figures),
             _format(median, target.unit),
             _format(best, target.unit),
             _verdict(target, median, best),

@@ -117,7 +117,7 @@ def sample_report() -> dict[str, object]:
 
 
 def test_report_renders_tables_that_parse() -> None:
-    found = tables(TABLES.render(sample_report()))
+    found = tables(TABLES.render([sample_report()]))
     assert list(found) == ["memory"]
     check_table("memory", found["memory"])
     assert found["memory"][3][4:6] == ["4.00x", "5.00x"]
@@ -129,26 +129,29 @@ def test_rewrite_replaces_only_the_generated_parts() -> None:
         f"# Title\n\n{SUMMARY.start}\nold summary\n{SUMMARY.end}\n\nProse.\n\n"
         f"{TABLES.start}\nold tables\n{TABLES.end}\n\nMore prose.\n"
     )
-    once = rewrite(page, (SUMMARY, TABLES), sample_report())
+    once = rewrite(page, (SUMMARY, TABLES), [sample_report()])
     assert once.startswith(f"# Title\n\n{SUMMARY.start}")
     assert f"{SUMMARY.end}\n\nProse.\n\n{TABLES.start}" in once
     assert once.endswith(f"{TABLES.end}\n\nMore prose.\n")
     assert "old tables" not in once
     assert "old summary" not in once
     assert "| target | limit |" in generated(once, SUMMARY)
-    assert rewrite(once, (SUMMARY, TABLES), sample_report()) == once
+    assert rewrite(once, (SUMMARY, TABLES), [sample_report()]) == once
 
 
 def test_rewrite_needs_the_markers() -> None:
     with pytest.raises(SystemExit, match="markers"):
-        rewrite("# no markers here\n", (TABLES,), sample_report())
+        rewrite("# no markers here\n", (TABLES,), [sample_report()])
 
 
 @pytest.mark.parametrize("path", list(FILES), ids=lambda path: path.name)
 def test_the_summary_lists_every_target(path: Path) -> None:
     assert path in (README, PAGE)
     summary = generated(path.read_text(encoding="utf-8"), SUMMARY)
-    assert "Measured by `python -m benchmarks.run" in summary
+    assert re.search(
+        r"Measured in (one run|\d+ runs, one after the other), by `python -m benchmarks.run",
+        summary,
+    )
     rows = [line for line in summary.splitlines() if line.startswith("| ")][2:]
     assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [
         target.what for target in TARGETS
@@ -180,9 +183,21 @@ def _report_with(row: dict[str, object]) -> list[dict[str, object]]:
     ],
 )
 def test_summary_verdicts(ratio: float | None, best: float | None, verdict: str) -> None:
-    table = summary_table(_report_with({"ratio": ratio, "ratio_best": best}))
+    table = summary_table([_report_with({"ratio": ratio, "ratio_best": best})])
     line = next(line for line in table.splitlines() if line.startswith("| memory get-hit"))
-    assert line.split(" | ")[4] == verdict
+    assert line.split(" | ")[5] == verdict
+
+
+def test_summary_over_runs_takes_the_median_run_and_the_best_repetition() -> None:
+    runs = [
+        _report_with({"ratio": ratio, "ratio_best": best})
+        for ratio, best in ((9.0, 8.5), (7.5, 7.2), (7.9, 7.6))
+    ]
+    line = next(
+        line for line in summary_table(runs).splitlines() if line.startswith("| memory get-hit")
+    )
+    cells = line.split(" | ")
+    assert cells[2:6] == ["9.00x / 7.50x / 7.90x", "7.90x", "7.20x", "met"]
 
 
 def test_a_relative_time_must_be_below_its_limit() -> None:
