@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = ["PAGE", "README", "Block", "main", "render_summary", "render_tables",
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGE = ROOT / "docs" / "benchmarks.md"
+_JSON_ARG = re.compile(r" --json \S+")
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ def _environment(env: dict[str, Any]) -> str:
 def render_summary(runs: Sequence[dict[str, Any]]) -> str:
     """The targets and what the runs measured for each, with the runs' command and commit."""
     envs = [report.get("environment", {}) for report in runs]
-    commands = sorted({f"`{env.get('command', '?')}`" for env in envs})
+    # Where each run wrote its JSON does not change what it measured.
+    commands = sorted({f"`{_JSON_ARG.sub('', env.get('command', '?'))}`" for env in envs})
     commits = sorted({f"`{env.get('git_commit') or '?'}`" for env in envs})
     days = sorted({env.get("time", "?")[:10] for env in envs})
     quick = (
