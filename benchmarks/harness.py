@@ -16,7 +16,7 @@ import gc
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -89,11 +89,20 @@ def info_row(name: str, note: str, **extra: Any) -> Row:
     return Row(name=name, status="info", note=note, extra=dict(extra))
 
 
-async def measure(cases: Sequence[Case], repeats: int) -> list[Row]:
-    """Run every case `repeats` times, interleaved; one row per case, ratios filled in."""
+async def measure(
+    cases: Sequence[Case], repeats: int, *, seconds: float | None = None
+) -> list[Row]:
+    """Run every case `repeats` times, interleaved; one row per case, ratios filled in.
+
+    With `seconds`, each case's operation count is first scaled so that one repetition lasts
+    about that long: a fast floor timed over a few milliseconds would otherwise see less of
+    the machine's noise than a slow row timed over a tenth of a second, and bias the ratios.
+    """
     for case in cases:
         if case.warmup:
             await case.run(case.warmup)
+    if seconds is not None:
+        cases = [await _scaled(case, seconds) for case in cases]
     samples: dict[str, list[float]] = {case.name: [] for case in cases}
     # Objects that exist now (modules, stores, working sets) are frozen out of the collector,
     # so the collection before each repetition only sweeps what the repetitions made.
@@ -115,12 +124,23 @@ async def measure(cases: Sequence[Case], repeats: int) -> list[Row]:
     return with_ratios(rows)
 
 
-async def measure_plan(plan: Sequence[Case | Row], repeats: int) -> list[Row]:
+async def measure_plan(
+    plan: Sequence[Case | Row], repeats: int, *, seconds: float | None = None
+) -> list[Row]:
     """Measure the cases of `plan` together; rows in plan order (ready rows kept as they are)."""
     cases = [item for item in plan if isinstance(item, Case)]
-    measured = iter(await measure(cases, repeats))
+    measured = iter(await measure(cases, repeats, seconds=seconds))
     rows = [next(measured) if isinstance(item, Case) else item for item in plan]
     return with_ratios(rows)
+
+
+async def _scaled(case: Case, seconds: float) -> Case:
+    """`case` with as many operations as take about `seconds` (one untimed run of them
+    builds whatever the body prepares for that count)."""
+    throughput = await _time_once(case)
+    ops = max(1, round(throughput * seconds))
+    await case.run(ops)
+    return replace(case, ops=ops)
 
 
 async def _time_once(case: Case) -> float:
