@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 __all__ = [
+    "HEADER",
     "Case",
     "Row",
     "Runner",
@@ -209,7 +210,8 @@ def with_ratios(rows: list[Row]) -> list[Row]:
 
 # --- presentation ----------------------------------------------------------------------------
 
-_HEADER = (
+# The columns of every table (the docs tests read the page's tables by these positions).
+HEADER = (
     "row",
     "ops/s (median)",
     "µs/op",
@@ -223,7 +225,7 @@ _HEADER = (
 
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as a markdown table."""
-    lines = [_line(_HEADER), _line(tuple("---" for _ in _HEADER))]
+    lines = [_line(HEADER), _line(tuple("---" for _ in HEADER))]
     lines += [_line(_cells(row)) for row in rows]
     return "\n".join(lines)
 
