@@ -36,8 +36,7 @@ from ..keys import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .memory import MemoryBackend
-from .redis import RedisBackend
-from .redis_faults import Invalidation
+from .redis import Invalidation, RedisBackend
 
 __all__ = ["HybridBackend"]
 

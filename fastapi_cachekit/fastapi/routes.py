@@ -26,11 +26,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..keys import hash_text
 from ..service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
 from .dependencies import cache_for_app
-from .http_cache_control import parse_cache_control
-from .http_entry import StoredResponse, decode_entry, encode_entry
-from .http_headers import header_values, strip_hop_by_hop
-from .http_keys import canonical_query
-from .http_policy import DEFAULT_CACHEABLE_STATUSES, DEFAULT_PRIVATE_REQUEST_HEADERS
+from .http import (
+    DEFAULT_CACHEABLE_STATUSES,
+    DEFAULT_PRIVATE_REQUEST_HEADERS,
+    StoredResponse,
+    canonical_query,
+    decode_entry,
+    encode_entry,
+    header_values,
+    parse_cache_control,
+    strip_hop_by_hop,
+)
 
 __all__ = ["cached_route"]
 

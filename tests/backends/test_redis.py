@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from fastapi_cachekit import MemoryBackend
-from fastapi_cachekit.backends import redis_ops
 from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis import ops as redis_ops
 from fastapi_cachekit.keys import GlobPattern
 from tests.backends.redis_support import (
     BackendFactory,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fastapi_cachekit.backends import redis_ops
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis import ops as redis_ops
 from tests.backends.redis_support import (
     BackendFactory,
     RawClient,

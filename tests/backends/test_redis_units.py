@@ -9,14 +9,14 @@ import pytest
 from redis.crc import key_slot
 
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.backends.redis_connection import _Turns
-from fastapi_cachekit.backends.redis_faults import (
+from fastapi_cachekit.backends.redis.connection import _Turns
+from fastapi_cachekit.backends.redis.faults import (
     CircuitBreaker,
     Invalidation,
     PendingInvalidations,
     Replay,
 )
-from fastapi_cachekit.backends.redis_layout import (
+from fastapi_cachekit.backends.redis.layout import (
     CLUSTER_SHARDS,
     HEADER_SIZE,
     Layout,
@@ -25,7 +25,7 @@ from fastapi_cachekit.backends.redis_layout import (
     open_envelope,
     pack_envelope,
 )
-from fastapi_cachekit.backends.redis_ops import server_match
+from fastapi_cachekit.backends.redis.ops import server_match
 from fastapi_cachekit.errors import ConfigurationError
 from fastapi_cachekit.keys import GlobPattern
 from fastapi_cachekit.settings import CacheSettings

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fastapi_cachekit.fastapi.http import request_key
-from fastapi_cachekit.fastapi.middleware_store import decode_marker, encode_marker, variant_key
+from fastapi_cachekit.fastapi.middleware.store import decode_marker, encode_marker, variant_key
 from fastapi_cachekit.keys import MAX_KEY_LENGTH
 
 from .middleware_support import Harness, Origin, cache_status, is_hit

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .http_cache_control import MAX_DELTA_SECONDS, CacheControl, parse_delta_seconds
-from .http_dates import parse_http_date
+from .cache_control import MAX_DELTA_SECONDS, CacheControl, parse_delta_seconds
+from .dates import parse_http_date
 
 __all__ = [
     "DEFAULT_HEURISTIC_FRACTION",

@@ -14,12 +14,12 @@ import math
 from enum import Enum
 from typing import NamedTuple
 
-from .http_cache_control import CacheControl, parse_cache_control
-from .http_conditional import not_modified, not_modified_headers
-from .http_entry import StoredResponse
-from .http_freshness import whole_seconds
-from .http_headers import HeaderList, Headers, vary_matches
-from .http_policy import CachePolicy
+from .cache_control import CacheControl, parse_cache_control
+from .conditional import not_modified, not_modified_headers
+from .entry import StoredResponse
+from .freshness import whole_seconds
+from .headers import HeaderList, Headers, vary_matches
+from .policy import CachePolicy
 
 __all__ = [
     "CONDITIONAL_FIELDS",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
 
 __all__ = ["DEFAULT_CACHE_NAME", "FORWARD_REASONS", "CacheStatus"]
 

@@ -28,10 +28,10 @@ from typing import NamedTuple
 
 from starlette.types import ASGIApp
 
-from ..errors import InvalidKeyError, SerializationError
-from ..keys import MAX_KEY_LENGTH
-from ..service import CacheService, FillToken
-from .http import (
+from ...errors import InvalidKeyError, SerializationError
+from ...keys import MAX_KEY_LENGTH
+from ...service import CacheService, FillToken
+from ..http import (
     Headers,
     StoredResponse,
     TargetURL,
@@ -40,8 +40,8 @@ from .http import (
     encode_entry,
     vary_values,
 )
-from .middleware_asgi import RequestState
-from .middleware_config import MiddlewareConfig
+from .asgi import RequestState
+from .config import MiddlewareConfig
 
 __all__ = [
     "VARY_MARKER",

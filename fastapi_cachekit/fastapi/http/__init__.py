@@ -44,12 +44,12 @@ RFC 5861 §4                 `stale_if_error_allows`, `Revalidation.STALE_ON_ERR
 RFC 9211                    `CacheStatus`
 ==========================  ==========================================================
 
-Stored responses travel as bytes: `encode_entry` / `decode_entry` (`http_entry`).
+Stored responses travel as bytes: `encode_entry` / `decode_entry` (`entry`).
 """
 
 from __future__ import annotations
 
-from .http_cache_control import (
+from .cache_control import (
     MAX_DELTA_SECONDS,
     NO_DIRECTIVES,
     CacheControl,
@@ -57,8 +57,8 @@ from .http_cache_control import (
     parse_delta_seconds,
     request_cache_control,
 )
-from .http_cache_status import DEFAULT_CACHE_NAME, FORWARD_REASONS, CacheStatus
-from .http_conditional import (
+from .cache_status import DEFAULT_CACHE_NAME, FORWARD_REASONS, CacheStatus
+from .conditional import (
     NOT_MODIFIED_FIELDS,
     generate_etag,
     is_weak,
@@ -68,9 +68,9 @@ from .http_conditional import (
     strong_match,
     weak_match,
 )
-from .http_dates import format_http_date, parse_http_date
-from .http_entry import MAGIC, StoredResponse, decode_entry, encode_entry
-from .http_freshness import (
+from .dates import format_http_date, parse_http_date
+from .entry import MAGIC, StoredResponse, decode_entry, encode_entry
+from .freshness import (
     age_header_value,
     corrected_initial_age,
     current_age,
@@ -78,7 +78,7 @@ from .http_freshness import (
     heuristic_lifetime,
     whole_seconds,
 )
-from .http_headers import (
+from .headers import (
     HOP_BY_HOP,
     Header,
     HeaderList,
@@ -95,7 +95,7 @@ from .http_headers import (
     vary_matches,
     vary_values,
 )
-from .http_keys import (
+from .keys import (
     SAFE_METHODS,
     PathFilter,
     TargetURL,
@@ -104,7 +104,7 @@ from .http_keys import (
     invalidation_targets,
     request_key,
 )
-from .http_lookup import (
+from .lookup import (
     CONDITIONAL_FIELDS,
     Action,
     LookupDecision,
@@ -115,14 +115,14 @@ from .http_lookup import (
     stale_if_error_allows,
     without_conditionals,
 )
-from .http_policy import (
+from .policy import (
     DEFAULT_CACHEABLE_STATUSES,
     DEFAULT_PRIVATE_REQUEST_HEADERS,
     UNDERSTOOD_STATUSES,
     CachePolicy,
 )
-from .http_store import StoragePlan, StoreDecision, decide_storage, storable_headers
-from .http_validation import (
+from .store import StoragePlan, StoreDecision, decide_storage, storable_headers
+from .validation import (
     PROTECTED_FIELDS,
     Revalidation,
     RevalidationDecision,

@@ -27,8 +27,8 @@ from redis.asyncio import ConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..errors import BackendError, BackendUnavailable, ConfigurationError
-from .redis_faults import CircuitBreaker
+from ...errors import BackendError, BackendUnavailable, ConfigurationError
+from .faults import CircuitBreaker
 
 __all__ = ["Client", "RedisConnection", "parse_url"]
 

@@ -1,6 +1,6 @@
 """The Redis backend: a cache shared by every process, on one node or a Redis Cluster.
 
-Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
+Design (the key layout is in `layout`, the scripts in `scripts`):
 
 - Every key lives under "{key_prefix}:", so `clear`, patterns and stats never see other keys.
   Values are stored in an envelope: created_at and expires_at (ms) plus the entry's namespace
@@ -48,7 +48,7 @@ Design (the key layout is in `redis_layout`, the scripts in `redis_scripts`):
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
   (doubling up to `breaker_max_backoff`). An invalidation that cannot reach Redis is queued and
-  replayed, in order, before the next call is served once Redis answers (see `redis_faults`);
+  replayed, in order, before the next call is served once Redis answers (see `faults`);
   `on_replayed`, when set, is told about each one after it has been replayed (the hybrid backend
   announces it to the other processes then).
 """
@@ -66,14 +66,14 @@ from typing import NamedTuple
 
 import orjson
 
-from ..errors import BackendError, BackendUnavailable, ConfigurationError
-from ..keys import GlobPattern
-from ..settings import CacheSettings
-from . import redis_scripts as lua
-from .base import BackendStats, FillToken
-from .redis_connection import Client, RedisConnection, parse_url
-from .redis_faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
-from .redis_layout import (
+from ...errors import BackendError, BackendUnavailable, ConfigurationError
+from ...keys import GlobPattern
+from ...settings import CacheSettings
+from ..base import BackendStats, FillToken
+from . import scripts as lua
+from .connection import Client, RedisConnection, parse_url
+from .faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
+from .layout import (
     HEADER_SIZE,
     Envelope,
     Layout,
@@ -82,7 +82,7 @@ from .redis_layout import (
     open_envelope,
     pack_envelope,
 )
-from .redis_ops import RedisOps
+from .ops import RedisOps
 
 __all__ = ["RedisBackend", "RedisEntry"]
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..errors import ConfigurationError, InvalidKeyError
-from ..keys import check_namespace, check_tags
-from ..service import CacheService
-from .http import DEFAULT_PRIVATE_REQUEST_HEADERS, CachePolicy, CacheStatus, PathFilter
+from ...errors import ConfigurationError, InvalidKeyError
+from ...keys import check_namespace, check_tags
+from ...service import CacheService
+from ..http import DEFAULT_PRIVATE_REQUEST_HEADERS, CachePolicy, CacheStatus, PathFilter
 
 __all__ = ["Clock", "KeyFunc", "MiddlewareConfig", "TagsFunc", "configure"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .http_dates import parse_http_date
-from .http_entry import StoredResponse
-from .http_headers import HeaderList
+from .dates import parse_http_date
+from .entry import StoredResponse
+from .headers import HeaderList
 
 __all__ = [
     "NOT_MODIFIED_FIELDS",

@@ -3,7 +3,8 @@
 Each script works inside one shard (the whole database on a single node, one hash tag on a
 cluster); its first argument is the shard's key prefix and the keys it touches are built from
 it, so they share the shard's slot. Every script is `_PRELUDE` (SET: only the helpers it uses)
-plus a body; see `redis.py` for the key layout and the envelope format these scripts parse.
+plus a body; see `backend.py` and `layout.py` for the key layout and the envelope format
+these scripts parse.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ import logging
 
 from starlette.types import Receive, Send
 
-from .http import Action, LookupDecision, StoredResponse, decide_lookup, hit_response
-from .middleware_asgi import BackgroundReceive, RequestState, discard, send_response
-from .middleware_fetch import Fetch, Flight
-from .middleware_store import Runtime
+from ..http import Action, LookupDecision, StoredResponse, decide_lookup, hit_response
+from .asgi import BackgroundReceive, RequestState, discard, send_response
+from .fetch import Fetch, Flight
+from .store import Runtime
 
 __all__ = ["BackgroundRevalidations", "Flights", "serve_stored"]
 

@@ -17,8 +17,8 @@ from typing import TypeAlias
 
 from starlette.types import Message, Receive, Send
 
-from ..service import FillToken
-from .http import (
+from ...service import FillToken
+from ..http import (
     CacheControl,
     LookupDecision,
     Revalidation,
@@ -32,8 +32,8 @@ from .http import (
     revalidation_headers,
     without_conditionals,
 )
-from .middleware_asgi import ReplayReceive, RequestState, send_response
-from .middleware_store import Runtime
+from .asgi import ReplayReceive, RequestState, send_response
+from .store import Runtime
 
 __all__ = ["Fetch", "Flight"]
 

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..keys import GlobPattern
-from . import redis_scripts as lua
-from .redis_connection import RedisConnection
-from .redis_layout import Layout, Shard
+from ...keys import GlobPattern
+from . import scripts as lua
+from .connection import RedisConnection
+from .layout import Layout, Shard
 
 __all__ = ["CHUNK", "RedisOps", "ShardStats", "server_match"]
 

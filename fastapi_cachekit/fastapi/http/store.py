@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .http_cache_control import CacheControl, parse_cache_control, request_cache_control
-from .http_conditional import generate_etag
-from .http_dates import format_http_date, parse_http_date
-from .http_entry import (
+from .cache_control import CacheControl, parse_cache_control, request_cache_control
+from .conditional import generate_etag
+from .dates import format_http_date, parse_http_date
+from .entry import (
     FLAG_ETAG_GENERATED,
     FLAG_MUST_REVALIDATE,
     FLAG_NO_CACHE,
@@ -29,13 +29,13 @@ from .http_entry import (
     FLAG_S_MAXAGE,
     StoredResponse,
 )
-from .http_freshness import (
+from .freshness import (
     age_header_value,
     corrected_initial_age,
     explicit_lifetime,
     heuristic_lifetime,
 )
-from .http_headers import (
+from .headers import (
     HOP_BY_HOP,
     Header,
     HeaderList,
@@ -47,7 +47,7 @@ from .http_headers import (
     vary_field_names,
     vary_values,
 )
-from .http_policy import UNDERSTOOD_STATUSES, CachePolicy
+from .policy import UNDERSTOOD_STATUSES, CachePolicy
 
 __all__ = ["StoragePlan", "StoreDecision", "decide_storage", "storable_headers"]
 

@@ -7,9 +7,9 @@ import logging
 from starlette.requests import Request
 from starlette.types import Message, Scope, Send
 
-from .http import TargetURL, invalidation_targets, lowercase_names
-from .middleware_asgi import request_host
-from .middleware_store import Runtime
+from ..http import TargetURL, invalidation_targets, lowercase_names
+from .asgi import request_host
+from .store import Runtime
 
 __all__ = ["Invalidator"]
 

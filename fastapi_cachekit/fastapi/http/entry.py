@@ -14,9 +14,9 @@ import struct
 from itertools import chain
 from typing import NamedTuple
 
-from ..errors import SerializationError
-from .http_freshness import current_age
-from .http_headers import Header, VaryValues
+from ...errors import SerializationError
+from .freshness import current_age
+from .headers import Header, VaryValues
 
 __all__ = [
     "FLAG_ETAG_GENERATED",

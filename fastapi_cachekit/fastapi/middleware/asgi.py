@@ -10,7 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from .http import HeaderList, request_key
+from ..http import HeaderList, request_key
 
 __all__ = [
     "EMPTY_REQUEST",

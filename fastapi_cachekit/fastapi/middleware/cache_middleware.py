@@ -7,7 +7,7 @@ background, answer 504 (`only-if-cached`), or send the request to the app throug
 (a miss, or a conditional revalidation), collapsing concurrent fetches of one key into one
 (single flight). Unsafe methods pass through and, when they succeed, invalidate the stored
 responses of their target, Location and Content-Location (§4.4). The rules are the pure
-functions of `fastapi/http.py`; this module only does I/O.
+functions of `fastapi/http/`; this package only does I/O.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import ConfigurationError
-from ..service import CacheService
-from .dependencies import cache_for_app
-from .http import (
+from ...errors import ConfigurationError
+from ...service import CacheService
+from ..dependencies import cache_for_app
+from ..http import (
     DEFAULT_CACHE_NAME,
     SAFE_METHODS,
     Action,
@@ -34,12 +34,12 @@ from .http import (
     hit_response,
     request_key,
 )
-from .middleware_asgi import RequestState, ShutdownReceive, request_host, send_response
-from .middleware_config import Clock, KeyFunc, TagsFunc, configure
-from .middleware_fetch import Fetch
-from .middleware_flights import BackgroundRevalidations, Flights, serve_stored
-from .middleware_store import Runtime, Storage
-from .middleware_unsafe import Invalidator
+from .asgi import RequestState, ShutdownReceive, request_host, send_response
+from .config import Clock, KeyFunc, TagsFunc, configure
+from .fetch import Fetch
+from .flights import BackgroundRevalidations, Flights, serve_stored
+from .store import Runtime, Storage
+from .unsafe import Invalidator
 
 __all__ = ["CacheMiddleware"]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .http_headers import Headers, header_values, split_list
+from .headers import Headers, header_values, split_list
 
 __all__ = [
     "MAX_DELTA_SECONDS",

@@ -13,15 +13,15 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from .http_cache_control import CacheControl, parse_cache_control
-from .http_conditional import is_weak, not_modified, strong_match, weak_match
-from .http_dates import format_http_date
-from .http_entry import StoredResponse
-from .http_freshness import whole_seconds
-from .http_headers import HeaderList, Headers, header_values, lowercase_names
-from .http_lookup import Action, LookupDecision, stale_if_error_allows
-from .http_policy import CachePolicy
-from .http_store import StoragePlan, decide_storage, storable_headers
+from .cache_control import CacheControl, parse_cache_control
+from .conditional import is_weak, not_modified, strong_match, weak_match
+from .dates import format_http_date
+from .entry import StoredResponse
+from .freshness import whole_seconds
+from .headers import HeaderList, Headers, header_values, lowercase_names
+from .lookup import Action, LookupDecision, stale_if_error_allows
+from .policy import CachePolicy
+from .store import StoragePlan, decide_storage, storable_headers
 
 __all__ = [
     "PROTECTED_FIELDS",

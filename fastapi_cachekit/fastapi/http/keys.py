@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import quote, quote_from_bytes, unquote, unquote_to_bytes, urljoin, urlsplit
 
-from .http_headers import Headers, header_values
+from .headers import Headers, header_values
 
 __all__ = [
     "SAFE_METHODS",

@@ -1,0 +1,13 @@
+"""CacheMiddleware: the ASGI I/O around the pure RFC 9111 rules of `fastapi.http`.
+
+Modules: `cache_middleware` (the entry point: lookup, serve, or forward), `asgi` (messages
+and request state), `config` (options checked once), `fetch` (running the app and capturing
+its answer), `flights` (one origin request per key, background revalidation), `store`
+(writing entries and variants) and `unsafe` (invalidation after unsafe methods).
+"""
+
+from __future__ import annotations
+
+from .cache_middleware import CacheMiddleware
+
+__all__ = ["CacheMiddleware"]
