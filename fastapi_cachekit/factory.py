@@ -8,11 +8,12 @@ from typing import Any
 
 from .backends.base import CacheBackend
 from .backends.memory import MemoryBackend
+from .errors import ConfigurationError
 from .serialization import make_codec
 from .service import CacheService
 from .settings import CacheSettings, load_settings
 
-__all__ = ["create_backend", "create_cache"]
+__all__ = ["BACKENDS", "create_backend", "create_cache"]
 
 
 def create_cache(
@@ -41,16 +42,37 @@ def create_cache(
     )
 
 
-def create_backend(
-    settings: CacheSettings, *, clock: Callable[[], float] = time.time
-) -> CacheBackend:
-    """The backend named by `settings.backend`."""
-    if settings.backend == "memory":
-        return MemoryBackend(settings.max_memory_items, clock=clock)
-    if settings.backend == "redis":
-        from .backends.redis import RedisBackend
+Clock = Callable[[], float]
+BackendBuilder = Callable[[CacheSettings, Clock], CacheBackend]
 
-        return RedisBackend.from_settings(settings, clock=clock)
+
+def _memory(settings: CacheSettings, clock: Clock) -> CacheBackend:
+    return MemoryBackend(settings.max_memory_items, clock=clock)
+
+
+def _redis(settings: CacheSettings, clock: Clock) -> CacheBackend:
+    from .backends.redis import RedisBackend  # imported on demand: memory users skip redis-py
+
+    return RedisBackend.from_settings(settings, clock=clock)
+
+
+def _hybrid(settings: CacheSettings, clock: Clock) -> CacheBackend:
     from .backends.hybrid import HybridBackend
 
     return HybridBackend.from_settings(settings, clock=clock)
+
+
+BACKENDS: dict[str, BackendBuilder] = {"memory": _memory, "redis": _redis, "hybrid": _hybrid}
+"""The registry of backends by `settings.backend` name: a new backend adds its builder here
+(and its name to `settings.BackendName`)."""
+
+
+def create_backend(settings: CacheSettings, *, clock: Clock = time.time) -> CacheBackend:
+    """The backend named by `settings.backend`."""
+    try:
+        build = BACKENDS[settings.backend]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown backend {settings.backend!r}; choose one of {sorted(BACKENDS)}"
+        ) from None
+    return build(settings, clock)

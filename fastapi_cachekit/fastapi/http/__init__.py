@@ -2,7 +2,7 @@
 
 Nothing here reads a clock, awaits, or imports Starlette: headers are ASGI `(name, value)`
 byte pairs, times are epoch seconds given by the caller. The rules live in sibling modules
-(`http_*.py`); this module is the one the middleware imports.
+(one module per concern); this package is what the middleware and routes import.
 
 How a request flows through them::
 
