@@ -43,6 +43,7 @@ from .headers import (
     VaryValues,
     connection_options,
     header_values,
+    keyed_field_names,
     lowercase_names,
     vary_field_names,
     vary_values,
@@ -216,7 +217,7 @@ def _plan(
         return StoreDecision(source)
     etag = _first(stored, b"etag")
     last_modified = _first(stored, b"last-modified")
-    vary = vary_values(vary_field_names(headers), request_headers)
+    vary = vary_values(keyed_field_names(headers, request_headers), request_headers)
     if not _encodable(stored, vary, etag, last_modified):
         return StoreDecision("invalid-header")
     initial_age = corrected_initial_age(
