@@ -49,7 +49,8 @@ def test_a_content_length_of_any_length_is_not_stored() -> None:
         request_time=T0,
         response_time=T0,
     )
-    assert decision.plan is not None and decision.plan.entry(b"hello") is None
+    assert decision.plan is not None
+    assert decision.plan.entry(b"hello") is None
 
 
 @pytest.mark.usefixtures("http_backend")

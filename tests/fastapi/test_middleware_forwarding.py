@@ -43,8 +43,10 @@ async def test_a_response_to_a_forwarded_request_is_not_served_to_plain_requests
         plain = await h.get("/page")
         plain_again = await h.get("/page")
     assert b"evil" in poisoned.content
-    assert b"evil" not in plain.content and not is_hit(plain)
-    assert is_hit(plain_again) and plain_again.content == plain.content
+    assert b"evil" not in plain.content
+    assert not is_hit(plain)
+    assert is_hit(plain_again)
+    assert plain_again.content == plain.content
 
 
 async def test_a_proxy_that_always_sends_the_same_value_shares_hits() -> None:
@@ -54,8 +56,10 @@ async def test_a_proxy_that_always_sends_the_same_value_shares_hits() -> None:
         await h.client.get("/page", headers=proxied)
         again = await h.client.get("/page", headers=proxied)
         other = await h.client.get("/page", headers={**proxied, "x-forwarded-host": "evil"})
-    assert is_hit(again) and b"www.example.com" in again.content
-    assert not is_hit(other) and b"evil" in other.content
+    assert is_hit(again)
+    assert b"www.example.com" in again.content
+    assert not is_hit(other)
+    assert b"evil" in other.content
 
 
 async def test_a_plain_response_may_answer_a_forwarded_request() -> None:
@@ -64,5 +68,6 @@ async def test_a_plain_response_may_answer_a_forwarded_request() -> None:
     async with Harness(origin.app, ttl=60) as h:
         plain = await h.get("/page")
         forwarded = await h.client.get("/page", headers={"x-forwarded-host": "evil.example"})
-    assert is_hit(forwarded) and forwarded.content == plain.content
+    assert is_hit(forwarded)
+    assert forwarded.content == plain.content
     assert origin.calls == 1
