@@ -38,7 +38,7 @@ from .asgi import RequestState, ShutdownReceive, request_host, send_response
 from .config import Clock, KeyFunc, TagsFunc, configure
 from .fetch import Fetch
 from .flights import BackgroundRevalidations, Flights, serve_stored
-from .store import Runtime, Storage
+from .store import DEFAULT_MAX_VARIANTS, Runtime, Storage
 from .unsafe import Invalidator
 
 __all__ = ["CacheMiddleware"]
@@ -74,6 +74,9 @@ class CacheMiddleware:
       clients cannot force origin hits).
     - `single_flight`: concurrent misses of one key run the app once (on).
     - `cache_status_name`: the cache's name in the Cache-Status header.
+    - `max_variants`: Vary variants kept per URL (32); storing one more drops the least
+      recently stored, so a client sending a new Accept-Language each time cannot fill the
+      cache.
     - `clock`: seconds since the epoch (for tests).
 
     Raises ConfigurationError for an invalid option.
@@ -98,6 +101,7 @@ class CacheMiddleware:
         respect_request_cache_control: bool = False,
         single_flight: bool = True,
         cache_status_name: str = DEFAULT_CACHE_NAME,
+        max_variants: int = DEFAULT_MAX_VARIANTS,
         clock: Clock = time.time,
     ) -> None:
         self.app = app
@@ -118,13 +122,16 @@ class CacheMiddleware:
             single_flight=single_flight,
             cache_status_name=cache_status_name,
             clock=clock,
+            max_variants=max_variants,
         )
         policy = config.policy
         # Requests that must not share a flight: their response may be theirs alone.
         self._solo_fields = policy.personal_fields | (
             frozenset() if policy.cache_authorized else frozenset({b"authorization"})
         )
-        self._storage = Storage(config.namespace, indexed=key_func is not None)
+        self._storage = Storage(
+            config.namespace, indexed=key_func is not None, max_variants=config.max_variants
+        )
         self._runtime: Runtime | None = None
         self._flights = Flights()
         self._revalidations = BackgroundRevalidations()
