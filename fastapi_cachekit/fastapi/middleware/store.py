@@ -177,13 +177,14 @@ class Storage:
         cache: CacheService,
         key: str,
         entry: StoredResponse,
-        ttl: float,
+        ttl: float | None,
         *,
         tags: Iterable[str] = (),
         url_hash: str | None = None,
         fill: FillToken | None = None,
     ) -> None:
-        """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies).
+        """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies;
+        None: until removed).
 
         `fill`: the token taken before the app was called, so that a response computed
         before an invalidation of its key or tags is not stored after it.
@@ -198,12 +199,12 @@ class Storage:
                 # The URL's tag on the record itself, written with it: the index below is a
                 # read-modify-write that a concurrent store can undo, this tag is not.
                 all_tags.append(self._url_tag(url_hash))
-            ttl = max(ttl, _MIN_TTL)
+            ttl = None if ttl is None else max(ttl, _MIN_TTL)
             if entry.vary:
                 await self._put_variant(cache, key, entry, data, ttl, all_tags, fill)
             else:
                 await cache.set_raw(key, data, ttl, self.namespace, all_tags, fill=fill)
-            if self.indexed and url_hash is not None:
+            if self.indexed and url_hash is not None and ttl is not None:
                 await self._index(cache, url_hash, key, ttl, entry.response_time)
         except (SerializationError, InvalidKeyError) as exc:
             logger.error("CacheMiddleware could not store a response under %r: %s", key, exc)
@@ -214,7 +215,7 @@ class Storage:
         key: str,
         entry: StoredResponse,
         data: bytes,
-        ttl: float,
+        ttl: float | None,
         tags: list[str],
         fill: FillToken | None,
     ) -> None:
@@ -228,7 +229,7 @@ class Storage:
         for old in dropped:
             await cache.delete(variant_key(key, old), self.namespace)
         marker = encode_marker([name for name, _ in entry.vary], kept)
-        marker_ttl = max(ttl, _MARKER_MIN_TTL)
+        marker_ttl = None if ttl is None else max(ttl, _MARKER_MIN_TTL)
         await cache.set_raw(key, marker, marker_ttl, self.namespace, tags, fill=fill)
 
     async def remove(self, cache: CacheService, storage_key: str) -> None:
