@@ -182,3 +182,18 @@ async def test_variants_per_url_are_capped(cache: CacheService) -> None:
 def test_max_variants_must_be_a_positive_int() -> None:
     with pytest.raises(ConfigurationError, match="max_variants"):
         cached_route(ttl=60, max_variants=0)
+
+
+async def test_a_forwarded_host_is_keyed(cache: CacheService) -> None:
+    app = FastAPI()
+
+    @app.get("/page")
+    @cached_route(cache, ttl=60)
+    async def page(request: Request) -> str:
+        return request.headers.get("x-forwarded-host", request.headers["host"])
+
+    async with client_for(app) as client:
+        poisoned = await client.get("/page", headers={"x-forwarded-host": "evil.example"})
+        plain = await client.get("/page")
+    assert poisoned.json() == "evil.example"
+    assert plain.json() == "test"
