@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import ConfigurationError
 from ..service import DEFAULT_TTL, TTL, CacheService, FillToken, _DefaultTTL
 from .dependencies import cache_for_app
 from .http import (
@@ -154,9 +153,7 @@ class _CachedRoute:
         (a forward reference): they are then read from the route at the first request."""
         try:
             return route_inputs(self.endpoint)
-        except ConfigurationError:
-            raise
-        except Exception:
+        except NameError:
             return None
 
     def _build_wrapper(self) -> Callable[..., Any]:
