@@ -16,6 +16,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -86,14 +87,37 @@ def cached_route(
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
-    check_max_variants(max_variants)
+    options = _Options(
+        cache=cache,
+        ttl=ttl,
+        namespace=namespace,
+        key_func=key_func,
+        tags=tags if tags is None or callable(tags) else list(tags),
+        vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
+        cache_private_requests=cache_private_requests,
+        max_variants=check_max_variants(max_variants),
+        clock=clock,
+    )
 
     def decorate(endpoint: F) -> F:
-        route = _CachedRoute(endpoint, cache, ttl, namespace, key_func, tags, vary_on)
-        route.configure(cache_private_requests, max_variants, clock)
-        return cast(F, route.wrapper)
+        return cast(F, _CachedRoute(endpoint, options).wrapper)
 
     return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """The decorator's arguments (lists copied)."""
+
+    cache: CacheService | None
+    ttl: TTL | _DefaultTTL
+    namespace: str
+    key_func: KeyFunc | None
+    tags: TagsArg
+    vary_on: VaryOn
+    cache_private_requests: bool
+    max_variants: int
+    clock: Clock
 
 
 def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[bytes]:
@@ -114,31 +138,18 @@ def _ttl_seconds(ttl: TTL | _DefaultTTL, cache: CacheService) -> float | None:
 class _CachedRoute:
     """What @cached_route works out once per endpoint, and the wrapper it installs."""
 
-    def __init__(
-        self,
-        endpoint: Callable[..., Any],
-        cache: CacheService | None,
-        ttl: TTL | _DefaultTTL,
-        namespace: str,
-        key_func: KeyFunc | None,
-        tags: TagsArg,
-        vary_on: VaryOn,
-    ) -> None:
+    def __init__(self, endpoint: Callable[..., Any], options: _Options) -> None:
         self.endpoint = endpoint
         self.is_async = inspect.iscoroutinefunction(endpoint)
-        self.cache = cache
-        self.ttl = ttl
-        self.key_func = key_func
-        self.tags = tags if tags is None or callable(tags) else list(tags)
-        self.vary_on = vary_on if vary_on is None or callable(vary_on) else list(vary_on)
-        self.inputs = self._declared_inputs() if key_func is None else RouteInputs()
-        self.namespace = namespace
-        self.wrapper = self._build_wrapper()
-
-    def configure(self, cache_private_requests: bool, max_variants: int, clock: Clock) -> None:
-        self.private_fields = _private_fields(self.vary_on, cache_private_requests)
-        self.storage = Storage(self.namespace, indexed=False, max_variants=max_variants)
-        self.clock = clock
+        self.cache = options.cache
+        self.ttl = options.ttl
+        self.key_func = options.key_func
+        self.tags = options.tags
+        self.vary_on = options.vary_on
+        self.clock = options.clock
+        self.inputs = self._declared_inputs() if self.key_func is None else RouteInputs()
+        self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
+        self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
         # The route bypasses personal requests itself; the policy only has to let through
         # what it lets through. Its ttl stands for "the route's own ttl" (applied at store).
         self.policy = CachePolicy(
@@ -147,6 +158,7 @@ class _CachedRoute:
             cache_authorized=b"authorization" not in self.private_fields,
             cache_private_requests=True,
         )
+        self.wrapper = self._build_wrapper()
 
     def _declared_inputs(self) -> RouteInputs | None:
         """The endpoint's header and cookie inputs; None when FastAPI cannot analyse it yet
@@ -301,7 +313,7 @@ class _CachedRoute:
     def _tags(self, request: Request) -> list[str]:
         if callable(self.tags):
             return list(self.tags(request))
-        return self.tags or []
+        return list(self.tags or ())
 
 
 def _as_sent(entry: StoredResponse, response: Response) -> StoredResponse:
