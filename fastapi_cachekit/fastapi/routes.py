@@ -57,6 +57,7 @@ Clock = Callable[[], float]
 _LOOKED_UP = "fastapi_cachekit.route_looked_up"
 """Scope key: the shortcut already looked this request up (and counted the miss)."""
 _EXPLICIT_FRESHNESS = frozenset({"max-age", "s-maxage", "expires"})
+_NO_INPUTS = RouteInputs()
 
 
 def cached_route(
@@ -147,7 +148,7 @@ class _CachedRoute:
         self.tags = options.tags
         self.vary_on = options.vary_on
         self.clock = options.clock
-        self.inputs = self._declared_inputs() if self.key_func is None else RouteInputs()
+        self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
         # The route bypasses personal requests itself; the policy only has to let through
@@ -286,6 +287,8 @@ class _CachedRoute:
         url_key = request_key(
             scope.get("scheme", "http"), request_host(scope), scope["path"], scope["query_string"]
         )
+        if self.inputs == _NO_INPUTS and self.vary_on is None:
+            return f"{template}#{url_key}"  # the common case, on the hit path: nothing to add
         return f"{template}#{qualified_key(url_key, self._inputs_of(request))}"
 
     def _inputs_of(self, request: Request) -> list[tuple[bytes, Sequence[bytes]]]:
@@ -293,7 +296,7 @@ class _CachedRoute:
         inputs = self.inputs
         if inputs is None:
             route = request.scope.get("route")
-            inputs = inputs_of(route.dependant) if isinstance(route, APIRoute) else RouteInputs()
+            inputs = inputs_of(route.dependant) if isinstance(route, APIRoute) else _NO_INPUTS
             self.inputs = inputs
         headers = request.scope["headers"]
         fields: list[tuple[bytes, Sequence[bytes]]] = []
