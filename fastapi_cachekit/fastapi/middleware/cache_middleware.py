@@ -63,7 +63,9 @@ class CacheMiddleware:
     - `cache`: the CacheService (default: the app's, found at the first request);
       `namespace`: where responses are stored ("http").
     - `key_func(request) -> str`: the cache key (default: scheme, host, path and sorted
-      query, hashed); `tags_func(request) -> tags` for `invalidate_tags`.
+      query, hashed); `tags_func(request) -> tags` for `invalidate_tags`. Forwarding
+      headers (X-Forwarded-Host, X-Original-URL, Forwarded, ...) are keyed as if every
+      response named them in Vary.
     - `max_body_bytes`: larger bodies pass through unstored (None: no limit).
     - `cache_authorized`, `store_set_cookie`: share responses to requests with
       Authorization, and responses with Set-Cookie (both off).
