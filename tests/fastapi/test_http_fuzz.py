@@ -8,6 +8,7 @@ seconds; no deadline, since the machine is shared (the inputs themselves are bou
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from hypothesis import given, settings
@@ -47,6 +48,8 @@ from fastapi_cachekit.fastapi.middleware.store import (
     variant_digest,
     variant_key,
 )
+
+from .middleware_support import Harness, Origin
 
 EXAMPLES = 100
 fuzz = settings(max_examples=EXAMPLES, deadline=None)
@@ -317,3 +320,38 @@ def test_qualified_keys_are_injective(
     a: list[tuple[bytes, list[bytes]]], b: list[tuple[bytes, list[bytes]]]
 ) -> None:
     assert (qualified_key("k", a) == qualified_key("k", b)) == (a == b)
+
+
+# --- Through the middleware ----------------------------------------------------------------------
+
+printable = st.binary(max_size=60).map(lambda raw: bytes(b for b in raw if 32 <= b < 127))
+request_header = st.tuples(
+    st.sampled_from(
+        [
+            *("cache-control", "pragma", "if-none-match", "if-modified-since"),
+            *("accept-language", "x-forwarded-host", "age", "authorization"),
+        ]
+    ),
+    st.one_of(printable, cache_control, digits.map(str.encode)),
+)
+response_header = st.tuples(
+    st.sampled_from(["cache-control", "age", "expires", "date", "etag", "last-modified", "vary"]),
+    st.one_of(printable, cache_control, digits.map(str.encode)),
+)
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None)
+@given(st.lists(response_header, max_size=4), st.lists(request_header, max_size=4))
+def test_nothing_a_client_or_the_app_sends_makes_a_500(
+    response: list[tuple[str, bytes]], request: list[tuple[str, bytes]]
+) -> None:
+    origin = Origin(headers=[(name, value.decode("latin-1")) for name, value in response])
+    sent = [(name.encode(), value.strip()) for name, value in request]
+
+    async def exchange() -> list[int]:
+        options = {"ttl": 60, "respect_request_cache_control": True}
+        async with Harness(origin.app, **options) as h:
+            return [(await h.client.get("/", headers=sent)).status_code for _ in range(2)]
+
+    statuses = asyncio.run(exchange())
+    assert all(status in (200, 304, 504) for status in statuses)
