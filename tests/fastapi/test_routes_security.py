@@ -179,6 +179,28 @@ async def test_variants_per_url_are_capped(cache: CacheService) -> None:
     assert calls == ["a", "b", "c", "a"]  # "a" was dropped when "c" was stored
 
 
+async def test_a_response_is_kept_for_its_freshness_when_shorter_than_ttl() -> None:
+    clock = FakeClock()
+    cache = CacheService(new_backend(clock))
+    app = FastAPI()
+    calls: list[int] = []
+
+    @app.get("/short")
+    @cached_route(cache, ttl=60, clock=clock)
+    async def short(response: Response) -> int:
+        calls.append(1)
+        response.headers["cache-control"] = "max-age=10"
+        return len(calls)
+
+    async with client_for(app) as client:
+        first = (await client.get("/short")).json()
+        clock.advance(9)
+        within = (await client.get("/short")).json()
+        clock.advance(2)
+        after = (await client.get("/short")).json()
+    assert (first, within, after) == (1, 1, 2)
+
+
 def test_max_variants_must_be_a_positive_int() -> None:
     with pytest.raises(ConfigurationError, match="max_variants"):
         cached_route(ttl=60, max_variants=0)
