@@ -4,6 +4,10 @@ The wrapper keeps the endpoint's signature (FastAPI still sees its parameters, d
 and response model) and adds two hidden parameters, the Request and the injected Response.
 A miss runs the endpoint and renders the response the way FastAPI would; the rendered bytes
 are what is stored and what a hit sends back, so a hit returns exactly the body of a miss.
+
+The route follows the middleware's rules (`fastapi.http`): the same URL key, narrowed by
+every header and cookie parameter the endpoint declares; `decide_storage` for what may be
+stored; the middleware's `Storage` for Vary variants (and their cap).
 """
 
 from __future__ import annotations
@@ -11,32 +15,36 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-import typing
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from fastapi.datastructures import DefaultPlaceholder
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute, serialize_response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..keys import hash_text
-from ..service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
+from ..service import DEFAULT_TTL, TTL, CacheService, FillToken, _DefaultTTL
 from .dependencies import cache_for_app
 from .http import (
-    DEFAULT_CACHEABLE_STATUSES,
     DEFAULT_PRIVATE_REQUEST_HEADERS,
+    MAX_DELTA_SECONDS,
+    CachePolicy,
     StoredResponse,
-    canonical_query,
-    decode_entry,
-    encode_entry,
+    decide_storage,
     header_values,
+    lowercase_names,
     parse_cache_control,
-    strip_hop_by_hop,
+    qualified_key,
+    request_key,
+    storable_headers,
+    vary_matches,
 )
+from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
+from .route_inputs import RouteInputs, inputs_of, route_inputs
+from .route_render import render_response, with_request_and_response
 
 __all__ = ["cached_route"]
 
@@ -44,12 +52,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 KeyFunc = Callable[[Request], str]
 TagsArg = Iterable[str] | Callable[[Request], Iterable[str]] | None
 VaryOn = Sequence[str] | Callable[[Request], str] | None
+Clock = Callable[[], float]
 
 _LOOKED_UP = "fastapi_cachekit.route_looked_up"
 """Scope key: the shortcut already looked this request up (and counted the miss)."""
-_REQUEST = "_cachekit_request"
-_RESPONSE = "_cachekit_response"
-_SERIALIZE_HAS_DUMP_JSON = "dump_json" in inspect.signature(serialize_response).parameters
+_EXPLICIT_FRESHNESS = frozenset({"max-age", "s-maxage", "expires"})
+_NO_INPUTS = RouteInputs()
 
 
 def cached_route(
@@ -61,27 +69,56 @@ def cached_route(
     tags: TagsArg = None,
     vary_on: VaryOn = None,
     cache_private_requests: bool = False,
+    max_variants: int = DEFAULT_MAX_VARIANTS,
+    clock: Clock = time.time,
 ) -> Callable[[F], F]:
     """Cache a GET endpoint's responses in `cache` (default: the app's service).
 
-    The key is `key_func(request)` verbatim when given, else the route's path template with
-    its path and query parameter values, plus the `vary_on` request headers (or the value
-    of a function of the request, such as the current user's id). `tags` is a list or a
-    function of the request. Responses with Set-Cookie, `no-store` or `private` are not
-    stored; requests with Authorization, Proxy-Authorization, Cookie or X-API-Key bypass
-    the cache unless the key varies on that header (`vary_on`), `vary_on` is a function
-    (which tells users apart), or `cache_private_requests=True`.
+    The key is `key_func(request)` verbatim when given, else the route's path template and a
+    hash of the request's scheme, host, path and sorted query, narrowed by the values of every
+    header and cookie parameter the endpoint (or a dependency) declares and by `vary_on` (a
+    list of request headers, or a function of the request, such as the current user's id).
+    A response is kept for `ttl`, or less when its Cache-Control says so; one that sets Vary
+    is stored per variant (at most `max_variants` per URL). `tags` is a list or a function of
+    the request. Responses with Set-Cookie, `no-store`, `no-cache`, `private` or `Vary: *`
+    are not stored; requests with Authorization, Proxy-Authorization, Cookie or X-API-Key
+    bypass the cache unless the key varies on that header (`vary_on`), `vary_on` is a
+    function (which tells users apart), or `cache_private_requests=True`.
+
+    Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
+    parameter, a header/cookie model) or an invalid option.
     """
+    options = _Options(
+        cache=cache,
+        ttl=ttl,
+        namespace=namespace,
+        key_func=key_func,
+        tags=tags if tags is None or callable(tags) else list(tags),
+        vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
+        cache_private_requests=cache_private_requests,
+        max_variants=check_max_variants(max_variants),
+        clock=clock,
+    )
 
     def decorate(endpoint: F) -> F:
-        return cast(
-            F,
-            _CachedRoute(
-                endpoint, cache, ttl, namespace, key_func, tags, vary_on, cache_private_requests
-            ).wrapper,
-        )
+        return cast(F, _CachedRoute(endpoint, options).wrapper)
 
     return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """The decorator's arguments (lists copied)."""
+
+    cache: CacheService | None
+    ttl: TTL | _DefaultTTL
+    namespace: str
+    key_func: KeyFunc | None
+    tags: TagsArg
+    vary_on: VaryOn
+    cache_private_requests: bool
+    max_variants: int
+    clock: Clock
 
 
 def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[bytes]:
@@ -93,33 +130,47 @@ def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[
     return DEFAULT_PRIVATE_REQUEST_HEADERS - varied
 
 
+def _ttl_seconds(ttl: TTL | _DefaultTTL, cache: CacheService) -> float | None:
+    if isinstance(ttl, _DefaultTTL):
+        return cache.default_ttl
+    return ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+
+
 class _CachedRoute:
     """What @cached_route works out once per endpoint, and the wrapper it installs."""
 
-    def __init__(
-        self,
-        endpoint: Callable[..., Any],
-        cache: CacheService | None,
-        ttl: TTL | _DefaultTTL,
-        namespace: str,
-        key_func: KeyFunc | None,
-        tags: TagsArg,
-        vary_on: VaryOn,
-        cache_private_requests: bool,
-    ) -> None:
+    def __init__(self, endpoint: Callable[..., Any], options: _Options) -> None:
         self.endpoint = endpoint
         self.is_async = inspect.iscoroutinefunction(endpoint)
-        self.cache = cache
-        self.ttl = ttl
-        self.namespace = namespace
-        self.key_func = key_func
-        self.tags = tags if tags is None or callable(tags) else list(tags)
-        self.vary_on = vary_on if vary_on is None or callable(vary_on) else list(vary_on)
-        self.private_fields = _private_fields(self.vary_on, cache_private_requests)
+        self.cache = options.cache
+        self.ttl = options.ttl
+        self.key_func = options.key_func
+        self.tags = options.tags
+        self.vary_on = options.vary_on
+        self.clock = options.clock
+        self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
+        self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
+        self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
+        # The route bypasses personal requests itself; the policy only has to let through
+        # what it lets through. Its ttl stands for "the route's own ttl" (applied at store).
+        self.policy = CachePolicy(
+            ttl=float(MAX_DELTA_SECONDS),
+            max_body_bytes=None,
+            cache_authorized=b"authorization" not in self.private_fields,
+            cache_private_requests=True,
+        )
         self.wrapper = self._build_wrapper()
 
+    def _declared_inputs(self) -> RouteInputs | None:
+        """The endpoint's header and cookie inputs; None when FastAPI cannot analyse it yet
+        (a forward reference): they are then read from the route at the first request."""
+        try:
+            return route_inputs(self.endpoint)
+        except NameError:
+            return None
+
     def _build_wrapper(self) -> Callable[..., Any]:
-        signature, request_name, response_name = _with_request_and_response(self.endpoint)
+        signature, request_name, response_name = with_request_and_response(self.endpoint)
         hidden = {request_name, response_name} - set(inspect.signature(self.endpoint).parameters)
 
         @functools.wraps(self.endpoint)
@@ -137,10 +188,11 @@ class _CachedRoute:
         """Whether this request may be answered from (and stored in) the cache."""
         return scope["method"] in ("GET", "HEAD") and not self._bypass(scope)
 
-    async def lookup(self, request: Request) -> StoredResponse | None:
+    async def lookup(self, request: Request, key: str) -> StoredResponse | None:
         cache = self.cache or cache_for_app(request.app)
-        stored = await cache.get_raw(self.key(request), namespace=self.namespace)
-        return decode_entry(stored) if stored is not None else None
+        headers = request.scope["headers"]
+        entry, _ = await self.storage.read(cache, key, headers)
+        return entry if entry is not None and vary_matches(entry.vary, headers) else None
 
     async def respond(
         self, request: Request, sub_response: Response, kwargs: dict[str, Any]
@@ -148,33 +200,66 @@ class _CachedRoute:
         scope = request.scope
         if not self.cacheable(scope):
             return await self.call(kwargs)
+        key = self.key(request)
         if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
             self._install_shortcut(scope)
-            entry = await self.lookup(request)
+            entry = await self.lookup(request, key)
             if entry is not None:
                 return _Replay(entry)
         cache = self.cache or cache_for_app(request.app)
         token = await cache.fill_token()  # before computing: see "no stale write-back"
+        request_time = self.clock()
         result = await self.call(kwargs)
-        response = await _render(request, result, sub_response)
-        if token is not None and _storable(response):
-            await cache.set_raw(
-                self.key(request),
-                encode_entry(_entry(response)),
-                ttl=self.ttl,
-                namespace=self.namespace,
-                tags=self._tags(request),
-                fill=token,
-            )
+        response = await render_response(request, result, sub_response)
+        if token is not None:
+            await self._store(cache, request, key, response, request_time, token)
         return response
+
+    async def _store(
+        self,
+        cache: CacheService,
+        request: Request,
+        key: str,
+        response: Response,
+        request_time: float,
+        token: FillToken,
+    ) -> None:
+        """Store `response` when the middleware's rules allow, for the route's ttl or the
+        response's remaining freshness, whichever is shorter."""
+        if isinstance(response, StreamingResponse) or not hasattr(response, "body"):
+            return
+        decision = decide_storage(
+            "GET",
+            request.scope["headers"],
+            response.status_code,
+            response.raw_headers,
+            policy=self.policy,
+            request_time=request_time,
+            response_time=self.clock(),
+        )
+        entry = decision.plan.entry(bytes(response.body)) if decision.plan else None
+        if entry is None or decision.reason == "no-cache":
+            return
+        ttl = _ttl_seconds(self.ttl, cache)
+        if decision.reason in _EXPLICIT_FRESHNESS:
+            remaining = entry.lifetime - entry.initial_age
+            ttl = remaining if ttl is None else min(ttl, remaining)
+            if ttl <= 0:
+                return
+        await self.storage.put(
+            cache, key, _as_sent(entry, response), ttl, tags=self._tags(request), fill=token
+        )
 
     def _install_shortcut(self, scope: Scope) -> None:
         """Answer later hits before FastAPI solves the route's parameters, when nothing of
-        the user's (a dependency, such as an auth check) must run for every request."""
+        the user's (a dependency, such as an auth check) must run for every request, and the
+        key covers every input FastAPI validates (so a request that would fail validation
+        never has the key of one that passed)."""
         route = scope.get("route")
         if (
             isinstance(route, APIRoute)
             and route.endpoint is self.wrapper
+            and self.key_func is None
             and not route.dependant.dependencies
             and not isinstance(route.app, _HitShortcut)
         ):
@@ -193,147 +278,53 @@ class _CachedRoute:
         return any(name in private for name, _ in scope["headers"])
 
     def key(self, request: Request) -> str:
+        """`key_func`'s key, or the path template, '#', and the request's qualified URL key."""
         if self.key_func is not None:
             return self.key_func(request)
         scope = request.scope
         route = scope.get("route")
         template = route.path if isinstance(route, APIRoute) else scope["path"]
-        params = tuple(sorted(scope.get("path_params", {}).items()))
-        variant = None if self.vary_on is None else self._variant(request)
-        return _route_key(template, params, scope["query_string"], variant)
-
-    def _variant(self, request: Request) -> str:
-        if callable(self.vary_on):
-            return str(self.vary_on(request))
-        return chr(0).join(
-            f"{name.lower()}={request.headers.get(name, '')}" for name in self.vary_on or ()
+        url_key = request_key(
+            scope.get("scheme", "http"), request_host(scope), scope["path"], scope["query_string"]
         )
+        if self.inputs == _NO_INPUTS and self.vary_on is None:
+            return f"{template}#{url_key}"  # the common case, on the hit path: nothing to add
+        return f"{template}#{qualified_key(url_key, self._inputs_of(request))}"
 
-    def _tags(self, request: Request) -> list[str] | None:
+    def _inputs_of(self, request: Request) -> list[tuple[bytes, Sequence[bytes]]]:
+        """The values of the declared header and cookie parameters and of `vary_on`."""
+        inputs = self.inputs
+        if inputs is None:
+            route = request.scope.get("route")
+            inputs = inputs_of(route.dependant) if isinstance(route, APIRoute) else _NO_INPUTS
+            self.inputs = inputs
+        headers = request.scope["headers"]
+        fields: list[tuple[bytes, Sequence[bytes]]] = []
+        for name in inputs.headers:
+            fields.append((b"h:" + name, header_values(headers, name)))
+        for cookie in inputs.cookies:
+            value = request.cookies.get(cookie)
+            fields.append((b"c:" + cookie.encode(), () if value is None else (value.encode(),)))
+        if callable(self.vary_on):
+            fields.append((b"vary_on", (str(self.vary_on(request)).encode(),)))
+        elif self.vary_on:
+            for header in self.vary_on:
+                name = header.lower().encode("latin-1")
+                fields.append((b"h:" + name, header_values(headers, name)))
+        return fields
+
+    def _tags(self, request: Request) -> list[str]:
         if callable(self.tags):
             return list(self.tags(request))
-        return self.tags
+        return list(self.tags or ())
 
 
-@functools.lru_cache(maxsize=4096)
-def _route_key(
-    template: str, params: tuple[tuple[str, Any], ...], query: bytes, variant: str | None
-) -> str:
-    """The default key: template, path and sorted query values, hashed (memoised, since a
-    hot route sees the same few URLs again and again)."""
-    parts = [template, "&".join(f"{k}={v}" for k, v in params), canonical_query(query)]
-    if variant is not None:
-        parts.append(variant)
-    return f"{template}#{hash_text(chr(0).join(parts))}"
-
-
-def _with_request_and_response(endpoint: Callable[..., Any]) -> tuple[inspect.Signature, str, str]:
-    """The endpoint's signature (annotations resolved) with a Request and a Response parameter.
-
-    FastAPI injects one Request and one Response per endpoint, so the endpoint's own are
-    reused when it declares them; otherwise hidden keyword-only ones are added.
-    """
-    signature = inspect.signature(endpoint)
-    try:
-        hints = typing.get_type_hints(endpoint, include_extras=True)
-    except NameError:  # a name FastAPI cannot see either; let it report that as usual
-        hints = {}
-    params = [
-        param.replace(annotation=hints.get(name, param.annotation))
-        for name, param in signature.parameters.items()
-    ]
-    request_name = _parameter_of_type(params, Request) or _REQUEST
-    response_name = _parameter_of_type(params, Response) or _RESPONSE
-    hidden = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
-        for name, annotation in ((request_name, Request), (response_name, Response))
-        if name not in signature.parameters
-    ]
-    # Keyword-only parameters must come before a **kwargs.
-    tail = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
-    head = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    returns = hints.get("return", inspect.Signature.empty)
-    new = signature.replace(parameters=head + hidden + tail, return_annotation=returns)
-    return new, request_name, response_name
-
-
-def _parameter_of_type(params: list[inspect.Parameter], kind: type) -> str | None:
-    for param in params:
-        if inspect.isclass(param.annotation) and issubclass(param.annotation, kind):
-            return param.name
-    return None
-
-
-async def _render(request: Request, result: Any, sub_response: Response) -> Response:
-    """The response FastAPI would send for `result` (serialized by the route's model)."""
-    if isinstance(result, Response):
-        return result
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        response: Response = JSONResponse(result)
-        response.raw_headers.extend(sub_response.raw_headers)
-        return response
-    response_class = route.response_class
-    default_class = isinstance(response_class, DefaultPlaceholder)
-    dump_json = _SERIALIZE_HAS_DUMP_JSON and route.response_field is not None and default_class
-    options: dict[str, Any] = {"dump_json": True} if dump_json else {}
-    content = await serialize_response(
-        field=route.response_field,
-        response_content=result,
-        include=route.response_model_include,
-        exclude=route.response_model_exclude,
-        by_alias=route.response_model_by_alias,
-        exclude_unset=route.response_model_exclude_unset,
-        exclude_defaults=route.response_model_exclude_defaults,
-        exclude_none=route.response_model_exclude_none,
-        **options,
-    )
-    status = sub_response.status_code or route.status_code
-    args: dict[str, Any] = {} if status is None else {"status_code": status}
-    if dump_json:
-        response = Response(content=content, media_type="application/json", **args)
-    else:
-        cls = (
-            response_class.value
-            if isinstance(response_class, DefaultPlaceholder)
-            else response_class
-        )
-        response = cls(content, **args)
-    response.raw_headers.extend(sub_response.raw_headers)
-    return response
-
-
-def _storable(response: Response) -> bool:
-    """The middleware's safety rules: no Set-Cookie, no `no-store`/`private`, no streams."""
-    if isinstance(response, StreamingResponse) or not hasattr(response, "body"):
-        return False
-    if response.status_code not in DEFAULT_CACHEABLE_STATUSES:
-        return False
-    headers = response.raw_headers
-    if header_values(headers, b"set-cookie"):
-        return False
-    directives = parse_cache_control(header_values(headers, b"cache-control"))
-    return not (directives.no_store or directives.private)
-
-
-def _entry(response: Response) -> StoredResponse:
-    now = time.time()
-    return StoredResponse(
-        response.status_code,
-        tuple(strip_hop_by_hop(response.raw_headers)),
-        bytes(response.body),
-        now,
-        now,
-        now,
-        0.0,
-        0.0,
-        0.0,
-        0.0,
-        0,
-        b"",
-        b"",
-        (),
-    )
+def _as_sent(entry: StoredResponse, response: Response) -> StoredResponse:
+    """The entry with the headers the response was sent with (less those never stored), so
+    that a hit repeats the miss exactly: no Date or ETag added by the storage rules."""
+    headers = lowercase_names(response.raw_headers)
+    cc = parse_cache_control(header_values(headers, b"cache-control"))
+    return entry._replace(headers=tuple(storable_headers(headers, cc)))
 
 
 class _Replay(Response):
@@ -357,7 +348,8 @@ class _HitShortcut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.cached.cacheable(scope):
-            entry = await self.cached.lookup(Request(scope))
+            request = Request(scope)
+            entry = await self.cached.lookup(request, self.cached.key(request))
             if entry is not None:
                 await _Replay(entry)(scope, receive, send)
                 return

@@ -7,8 +7,15 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from fastapi_cachekit.errors import ConfigurationError
 from fastapi_cachekit.fastapi.http import request_key
-from fastapi_cachekit.fastapi.middleware.store import decode_marker, encode_marker, variant_key
+from fastapi_cachekit.fastapi.middleware import CacheMiddleware
+from fastapi_cachekit.fastapi.middleware.store import (
+    decode_marker,
+    encode_marker,
+    marker_variants,
+    variant_key,
+)
 from fastapi_cachekit.keys import MAX_KEY_LENGTH
 
 from .middleware_support import Harness, Origin, cache_status, is_hit
@@ -121,3 +128,42 @@ def test_vary_markers_round_trip_and_are_told_from_other_bytes() -> None:
     assert decode_marker(encode_marker(names)) == names
     assert decode_marker(b"\xffCK\x01 a stored response") is None
     assert decode_marker(encode_marker(())) is None
+
+
+async def test_variants_per_url_are_capped_least_recently_stored_dropped() -> None:
+    origin = Negotiating()
+    languages = [f"x-{n}" for n in range(40)]
+    primary = request_key("http", "testserver", "/", b"")
+    async with Harness(origin.app, max_variants=4) as h:
+        for language in languages:
+            await h.get(accept_language=language)
+        marker = await h.cache.get_raw(primary, "http")
+        stored = [
+            await h.cache.exists(
+                variant_key(primary, ((b"accept-language", lang.encode()),)), "http"
+            )
+            for lang in languages
+        ]
+        last = [is_hit(await h.get(accept_language=lang)) for lang in languages[-4:]]
+    assert stored == [False] * 36 + [True] * 4
+    assert len(marker_variants(marker)) == 4
+    assert last == [True] * 4
+
+
+async def test_storing_a_variant_again_makes_it_the_most_recent() -> None:
+    origin = Negotiating()
+    async with Harness(origin.app, max_variants=2) as h:
+        await h.get(accept_language="a")
+        h.clock.advance(30)
+        await h.get(accept_language="b")
+        h.clock.advance(31)  # "a" is stale, "b" fresh: "a" is stored again, now the most recent
+        await h.get(accept_language="a")
+        await h.get(accept_language="c")  # drops "b", the least recently stored
+        answers = {lang: is_hit(await h.get(accept_language=lang)) for lang in "ab"}
+    assert answers == {"a": True, "b": False}
+
+
+def test_max_variants_must_be_a_positive_int() -> None:
+    for bad in (0, -1, 1.5, True, "32"):
+        with pytest.raises(ConfigurationError, match="max_variants"):
+            CacheMiddleware(Origin().app, max_variants=bad)

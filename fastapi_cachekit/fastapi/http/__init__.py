@@ -20,7 +20,8 @@ Map of the standards to the functions:
 
 ==========================  ==========================================================
 RFC 9111 §1.2.2             `MAX_DELTA_SECONDS`, `parse_delta_seconds`
-RFC 9111 §2, §4.1           `request_key`, `canonical_url`, `vary_values`, `vary_matches`
+RFC 9111 §2, §4.1           `request_key`, `canonical_url`, `qualified_key`, `vary_values`,
+                            `vary_matches`, `keyed_field_names`, `FORWARDING_FIELDS`
 RFC 9111 §3, §3.5           `decide_storage`, `StoreDecision`, `CachePolicy`
 RFC 9111 §3.1               `storable_headers`, `strip_hop_by_hop`, `HOP_BY_HOP`
 RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`
@@ -79,6 +80,7 @@ from .freshness import (
     whole_seconds,
 )
 from .headers import (
+    FORWARDING_FIELDS,
     HOP_BY_HOP,
     Header,
     HeaderList,
@@ -87,6 +89,7 @@ from .headers import (
     combined_value,
     connection_options,
     header_values,
+    keyed_field_names,
     lowercase_names,
     normalise_field_value,
     split_list,
@@ -102,6 +105,7 @@ from .keys import (
     canonical_query,
     canonical_url,
     invalidation_targets,
+    qualified_key,
     request_key,
 )
 from .lookup import (
@@ -137,6 +141,7 @@ __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
     "DEFAULT_CACHE_NAME",
     "DEFAULT_PRIVATE_REQUEST_HEADERS",
+    "FORWARDING_FIELDS",
     "FORWARD_REASONS",
     "HOP_BY_HOP",
     "MAGIC",
@@ -184,6 +189,7 @@ __all__ = [
     "hit_response",
     "invalidation_targets",
     "is_weak",
+    "keyed_field_names",
     "lowercase_names",
     "merge_headers",
     "normalise_field_value",
@@ -193,6 +199,7 @@ __all__ = [
     "parse_delta_seconds",
     "parse_entity_tags",
     "parse_http_date",
+    "qualified_key",
     "request_cache_control",
     "request_key",
     "revalidation_headers",

@@ -28,6 +28,7 @@ __all__ = [
 MAX_DELTA_SECONDS = 2147483648
 """The cap for delta-seconds values (RFC 9111 §1.2.2); also "any staleness" for `max-stale`."""
 
+_MAX_DELTA_DIGITS = len(str(MAX_DELTA_SECONDS))
 _NO_FIELDS: frozenset[bytes] = frozenset()
 
 
@@ -76,7 +77,12 @@ def parse_delta_seconds(raw: str | None) -> int | None:
     text = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
     if not text or not text.isascii() or not text.isdigit():
         return None
-    return min(int(text), MAX_DELTA_SECONDS)
+    # Any number of digits is valid and saturates (RFC 9111 §1.2.2); converting only short
+    # digit strings keeps int() from its length limit (ValueError past 4,300 digits).
+    digits = text.lstrip("0")
+    if len(digits) > _MAX_DELTA_DIGITS:
+        return MAX_DELTA_SECONDS
+    return min(int(digits or "0"), MAX_DELTA_SECONDS)
 
 
 def parse_cache_control(values: Sequence[bytes]) -> CacheControl:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TypeAlias
 
 __all__ = [
+    "FORWARDING_FIELDS",
     "HOP_BY_HOP",
     "Header",
     "HeaderList",
@@ -18,6 +19,7 @@ __all__ = [
     "combined_value",
     "connection_options",
     "header_values",
+    "keyed_field_names",
     "lowercase_names",
     "normalise_field_value",
     "split_list",
@@ -49,6 +51,29 @@ HOP_BY_HOP = frozenset(
     }
 )
 """Fields that describe one connection (RFC 9110 §7.6.1) and are never stored (RFC 9111 §3.1)."""
+
+FORWARDING_FIELDS = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-scheme",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-server",
+        b"x-original-url",
+        b"x-original-host",
+        b"x-rewrite-url",
+        b"x-host",
+        b"x-http-method-override",
+        b"x-http-method",
+        b"x-method-override",
+    }
+)
+"""Request fields by which proxies (or clients posing as one) tell an app another URL, host,
+scheme or method than the request line's. Frameworks reflect them into links and redirects,
+yet no response names them in Vary; the cache keys on them as if every response did.
+X-Forwarded-For and X-Real-IP are not here: they name the client, one value per client."""
 
 # Fields whose values are case-insensitive tokens, so Vary matching may lowercase them (§4.1).
 _CASE_INSENSITIVE_VALUES = frozenset({b"accept-encoding", b"accept-charset", b"accept-language"})
@@ -143,6 +168,16 @@ def normalise_field_value(name: bytes, values: Sequence[bytes]) -> bytes | None:
     else:
         folded = b" ".join(joined.split())
     return folded.lower() if name in _CASE_INSENSITIVE_VALUES else folded
+
+
+def keyed_field_names(response_headers: Headers, request_headers: Headers) -> tuple[bytes, ...]:
+    """The request fields a stored response is keyed on: those its Vary names, and the
+    forwarding fields the request carries (see `FORWARDING_FIELDS`)."""
+    names = vary_field_names(response_headers)
+    forwarded = [name for name, _ in request_headers if name in FORWARDING_FIELDS]
+    if not forwarded:
+        return names
+    return tuple(dict.fromkeys(names + tuple(forwarded)))
 
 
 def vary_values(names: Iterable[bytes], request_headers: Headers) -> VaryValues:

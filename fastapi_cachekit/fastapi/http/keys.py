@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -26,6 +26,7 @@ __all__ = [
     "canonical_query",
     "canonical_url",
     "invalidation_targets",
+    "qualified_key",
     "request_key",
 ]
 
@@ -35,6 +36,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=._~-]*")
+_HOST_SAFE = "[]:!$&'()*+,;=-._~"
+_PLAIN_HOST = re.compile(r"[a-z0-9\[\]:!$&'()*+,;=._~-]*")
 
 
 def _host(scheme: str, host: str) -> str:
@@ -42,6 +45,14 @@ def _host(scheme: str, host: str) -> str:
     name, colon, port = host.rpartition(":")
     if colon and "]" not in port and _DEFAULT_PORTS.get(scheme) == port:
         return name
+    return host
+
+
+def _encoded_host(host: str) -> str:
+    """A Host header may hold anything; encoded, a `/` or `?` in it cannot pose as part of
+    the path, so `Host: a/b` + `/c` and `Host: a` + `/b/c` keep apart."""
+    if _PLAIN_HOST.fullmatch(host) is None:
+        return quote(host, safe=_HOST_SAFE, errors="surrogateescape")
     return host
 
 
@@ -69,7 +80,7 @@ def canonical_url(scheme: str, host: str, path: str, query: bytes | str = b"") -
     encoded_path = path or "/"
     query_text = canonical_query(query) if query else ""
     tail = f"?{query_text}" if query_text else ""
-    return f"{scheme}://{_host(scheme, host)}{encoded_path}{tail}"
+    return f"{scheme}://{_encoded_host(_host(scheme, host))}{encoded_path}{tail}"
 
 
 @lru_cache(maxsize=4096)
@@ -80,6 +91,25 @@ def request_key(scheme: str, host: str, path: str, query: bytes | str = b"") -> 
     """
     text = canonical_url(scheme, host, path, query)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def qualified_key(key: str, fields: Sequence[tuple[bytes, Sequence[bytes]]]) -> str:
+    """`key` narrowed by request inputs the response depends on: `key` itself when there are
+    none, else `key` plus a hash of the inputs. Each input is a name and its values (none
+    when absent); every piece is length-prefixed, so no two different inputs encode alike.
+    """
+    if not fields:
+        return key
+    blob = bytearray()
+    for name, values in fields:
+        blob += _piece(name) + _piece(str(len(values)).encode("ascii"))
+        for value in values:
+            blob += _piece(value)
+    return f"{key}|p:{hashlib.blake2b(bytes(blob), digest_size=16).hexdigest()}"
+
+
+def _piece(data: bytes) -> bytes:
+    return str(len(data)).encode("ascii") + b":" + data
 
 
 class TargetURL(NamedTuple):

@@ -43,6 +43,7 @@ from .headers import (
     VaryValues,
     connection_options,
     header_values,
+    keyed_field_names,
     lowercase_names,
     vary_field_names,
     vary_values,
@@ -52,6 +53,8 @@ from .policy import UNDERSTOOD_STATUSES, CachePolicy
 __all__ = ["StoragePlan", "StoreDecision", "decide_storage", "storable_headers"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_MAX_LENGTH_DIGITS = 18
+_HUGE_LENGTH = 10**_MAX_LENGTH_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +177,14 @@ def _size_refusal(headers: HeaderList, policy: CachePolicy) -> str | None:
 
 def _content_length(headers: Headers) -> int | None:
     values = header_values(headers, b"content-length")
-    if len(values) != 1 or not values[0].strip().isdigit():
+    if len(values) != 1:
         return None
-    return int(values[0])
+    digits = values[0].strip().lstrip(b"0") or b"0"
+    if not digits.isdigit():
+        return None
+    # Longer than any body: saturate before int() sees it (it raises past 4,300 digits).
+    # The length then matches no body, so the response is not stored.
+    return _HUGE_LENGTH if len(digits) > _MAX_LENGTH_DIGITS else int(digits)
 
 
 def storable_headers(headers: Headers, cc: CacheControl) -> HeaderList:
@@ -209,7 +217,7 @@ def _plan(
         return StoreDecision(source)
     etag = _first(stored, b"etag")
     last_modified = _first(stored, b"last-modified")
-    vary = vary_values(vary_field_names(headers), request_headers)
+    vary = vary_values(keyed_field_names(headers, request_headers), request_headers)
     if not _encodable(stored, vary, etag, last_modified):
         return StoreDecision("invalid-header")
     initial_age = corrected_initial_age(

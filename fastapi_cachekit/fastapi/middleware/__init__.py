@@ -8,6 +8,15 @@ its answer), `flights` (one origin request per key, background revalidation), `s
 
 from __future__ import annotations
 
+from .asgi import request_host
 from .cache_middleware import CacheMiddleware
+from .config import check_max_variants
+from .store import DEFAULT_MAX_VARIANTS, Storage
 
-__all__ = ["CacheMiddleware"]
+__all__ = [
+    "DEFAULT_MAX_VARIANTS",
+    "CacheMiddleware",
+    "Storage",
+    "check_max_variants",
+    "request_host",
+]

@@ -38,7 +38,7 @@ from .asgi import RequestState, ShutdownReceive, request_host, send_response
 from .config import Clock, KeyFunc, TagsFunc, configure
 from .fetch import Fetch
 from .flights import BackgroundRevalidations, Flights, serve_stored
-from .store import Runtime, Storage
+from .store import DEFAULT_MAX_VARIANTS, Runtime, Storage
 from .unsafe import Invalidator
 
 __all__ = ["CacheMiddleware"]
@@ -63,7 +63,9 @@ class CacheMiddleware:
     - `cache`: the CacheService (default: the app's, found at the first request);
       `namespace`: where responses are stored ("http").
     - `key_func(request) -> str`: the cache key (default: scheme, host, path and sorted
-      query, hashed); `tags_func(request) -> tags` for `invalidate_tags`.
+      query, hashed); `tags_func(request) -> tags` for `invalidate_tags`. Forwarding
+      headers (X-Forwarded-Host, X-Original-URL, Forwarded, ...) are keyed as if every
+      response named them in Vary.
     - `max_body_bytes`: larger bodies pass through unstored (None: no limit).
     - `cache_authorized`, `store_set_cookie`: share responses to requests with
       Authorization, and responses with Set-Cookie (both off).
@@ -74,6 +76,9 @@ class CacheMiddleware:
       clients cannot force origin hits).
     - `single_flight`: concurrent misses of one key run the app once (on).
     - `cache_status_name`: the cache's name in the Cache-Status header.
+    - `max_variants`: Vary variants kept per URL (32); storing one more drops the least
+      recently stored, so a client sending a new Accept-Language each time cannot fill the
+      cache.
     - `clock`: seconds since the epoch (for tests).
 
     Raises ConfigurationError for an invalid option.
@@ -98,6 +103,7 @@ class CacheMiddleware:
         respect_request_cache_control: bool = False,
         single_flight: bool = True,
         cache_status_name: str = DEFAULT_CACHE_NAME,
+        max_variants: int = DEFAULT_MAX_VARIANTS,
         clock: Clock = time.time,
     ) -> None:
         self.app = app
@@ -118,13 +124,16 @@ class CacheMiddleware:
             single_flight=single_flight,
             cache_status_name=cache_status_name,
             clock=clock,
+            max_variants=max_variants,
         )
         policy = config.policy
         # Requests that must not share a flight: their response may be theirs alone.
         self._solo_fields = policy.personal_fields | (
             frozenset() if policy.cache_authorized else frozenset({b"authorization"})
         )
-        self._storage = Storage(config.namespace, indexed=key_func is not None)
+        self._storage = Storage(
+            config.namespace, indexed=key_func is not None, max_variants=config.max_variants
+        )
         self._runtime: Runtime | None = None
         self._flights = Flights()
         self._revalidations = BackgroundRevalidations()

@@ -19,7 +19,14 @@ from ...keys import check_namespace, check_tags
 from ...service import CacheService
 from ..http import DEFAULT_PRIVATE_REQUEST_HEADERS, CachePolicy, CacheStatus, PathFilter
 
-__all__ = ["Clock", "KeyFunc", "MiddlewareConfig", "TagsFunc", "configure"]
+__all__ = [
+    "Clock",
+    "KeyFunc",
+    "MiddlewareConfig",
+    "TagsFunc",
+    "check_max_variants",
+    "configure",
+]
 
 KeyFunc = Callable[[Request], str]
 TagsFunc = Callable[[Request], Iterable[str]]
@@ -40,6 +47,7 @@ class MiddlewareConfig:
     single_flight: bool
     status: CacheStatus
     clock: Clock
+    max_variants: int
 
 
 def configure(
@@ -60,6 +68,7 @@ def configure(
     single_flight: bool,
     cache_status_name: str,
     clock: Clock,
+    max_variants: int,
 ) -> MiddlewareConfig:
     """Check every option and build the middleware's configuration (ConfigurationError)."""
     if cache is not None and not isinstance(cache, CacheService):
@@ -86,7 +95,17 @@ def configure(
         single_flight=bool(single_flight),
         status=CacheStatus(cache_status_name),
         clock=clock,
+        max_variants=check_max_variants(max_variants),
     )
+
+
+def check_max_variants(max_variants: Any) -> int:
+    """The number of Vary variants kept per URL: a positive int (ConfigurationError)."""
+    if isinstance(max_variants, bool) or not isinstance(max_variants, int) or max_variants < 1:
+        raise ConfigurationError(
+            f"max_variants must be a positive int (variants kept per URL), got {max_variants!r}"
+        )
+    return max_variants
 
 
 def _ttl(ttl: Any) -> float | None:

@@ -44,11 +44,15 @@ from .asgi import RequestState
 from .config import MiddlewareConfig
 
 __all__ = [
+    "DEFAULT_MAX_VARIANTS",
     "VARY_MARKER",
     "Runtime",
     "Storage",
     "decode_marker",
     "encode_marker",
+    "kept_variants",
+    "marker_variants",
+    "variant_digest",
     "variant_key",
 ]
 
@@ -61,45 +65,80 @@ _MIN_TTL = 0.001  # the service's smallest TTL
 # first hides live variants until the next store. So markers live at least this long.
 _MARKER_MIN_TTL = 3600.0
 _INDEX_PREFIX = "cachekit-urlidx:"
+_DIGEST_CHARS = 32
+DEFAULT_MAX_VARIANTS = 32
+"""Variants kept per primary key: enough for real negotiation (languages, encodings), a
+bound for a client that sends a new Accept-Language with every request."""
 
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def encode_marker(names: Sequence[bytes]) -> bytes:
-    """The record stored under a primary key whose response varies on `names`."""
-    return VARY_MARKER + b"\0".join(names)
+def encode_marker(names: Sequence[bytes], variants: Sequence[str] = ()) -> bytes:
+    """The record stored under a primary key whose response varies on `names`, listing its
+    stored `variants` (their digests, least recently stored first)."""
+    tail = b"\0\0" + "".join(variants).encode("ascii") if variants else b""
+    return VARY_MARKER + b"\0".join(names) + tail
 
 
 def decode_marker(raw: bytes) -> tuple[bytes, ...] | None:
     """The Vary field names of a marker, or None when `raw` is not one."""
     if not raw.startswith(VARY_MARKER) or len(raw) == len(VARY_MARKER):
         return None
-    return tuple(raw[len(VARY_MARKER) :].split(b"\0"))
+    names = raw[len(VARY_MARKER) :].partition(b"\0\0")[0]
+    return tuple(names.split(b"\0"))
 
 
-def variant_key(key: str, vary: VaryValues) -> str:
-    """The key of the variant of `key` selected by these normalised request values."""
+def marker_variants(raw: bytes | None) -> list[str]:
+    """The variant digests a marker lists (none for anything else). Field names are never
+    empty, so the first empty name ends the names."""
+    if raw is None or decode_marker(raw) is None:
+        return []
+    listed = raw.partition(b"\0\0")[2].decode("ascii", "replace")
+    size = _DIGEST_CHARS
+    return [listed[i : i + size] for i in range(0, len(listed) - size + 1, size)]
+
+
+def variant_digest(vary: VaryValues) -> str:
+    """The digest naming the variant selected by these normalised request values."""
     blob = b"\0".join(
         name + b"\0" + (b"-" if value is None else b"+" + value) for name, value in vary
     )
-    candidate = f"{key}|v:{_digest(blob)}"
+    return _digest(blob)
+
+
+def variant_key(key: str, vary: VaryValues | str) -> str:
+    """The key of the variant of `key` selected by these values (or by their digest)."""
+    digest = vary if isinstance(vary, str) else variant_digest(vary)
+    candidate = f"{key}|v:{digest}"
     if len(candidate) <= MAX_KEY_LENGTH:
         return candidate
     # A key near the length limit: hash it too, so the variant key stays within the limit.
-    return "v:" + _digest(key.encode("utf-8", "surrogatepass") + b"\0" + blob)
+    return "v:" + _digest(key.encode("utf-8", "surrogatepass") + b"\0" + digest.encode())
+
+
+def kept_variants(listed: Sequence[str], stored: str, limit: int) -> tuple[list[str], list[str]]:
+    """(variants to keep, variants to drop) once `stored` is stored again or anew: it moves
+    to the end, and the least recently stored past `limit` are dropped."""
+    order = [digest for digest in listed if digest != stored] + [stored]
+    cut = max(0, len(order) - limit)
+    return order[cut:], order[:cut]
 
 
 class Storage:
     """Reads and writes the middleware's records in `namespace` (see the module docstring)."""
 
-    __slots__ = ("indexed", "namespace")
+    __slots__ = ("indexed", "max_variants", "namespace")
 
-    def __init__(self, namespace: str, *, indexed: bool) -> None:
+    def __init__(
+        self, namespace: str, *, indexed: bool, max_variants: int = DEFAULT_MAX_VARIANTS
+    ) -> None:
         self.namespace = namespace
         self.indexed = indexed
         """True with a `key_func`: keys are then recorded in the URL -> keys index."""
+        self.max_variants = max_variants
+        """Variants kept per primary key; storing one more drops the least recently stored."""
 
     def key_tag(self, key: str) -> str:
         """The tag on every record of primary key `key`."""
@@ -107,6 +146,19 @@ class Storage:
 
     def _url_tag(self, url_hash: str) -> str:
         return f"{self.namespace}:url:{url_hash}"
+
+    async def read(
+        self, cache: CacheService, key: str, headers: Headers
+    ) -> tuple[StoredResponse | None, str]:
+        """(the stored response for a request with these headers, its key), or (None, the key
+        a response for it would be stored under)."""
+        raw = await cache.get_raw(key, self.namespace)
+        if raw is None:
+            return None, key
+        entry = decode_entry(raw)
+        if entry is not None:
+            return entry, key
+        return await self.variant(cache, key, raw, headers)
 
     async def variant(
         self, cache: CacheService, key: str, raw: bytes, headers: Headers
@@ -125,13 +177,14 @@ class Storage:
         cache: CacheService,
         key: str,
         entry: StoredResponse,
-        ttl: float,
+        ttl: float | None,
         *,
         tags: Iterable[str] = (),
         url_hash: str | None = None,
         fill: FillToken | None = None,
     ) -> None:
-        """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies).
+        """Store `entry` for primary key `key` for `ttl` seconds (a variant when it varies;
+        None: until removed).
 
         `fill`: the token taken before the app was called, so that a response computed
         before an invalidation of its key or tags is not stored after it.
@@ -146,19 +199,38 @@ class Storage:
                 # The URL's tag on the record itself, written with it: the index below is a
                 # read-modify-write that a concurrent store can undo, this tag is not.
                 all_tags.append(self._url_tag(url_hash))
-            ttl = max(ttl, _MIN_TTL)
+            ttl = None if ttl is None else max(ttl, _MIN_TTL)
             if entry.vary:
-                names = [name for name, _ in entry.vary]
-                storage_key = variant_key(key, entry.vary)
-                await cache.set_raw(storage_key, data, ttl, self.namespace, all_tags, fill=fill)
-                marker, marker_ttl = encode_marker(names), max(ttl, _MARKER_MIN_TTL)
-                await cache.set_raw(key, marker, marker_ttl, self.namespace, all_tags, fill=fill)
+                await self._put_variant(cache, key, entry, data, ttl, all_tags, fill)
             else:
                 await cache.set_raw(key, data, ttl, self.namespace, all_tags, fill=fill)
-            if self.indexed and url_hash is not None:
+            if self.indexed and url_hash is not None and ttl is not None:
                 await self._index(cache, url_hash, key, ttl, entry.response_time)
         except (SerializationError, InvalidKeyError) as exc:
             logger.error("CacheMiddleware could not store a response under %r: %s", key, exc)
+
+    async def _put_variant(
+        self,
+        cache: CacheService,
+        key: str,
+        entry: StoredResponse,
+        data: bytes,
+        ttl: float | None,
+        tags: list[str],
+        fill: FillToken | None,
+    ) -> None:
+        """Store a variant and list it in the marker, dropping the least recently stored
+        variants past `max_variants`. Two variants stored at once may each miss the other's
+        listing; such a variant is then only bounded by its TTL."""
+        digest = variant_digest(entry.vary)
+        await cache.set_raw(variant_key(key, digest), data, ttl, self.namespace, tags, fill=fill)
+        listed = marker_variants(await cache.get_raw(key, self.namespace, count=False))
+        kept, dropped = kept_variants(listed, digest, self.max_variants)
+        for old in dropped:
+            await cache.delete(variant_key(key, old), self.namespace)
+        marker = encode_marker([name for name, _ in entry.vary], kept)
+        marker_ttl = None if ttl is None else max(ttl, _MARKER_MIN_TTL)
+        await cache.set_raw(key, marker, marker_ttl, self.namespace, tags, fill=fill)
 
     async def remove(self, cache: CacheService, storage_key: str) -> None:
         """Delete the record a stored response was read from."""
