@@ -12,34 +12,29 @@ replays it as soon as Redis answers again), and announced when it has been repla
 announcement must not come before L2 is changed, or another process could promote the old
 entry again.
 
-L1 is used only while this process's subscription is live: subscribed (confirmed before the
-first operation returns) and heard from within `l1_liveness` seconds. A quiet channel is
-pinged every `heartbeat` seconds; a stalled Redis leaves the connection open but answers
-nothing, so after `l1_liveness` seconds without a message or a pong L1 is cleared and bypassed
-(reads go to L2) until the channel answers again. A dropped channel does the same at once. A
+L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
+before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
+channel is pinged every `heartbeat` seconds). When it drops, or a stalled Redis leaves it
+silent past the bound, L1 is cleared and bypassed (reads go to L2) until it answers again. A
 message that is not an announcement is counted (in `malformed_messages`, and in the stats'
-errors) and ignored; a listener stopped by any error starts again after a back-off.
+errors) and ignored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from typing import TypeVar
 
 from ..errors import BackendError
 from ..keys import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .hybrid_channel import MalformedMessage, decode, encode
+from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
 from .redis import Invalidation, RedisBackend
 
@@ -49,8 +44,6 @@ logger = logging.getLogger("fastapi_cachekit.hybrid")
 
 T = TypeVar("T")
 
-_RETRY_FIRST = 0.05
-_RETRY_MAX = 5.0
 _MALFORMED_LOG_INTERVAL = 60.0
 
 
@@ -69,29 +62,26 @@ class HybridBackend:
         heartbeat: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if heartbeat >= l1_liveness:
-            raise ValueError(
-                f"heartbeat ({heartbeat}s) must be shorter than l1_liveness ({l1_liveness}s), "
-                "or a live channel would be taken for a dead one"
-            )
         self.l1 = MemoryBackend(max_items, clock=clock)
         self._clock = clock
         self.l2 = l2
         self.l1_max_ttl = l1_max_ttl
-        self.l1_liveness = l1_liveness
-        self.heartbeat = heartbeat
         self._monotonic = monotonic
-        self.channel = f"{l2.layout.base}invalidations"
-        self._pubsub_url = pubsub_url or l2.redis.url
+        self._channel = l2.channel("invalidations", subscribe_url=pubsub_url)
+        self.channel = self._channel.name
+        self._listener = ChannelListener(
+            self._channel,
+            on_message=self._apply,
+            on_live=self._live,
+            heartbeat=heartbeat,
+            liveness=l1_liveness,
+            monotonic=monotonic,
+        )
         self._source = uuid.uuid4().hex
         self._coherent = False
-        self._last_heard = 0.0
         self.malformed_messages = 0
         """Messages on the channel that were not announcements (ignored)."""
         self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
-        self._subscribed: asyncio.Future[None] | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._client: Redis | None = None
         # Queued invalidations are announced once replayed: when they failed, the attempt to
         # announce them failed too (the breaker was open), and other L1s still hold them.
         l2.on_replayed = self._announce
@@ -127,8 +117,8 @@ class HybridBackend:
             value = self.l1.get_nowait(key)
             if value is not None:
                 return value
-        elif self._listener is None:
-            await self._listen()
+        elif not self._listener.started:
+            await self._listener.start()
         return await self._promote(key)
 
     def get_nowait(self, key: str) -> bytes | Deferred:
@@ -263,18 +253,10 @@ class HybridBackend:
     async def close(self) -> None:
         """Stop the listener (whatever it died of, if it did), close its connection and L2."""
         self._coherent = False
-        listener, self._listener = self._listener, None
         try:
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+            await self._listener.close()
         finally:
-            client, self._client = self._client, None
-            try:
-                if client is not None:
-                    await client.aclose()
-            finally:
-                await self.l2.close()
+            await self.l2.close()
 
     # --- the invalidation channel --------------------------------------------------------
 
@@ -282,83 +264,19 @@ class HybridBackend:
         return self.l1_max_ttl if ttl is None else min(ttl, self.l1_max_ttl)
 
     async def _ensure_listening(self) -> None:
-        if self._listener is None:
-            await self._listen()
+        if not self._listener.started:
+            await self._listener.start()
 
-    async def _listen(self) -> None:
-        """Start the listener and wait for its first subscription attempt to settle."""
-        loop = asyncio.get_running_loop()
-        self._subscribed = loop.create_future()
-        self._listener = loop.create_task(self._listen_forever())
-        await asyncio.shield(self._subscribed)
-
-    async def _listen_forever(self) -> None:
-        backoff = _RETRY_FIRST
-        while True:
-            try:
-                async with self._subscription() as pubsub:
-                    backoff = _RETRY_FIRST
-                    await self._receive(pubsub)
-            except Exception as exc:  # any error: L1 is bypassed, the listener starts again
-                await self._went_incoherent(exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_MAX)
-
-    @contextlib.asynccontextmanager
-    async def _subscription(self) -> Any:
-        if self._client is None:
-            self._client = Redis.from_url(self._pubsub_url, socket_connect_timeout=0.5)
-        try:
-            async with self._client.pubsub() as pubsub:
-                await pubsub.subscribe(self.channel)
-                while (await pubsub.get_message(timeout=self.heartbeat)) is None:
-                    pass  # the first message is the subscription's confirmation
-                await self.l1.clear()  # messages may have been missed while unsubscribed
-                self._heard()
-                self._settle()
-                yield pubsub
-        finally:
-            self._coherent = False
-            self._settle()
-
-    async def _receive(self, pubsub: PubSub) -> None:
-        while True:
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=self.heartbeat
-            )
-            if message is None:  # a quiet channel: is Redis still there?
-                await self._check_liveness()
-                await pubsub.ping()
-                continue
-            self._heard()
-            if message["type"] == "message":
-                await self._apply(message["data"])
-
-    def _heard(self) -> None:
-        """The channel answered (a message or a pong): it is live, and L1 may be used."""
-        self._last_heard = self._monotonic()
-        self._coherent = True
-
-    async def _check_liveness(self) -> None:
-        # A stalled Redis keeps the connection open and delivers nothing: announcements may be
-        # held up for as long, so L1 cannot be trusted past the bound.
-        silent = self._monotonic() - self._last_heard
-        if self._coherent and silent > self.l1_liveness:
-            self._coherent = False
+    async def _live(self, live: bool) -> None:
+        """The channel became live (subscribed, heard from) or stopped being so."""
+        if live:
+            # Messages may have been missed while it was not: start L1 afresh.
             await self.l1.clear()
-            logger.warning(
-                "cache invalidation channel silent for %.1fs; memory tier bypassed", silent
-            )
-
-    def _settle(self) -> None:
-        if self._subscribed is not None and not self._subscribed.done():
-            self._subscribed.set_result(None)
-
-    async def _went_incoherent(self, exc: BaseException) -> None:
-        # Messages may be lost from now on: nothing in L1 can be trusted until resubscribed.
-        self._coherent = False
-        if await self.l1.clear():
-            logger.warning("cache invalidation channel lost (%r); memory tier bypassed", exc)
+            self._coherent = True
+        else:
+            self._coherent = False  # no promotion lands from now on, and L1 is not read
+            await self.l1.clear()
+            logger.warning("memory tier bypassed until the invalidation channel answers")
 
     async def _apply(self, data: bytes) -> None:
         """Apply another process's invalidation to this process's L1."""
@@ -388,8 +306,7 @@ class HybridBackend:
         Publishes through the connection, not a backend method: this also runs inside the
         Redis backend's replay, which a backend method would wait for.
         """
-        data = encode(self._source, done)
         try:
-            await self.l2.redis.call(lambda client: client.publish(self.channel, data))
+            await self._channel.publish(encode(self._source, done))
         except BackendError as exc:  # a lost announcement is bounded by l1_max_ttl
             logger.debug("could not announce an invalidation: %s", exc)

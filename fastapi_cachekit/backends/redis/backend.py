@@ -72,6 +72,7 @@ from ...keys import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
+from .channel import Channel
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
 from .layout import (
@@ -187,6 +188,11 @@ class RedisBackend:
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker in front of Redis (its state, failures and rejections)."""
         return self.redis.breaker
+
+    def channel(self, name: str, subscribe_url: str | None = None) -> Channel:
+        """The pub/sub channel `name` under this backend's key prefix, published through this
+        backend's connection and subscribed on its node (or on `subscribe_url`'s)."""
+        return Channel(self.redis, f"{self.layout.base}{name}", subscribe_url)
 
     @property
     def pending_invalidations(self) -> int:
