@@ -73,6 +73,7 @@ class HybridBackend:
             self._channel,
             on_message=self._apply,
             on_live=self._live,
+            on_heard=self._redis_answered,
             heartbeat=heartbeat,
             liveness=l1_liveness,
             monotonic=monotonic,
@@ -266,6 +267,12 @@ class HybridBackend:
     async def _ensure_listening(self) -> None:
         if not self._listener.started:
             await self._listener.start()
+
+    def _redis_answered(self) -> None:
+        # Redis answers again: this process's queued invalidations go out now, not after the
+        # breaker's back-off, so that the other processes hear of them at once.
+        if self.l2.pending_invalidations:
+            self.l2.redis_answered()
 
     async def _live(self, live: bool) -> None:
         """The channel became live (subscribed, heard from) or stopped being so."""

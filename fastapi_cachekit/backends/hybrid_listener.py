@@ -25,7 +25,8 @@ _RETRY_MAX = 5.0
 
 
 class ChannelListener:
-    """Hands each message to `on_message`, and each change of liveness to `on_live`."""
+    """Hands each message to `on_message`, each change of liveness to `on_live`, and tells
+    `on_heard` whenever Redis answered (a message or a pong)."""
 
     def __init__(
         self,
@@ -33,6 +34,7 @@ class ChannelListener:
         *,
         on_message: Callable[[bytes], Awaitable[None]],
         on_live: Callable[[bool], Awaitable[None]],
+        on_heard: Callable[[], None],
         heartbeat: float,
         liveness: float,
         monotonic: Callable[[], float],
@@ -45,6 +47,7 @@ class ChannelListener:
         self._channel = channel
         self._on_message = on_message
         self._on_live = on_live
+        self._on_heard = on_heard
         self.heartbeat = heartbeat
         self.liveness = liveness
         self._monotonic = monotonic
@@ -102,6 +105,7 @@ class ChannelListener:
 
     async def _heard(self) -> None:
         self._last_heard = self._monotonic()
+        self._on_heard()
         await self._set_live(True)
 
     async def _check_liveness(self) -> None:

@@ -2,7 +2,8 @@
 
 - This process's own invalidation is visible to it as soon as the call returns, even when one
   of its readers read the old entry from L2 before the invalidation changed it.
-- A queued invalidation is replayed as soon as Redis answers again, without another call.
+- A queued invalidation is replayed as soon as Redis answers again, without another call,
+  and at once when the channel hears Redis, whatever the breaker's back-off.
 - L1 is bypassed once the channel has been silent past `l1_liveness` (a stalled Redis).
 - Messages on the channel that are not announcements are counted and ignored; the listener
   survives them and any other error, and `close()` closes its connection.
@@ -198,6 +199,28 @@ async def test_a_queued_invalidation_is_replayed_as_soon_as_redis_answers(
     await wait_until(lambda: cut.pending_invalidations == 0)
     await wait_until(lambda: "k" not in other.l1._entries)
     assert await other.get("k") is None
+    await cut.close()
+    await other.close()
+
+
+async def test_the_channel_hearing_redis_again_replays_at_once(
+    redis_server: RedisServer, clean_redis: object
+) -> None:
+    """The breaker's back-off may be long (up to breaker_max_backoff); the subscription's
+    next pong already says Redis answers, and the queue goes out then."""
+    cut = HybridBackend(
+        RedisBackend(redis_server.url, socket_timeout=0.1, breaker_max_backoff=3600),
+        heartbeat=0.02,
+    )
+    other = HybridBackend(RedisBackend(redis_server.url))
+    await put(cut, "k", b"v")
+    assert await other.get("k") == b"v"
+    with stalled(redis_server):
+        with pytest.raises(BackendUnavailable):
+            await cut.delete("k")
+        cut.l2.breaker.retry_at += 3600  # as after many failed probes: the next is an hour away
+    await wait_until(lambda: cut.pending_invalidations == 0)
+    await wait_until(lambda: "k" not in other.l1._entries)
     await cut.close()
     await other.close()
 

@@ -151,6 +151,7 @@ class RedisBackend:
         self._pending = PendingInvalidations(max_pending_invalidations, self._replay_soon)
         self._replay_lock = asyncio.Lock()
         self._replayer: asyncio.Task[None] | None = None
+        self._redis_answered = asyncio.Event()
         self.on_replayed: Replayed | None = None
         """Awaited after each queued invalidation has been replayed, in order (it runs while
         other calls wait for the replay, so it must not call this backend's methods)."""
@@ -193,6 +194,12 @@ class RedisBackend:
         """The pub/sub channel `name` under this backend's key prefix, published through this
         backend's connection and subscribed on its node (or on `subscribe_url`'s)."""
         return Channel(self.redis, f"{self.layout.base}{name}", subscribe_url)
+
+    def redis_answered(self) -> None:
+        """Redis answered on another connection (a subscription): replay the queued
+        invalidations now rather than after the breaker's back-off."""
+        self.breaker.probe_now()
+        self._redis_answered.set()
 
     @property
     def pending_invalidations(self) -> int:
@@ -426,10 +433,13 @@ class RedisBackend:
             self._replayer = asyncio.get_running_loop().create_task(self._replay_when_back())
 
     async def _replay_when_back(self) -> None:
-        """Replay the queue once Redis answers: probe when the breaker allows, backing off."""
+        """Replay the queue once Redis answers: probe when the breaker allows (or when told
+        that Redis answered), backing off while it does not."""
         delay = _FIRST_REPLAY_DELAY
         while len(self._pending):
-            await asyncio.sleep(max(self.breaker.wait(), delay))
+            self._redis_answered.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._redis_answered.wait(), max(self.breaker.wait(), delay))
             try:
                 await self._replay()
             except BackendError as exc:

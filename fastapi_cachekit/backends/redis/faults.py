@@ -84,6 +84,11 @@ class CircuitBreaker:
         self.state = "open"
         self.retry_at = self._monotonic() + self.backoff
 
+    def probe_now(self) -> None:
+        """Redis answered on another connection: let the next call probe without waiting."""
+        if self.state == "open":
+            self.retry_at = self._monotonic()
+
     def abandoned(self) -> None:
         """A call ended without an answer either way (cancelled): let the next call probe."""
         if self.state == "half-open":
