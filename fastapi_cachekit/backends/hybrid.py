@@ -48,7 +48,12 @@ _MALFORMED_LOG_INTERVAL = 60.0
 
 
 class HybridBackend:
-    """Memory L1 per process, Redis L2 shared, kept coherent through pub/sub."""
+    """Memory L1 per process, Redis L2 shared, kept coherent through pub/sub.
+
+    `pubsub_url` subscribes on another node than L2's; `l1_liveness` is how long the channel
+    may stay silent before L1 is bypassed, `heartbeat` how long it may be quiet before it is
+    pinged (shorter than `l1_liveness`); `monotonic` measures both.
+    """
 
     def __init__(
         self,
