@@ -83,4 +83,5 @@ class Channel:
         finally:
             with contextlib.suppress(rx.RedisError, OSError):
                 await pubsub.aclose()
+            with contextlib.suppress(rx.RedisError, OSError):
                 await client.aclose()

@@ -126,9 +126,8 @@ class PendingInvalidations:
 
     def __init__(self, limit: int, on_queued: Callable[[], object] | None = None) -> None:
         self.limit = limit
+        # Told after each invalidation is queued, to replay them without waiting for a call.
         self._on_queued = on_queued
-        """Called after each invalidation is queued (to replay them without waiting for a
-        call)."""
         self._queue: deque[tuple[Invalidation, Replay]] = deque()
         self.clear_everything = False
         self.size = 0
