@@ -256,6 +256,20 @@ async def test_l1_is_bypassed_while_the_channel_is_silent(
 
 # --- the listener ------------------------------------------------------------------------
 
+
+async def test_the_first_call_on_a_stalled_redis_returns(
+    redis_server: RedisServer, clean_redis: object
+) -> None:
+    """The first call waits for the subscription's first attempt, which a stalled Redis never
+    confirms: it gives up after one heartbeat, and the call goes on without L1."""
+    hybrid = HybridBackend(RedisBackend(redis_server.url, socket_timeout=0.1), heartbeat=0.05)
+    with stalled(redis_server), pytest.raises(BackendUnavailable):
+        await hybrid.get("k")  # L2 times out: a miss for the service
+    assert not hybrid.coherent
+    await wait_until(lambda: hybrid.coherent)  # subscribed once Redis answers
+    await hybrid.close()
+
+
 _MALFORMED = [
     b'["not","an","object"]',
     b"not json",

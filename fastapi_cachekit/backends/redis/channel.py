@@ -16,6 +16,7 @@ from typing import NamedTuple
 from redis import exceptions as rx
 from redis.asyncio.client import PubSub
 
+from ...errors import BackendUnavailable
 from .connection import RedisConnection, translate_error
 
 __all__ = ["Channel", "Heard", "Subscription"]
@@ -69,16 +70,21 @@ class Channel:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, confirm_timeout: float) -> AsyncIterator[Subscription]:
-        """A subscription, once Redis has confirmed it; its connection closes on exit."""
+        """A subscription, once Redis has confirmed it (BackendUnavailable if it does not
+        within `confirm_timeout` seconds); its connection closes on exit."""
         client = self._connection.single_node_client(self._subscribe_url)
         pubsub = client.pubsub()
         try:
             try:
                 await pubsub.subscribe(self.name)
-                while (await pubsub.get_message(timeout=confirm_timeout)) is None:
-                    pass  # the first message is the subscription's confirmation
+                confirmation = await pubsub.get_message(timeout=confirm_timeout)
             except (rx.RedisError, OSError) as exc:
                 raise translate_error(exc) from exc
+            if confirmation is None:  # a stalled Redis accepts connections, answers nothing
+                raise BackendUnavailable(
+                    f"Redis did not confirm the subscription to {self.name} "
+                    f"within {confirm_timeout}s"
+                )
             yield Subscription(pubsub)
         finally:
             with contextlib.suppress(rx.RedisError, OSError):
