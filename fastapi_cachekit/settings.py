@@ -65,6 +65,12 @@ class CacheSettings(BaseSettings):
     l1_max_ttl_seconds: float = Field(
         60.0, gt=0, description="Hybrid: the longest an entry lives in a process's memory tier."
     )
+    l1_liveness_seconds: float = Field(
+        3.0,
+        gt=0,
+        description="Hybrid: how long the invalidation channel may stay silent (Redis stalled) "
+        "before the memory tier is bypassed; it is pinged every third of this.",
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token that protects the admin router."
     )

@@ -1,40 +1,40 @@
 """The hybrid backend: a memory tier (L1) in each process in front of Redis (L2).
 
 Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, capped by
-`l1_max_ttl`. Writes and invalidations go to L2 first, then to this process's L1, then are
-announced on a Redis pub/sub channel so that every other process drops the entries from its
-L1 (coherence within the channel's latency; the cap bounds staleness even if a message is
-lost). An invalidation that could not reach Redis is dropped from this process's L1 at once,
-queued by the Redis backend, and announced when the Redis backend has replayed it: the
+`l1_max_ttl`. Writes go to L2, then to this process's L1. Invalidations go to L2 first and
+then to this process's L1, so that a promotion whose L2 read raced the invalidation is refused
+by L1's fill check (its token was taken before the L1 invalidation): once the call returns,
+this process never serves the old entry. Both are then announced on a Redis pub/sub channel so
+that every other process drops the entries from its L1 (coherence within the channel's
+latency; the cap bounds staleness even if a message is lost). An invalidation that could not
+reach Redis is dropped from this process's L1 at once, queued by the Redis backend (which
+replays it as soon as Redis answers again), and announced when it has been replayed: the
 announcement must not come before L2 is changed, or another process could promote the old
 entry again.
 
-L1 is used only while this process is subscribed: the subscription is confirmed before the
-first operation returns, and if the channel drops, L1 is cleared and bypassed (reads go to
-L2) until the subscription is back. A promotion that races an invalidation message is
-refused by L1's fill check, so an old L2 read cannot land in L1 after the message removing
-it has been applied.
+L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
+before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
+channel is pinged every `heartbeat` seconds). When it drops, or a stalled Redis leaves it
+silent past the bound, L1 is cleared and bypassed (reads go to L2) until it answers again. A
+message that is not an announcement is counted (in `malformed_messages`, and in the stats'
+errors) and ignored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Any
-
-import orjson
-from redis import exceptions as rx
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from ..errors import BackendError
 from ..keys import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
+from .hybrid_channel import MalformedMessage, decode, encode
+from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
 from .redis import Invalidation, RedisBackend
 
@@ -42,13 +42,18 @@ __all__ = ["HybridBackend"]
 
 logger = logging.getLogger("fastapi_cachekit.hybrid")
 
-_RETRY_MAX = 5.0
-# An invalidation's kind on the channel (kept short: every write publishes one).
-_OPS = {"key": "k", "namespace": "n", "tags": "t", "pattern": "p", "clear": "c"}
+T = TypeVar("T")
+
+_MALFORMED_LOG_INTERVAL = 60.0
 
 
 class HybridBackend:
-    """Memory L1 per process, Redis L2 shared, kept coherent through pub/sub."""
+    """Memory L1 per process, Redis L2 shared, kept coherent through pub/sub.
+
+    `pubsub_url` subscribes on another node than L2's; `l1_liveness` is how long the channel
+    may stay silent before L1 is bypassed, `heartbeat` how long it may be quiet before it is
+    pinged (shorter than `l1_liveness`); `monotonic` measures both.
+    """
 
     def __init__(
         self,
@@ -58,18 +63,31 @@ class HybridBackend:
         l1_max_ttl: float = 60.0,
         clock: Callable[[], float] = time.time,
         pubsub_url: str | None = None,
+        l1_liveness: float = 3.0,
+        heartbeat: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.l1 = MemoryBackend(max_items, clock=clock)
         self._clock = clock
         self.l2 = l2
         self.l1_max_ttl = l1_max_ttl
-        self.channel = f"{l2.layout.base}invalidations"
-        self._pubsub_url = pubsub_url or l2.redis.url
+        self._monotonic = monotonic
+        self._channel = l2.channel("invalidations", subscribe_url=pubsub_url)
+        self.channel = self._channel.name
+        self._listener = ChannelListener(
+            self._channel,
+            on_message=self._apply,
+            on_live=self._live,
+            on_heard=self._redis_answered,
+            heartbeat=heartbeat,
+            liveness=l1_liveness,
+            monotonic=monotonic,
+        )
         self._source = uuid.uuid4().hex
         self._coherent = False
-        self._subscribed: asyncio.Future[None] | None = None
-        self._listener: asyncio.Task[None] | None = None
-        self._client: Redis | None = None
+        self.malformed_messages = 0
+        """Messages on the channel that were not announcements (ignored)."""
+        self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
         # Queued invalidations are announced once replayed: when they failed, the attempt to
         # announce them failed too (the breaker was open), and other L1s still hold them.
         l2.on_replayed = self._announce
@@ -84,12 +102,19 @@ class HybridBackend:
             max_items=settings.max_memory_items,
             l1_max_ttl=settings.l1_max_ttl_seconds,
             clock=clock,
+            l1_liveness=settings.l1_liveness_seconds,
+            heartbeat=settings.l1_liveness_seconds / 3,
         )
 
     @property
     def coherent(self) -> bool:
-        """Whether L1 is in use: the invalidation channel is subscribed."""
+        """Whether L1 is in use: the invalidation channel is subscribed and live."""
         return self._coherent
+
+    @property
+    def pending_invalidations(self) -> int:
+        """This process's invalidations waiting for Redis to answer again."""
+        return self.l2.pending_invalidations
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -98,8 +123,8 @@ class HybridBackend:
             value = self.l1.get_nowait(key)
             if value is not None:
                 return value
-        elif self._listener is None:
-            await self._listen()
+        elif not self._listener.started:
+            await self._listener.start()
         return await self._promote(key)
 
     def get_nowait(self, key: str) -> bytes | Deferred:
@@ -170,39 +195,53 @@ class HybridBackend:
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
-        await self.l1.delete(key)
-        try:
-            return await self.l2.delete(key)
-        finally:
-            await self._announce(Invalidation("key", (key,)))
+        return await self._invalidate(Invalidation("key", (key,)), self.l2.delete(key))
 
     async def invalidate_namespace(self, namespace: str) -> int:
-        await self.l1.invalidate_namespace(namespace)
-        try:
-            return await self.l2.invalidate_namespace(namespace)
-        finally:
-            await self._announce(Invalidation("namespace", (namespace,)))
+        return await self._invalidate(
+            Invalidation("namespace", (namespace,)), self.l2.invalidate_namespace(namespace)
+        )
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
-        await self.l1.invalidate_tags(tags)
-        try:
-            return await self.l2.invalidate_tags(tags)
-        finally:
-            await self._announce(Invalidation("tags", tuple(tags)))
+        return await self._invalidate(
+            Invalidation("tags", tuple(tags)), self.l2.invalidate_tags(tags)
+        )
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
-        await self.l1.invalidate_pattern(pattern, namespace)
-        try:
-            return await self.l2.invalidate_pattern(pattern, namespace)
-        finally:
-            await self._announce(Invalidation("pattern", (pattern.source,), namespace))
+        return await self._invalidate(
+            Invalidation("pattern", (pattern.source,), namespace),
+            self.l2.invalidate_pattern(pattern, namespace),
+        )
 
     async def clear(self) -> int:
-        await self.l1.clear()
+        return await self._invalidate(Invalidation("clear"), self.l2.clear())
+
+    async def _invalidate(self, done: Invalidation, in_l2: Awaitable[T]) -> T:
+        """L2 first, then L1 (whether L2 succeeded or queued it), then the announcement.
+
+        In this order a reader of this process that missed L1 and read the old entry from L2
+        took its fill token before the L1 invalidation, so L1 refuses its promotion; a reader
+        that starts later reads L2 after the change.
+        """
         try:
-            return await self.l2.clear()
+            return await in_l2
         finally:
-            await self._announce(Invalidation("clear"))
+            await self._drop_from_l1(done)
+            await self._announce(done)
+
+    async def _drop_from_l1(self, done: Invalidation) -> None:
+        l1 = self.l1
+        if done.kind == "key":
+            for key in done.names:
+                await l1.delete(key)
+        elif done.kind == "namespace":
+            await l1.invalidate_namespace(done.names[0])
+        elif done.kind == "tags":
+            await l1.invalidate_tags(done.names)
+        elif done.kind == "pattern":
+            await l1.invalidate_pattern(GlobPattern.compile(done.names[0]), done.namespace)
+        else:
+            await l1.clear()
 
     async def cleanup_expired(self) -> int:
         await self.l1.cleanup_expired()
@@ -214,17 +253,16 @@ class HybridBackend:
         await self.l2.add_counters(hits, misses)
 
     async def stats(self) -> BackendStats:
-        return await self.l2.stats()
+        stats = await self.l2.stats()
+        return dataclasses.replace(stats, errors=stats.errors + self.malformed_messages)
 
     async def close(self) -> None:
+        """Stop the listener (whatever it died of, if it did), close its connection and L2."""
         self._coherent = False
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-        if self._client is not None:
-            await self._client.aclose()
-        await self.l2.close()
+        try:
+            await self._listener.close()
+        finally:
+            await self.l2.close()
 
     # --- the invalidation channel --------------------------------------------------------
 
@@ -232,84 +270,47 @@ class HybridBackend:
         return self.l1_max_ttl if ttl is None else min(ttl, self.l1_max_ttl)
 
     async def _ensure_listening(self) -> None:
-        if self._listener is None:
-            await self._listen()
+        if not self._listener.started:
+            await self._listener.start()
 
-    async def _listen(self) -> None:
-        """Start the listener and wait for its first subscription attempt to settle."""
-        loop = asyncio.get_running_loop()
-        self._subscribed = loop.create_future()
-        self._listener = loop.create_task(self._listen_forever())
-        await asyncio.shield(self._subscribed)
+    def _redis_answered(self) -> None:
+        # Redis answers again: this process's queued invalidations go out now, not after the
+        # breaker's back-off, so that the other processes hear of them at once.
+        if self.l2.pending_invalidations:
+            self.l2.redis_answered()
 
-    async def _listen_forever(self) -> None:
-        backoff = 0.05
-        while True:
-            try:
-                async with self._subscription() as pubsub:
-                    backoff = 0.05
-                    await self._receive(pubsub)
-            except (rx.RedisError, OSError) as exc:
-                await self._went_incoherent(exc)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _RETRY_MAX)
-
-    @contextlib.asynccontextmanager
-    async def _subscription(self) -> Any:
-        if self._client is None:
-            self._client = Redis.from_url(
-                self._pubsub_url,
-                socket_connect_timeout=0.5,
-                health_check_interval=1,
-            )
-        try:
-            async with self._client.pubsub() as pubsub:
-                await pubsub.subscribe(self.channel)
-                while (await pubsub.get_message(timeout=1.0)) is None:
-                    pass  # the first message is the subscription's confirmation
-                await self.l1.clear()  # messages may have been missed while unsubscribed
-                self._coherent = True
-                self._settle()
-                yield pubsub
-        finally:
-            self._coherent = False
-            self._settle()
-
-    async def _receive(self, pubsub: PubSub) -> None:
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is not None and message["type"] == "message":
-                await self._apply(message["data"])
-
-    def _settle(self) -> None:
-        if self._subscribed is not None and not self._subscribed.done():
-            self._subscribed.set_result(None)
-
-    async def _went_incoherent(self, exc: BaseException) -> None:
-        # Messages may be lost from now on: nothing in L1 can be trusted until resubscribed.
-        if await self.l1.clear():
-            logger.warning("cache invalidation channel lost (%s); memory tier bypassed", exc)
+    async def _live(self, live: bool) -> None:
+        """The channel became live (subscribed, heard from) or stopped being so."""
+        if live:
+            # Messages may have been missed while it was not: start L1 afresh.
+            await self.l1.clear()
+            self._coherent = True
+        else:
+            self._coherent = False  # no promotion lands from now on, and L1 is not read
+            await self.l1.clear()
+            logger.warning("memory tier bypassed until the invalidation channel answers")
 
     async def _apply(self, data: bytes) -> None:
         """Apply another process's invalidation to this process's L1."""
         try:
-            message = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            sender, done = decode(data)
+        except MalformedMessage as exc:
+            self._malformed(data, exc)
             return
-        if message.get("s") == self._source:
-            return
-        kind, arg = message.get("o"), message.get("a")
-        if kind == "k":
-            for key in arg:
-                await self.l1.delete(key)
-        elif kind == "n":
-            await self.l1.invalidate_namespace(arg)
-        elif kind == "t":
-            await self.l1.invalidate_tags(arg)
-        elif kind == "p":
-            await self.l1.invalidate_pattern(GlobPattern.compile(arg), message.get("n"))
-        elif kind == "c":
-            await self.l1.clear()
+        if sender != self._source:
+            await self._drop_from_l1(done)
+
+    def _malformed(self, data: bytes, exc: MalformedMessage) -> None:
+        self.malformed_messages += 1
+        now = self._monotonic()
+        if now - self._last_malformed_log >= _MALFORMED_LOG_INTERVAL:
+            self._last_malformed_log = now
+            logger.warning(
+                "ignored a message on %s that is not a cache announcement (%s): %r",
+                self.channel,
+                exc,
+                data[:100],
+            )
 
     async def _announce(self, done: Invalidation) -> None:
         """Publish an invalidation for the other processes' L1s (`_apply` reads it).
@@ -317,13 +318,7 @@ class HybridBackend:
         Publishes through the connection, not a backend method: this also runs inside the
         Redis backend's replay, which a backend method would wait for.
         """
-        message: dict[str, Any] = {"s": self._source, "o": _OPS[done.kind], "a": list(done.names)}
-        if done.kind == "namespace":  # a namespace or a pattern goes as one string
-            message["a"] = done.names[0]
-        elif done.kind == "pattern":
-            message["a"], message["n"] = done.names[0], done.namespace
-        data = orjson.dumps(message)
         try:
-            await self.l2.redis.call(lambda client: client.publish(self.channel, data))
+            await self._channel.publish(encode(self._source, done))
         except BackendError as exc:  # a lost announcement is bounded by l1_max_ttl
             logger.debug("could not announce an invalidation: %s", exc)

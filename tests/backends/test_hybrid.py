@@ -151,16 +151,8 @@ async def test_a_dropped_channel_clears_and_bypasses_l1(
     await put(hybrid, "k", b"v")
     assert "k" in hybrid.l1._entries
     redis_server.command("CLIENT", "KILL", "TYPE", "pubsub")
-    for _ in range(500):  # poll until the listener notices; it resubscribes by itself
-        if "k" not in hybrid.l1._entries:
-            break
-        await asyncio.sleep(0.01)
-    assert "k" not in hybrid.l1._entries
-    for _ in range(500):
-        if hybrid.coherent:
-            break
-        await asyncio.sleep(0.01)
-    assert hybrid.coherent
+    await wait_until(lambda: "k" not in hybrid.l1._entries)  # the listener noticed
+    await wait_until(lambda: hybrid.coherent)  # and resubscribed by itself
     assert await hybrid.get("k") == b"v"
 
 
@@ -235,12 +227,17 @@ async def test_replayed_invalidations_are_announced_in_order_once_applied(
         proxy.restore()
         assert await eventually(lambda: cut.get("unrelated")) is None  # replays first
         await cut.delete("marker")  # announced after whatever the replay announced
-        heard: list[dict[str, Any]] = []
-        while not heard or heard[-1] != {"o": "k", "a": ["marker"]}:
+        # Each announcement in turn: the next one in order, and only once L2 has changed.
+        for announced, gone_from_l2 in [
+            ({"o": "t", "a": ["t"]}, "k"),
+            ({"o": "n", "a": "ns"}, "ns:j"),
+            ({"o": "k", "a": ["marker"]}, "marker"),
+        ]:
             message = await channel.get_message(timeout=_DEADLINE)
-            assert message is not None, f"no announcement of the marker; heard {heard}"
-            heard.append({k: v for k, v in orjson.loads(message["data"]).items() if k != "s"})
-    assert heard == [{"o": "t", "a": ["t"]}, {"o": "n", "a": "ns"}, heard[-1]]
+            assert message is not None, f"never heard {announced}"
+            heard = {k: v for k, v in orjson.loads(message["data"]).items() if k != "s"}
+            assert heard == announced
+            assert await other.l2.get_entry(gone_from_l2) is None
 
     await wait_until(lambda: "marker" not in other.l1._entries)
     assert not {"k", "ns:j"} & other.l1._entries.keys()
@@ -377,12 +374,21 @@ async def test_only_one_process_computes_a_missing_key(
     first.send(op="fill", key="report", counter="computed", release="go")
     while not raw.get("computed"):  # noqa: ASYNC110 - set by another process
         await asyncio.sleep(0.005)
+    raw.config_resetstat()
     second.send(op="fill", key="report", counter="computed", release="go")
-    # Give the second process time to find the claim and start waiting; without the claim
-    # it would run its factory now and the counter would reach 2.
-    await asyncio.sleep(0.2)
+    # The second process tries the claim (SET NX), finds it taken, polls for the value and
+    # tries again: from its second SET on it is waiting. Without the claim it would run its
+    # factory now and the counter would reach 2.
+    while claims(raw) < 2:  # noqa: ASYNC110 - counted by Redis for another process
+        await asyncio.sleep(0.005)
     raw.set("go", 1)
     answers = [await asyncio.to_thread(p.read) for p in (first, second)]
     assert answers == [{"value": 1}, {"value": 1}]
     assert int(raw.get("computed") or 0) == 1
     raw.close()
+
+
+def claims(raw: redis.Redis) -> int:
+    """SET commands Redis has run since its statistics were reset."""
+    stats: Any = raw.info("commandstats")
+    return int(stats.get("cmdstat_set", {}).get("calls", 0))

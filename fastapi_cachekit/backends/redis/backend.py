@@ -48,9 +48,10 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
   (doubling up to `breaker_max_backoff`). An invalidation that cannot reach Redis is queued and
-  replayed, in order, before the next call is served once Redis answers (see `faults`);
-  `on_replayed`, when set, is told about each one after it has been replayed (the hybrid backend
-  announces it to the other processes then).
+  replayed, in order, before the next call is served once Redis answers (see `faults`), and
+  by a background task as soon as Redis answers again, so that an idle process does not hold
+  it back; `on_replayed`, when set, is told about each one after it has been replayed (the
+  hybrid backend announces it to the other processes then).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from ...keys import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
+from .channel import Channel
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
 from .layout import (
@@ -100,6 +102,7 @@ logger = logging.getLogger("fastapi_cachekit.redis")
 
 _CLEANUP_LOCK_MS = 30_000
 _CORRUPT_LOG_INTERVAL = 60.0
+_FIRST_REPLAY_DELAY = 0.01
 
 
 class RedisBackend:
@@ -145,8 +148,10 @@ class RedisBackend:
         self._ops = RedisOps(self.redis, self.layout, self._now_ms)
         # On one node every entry key is this prefix + the full key ("" on a cluster).
         self._entry_prefix = "" if cluster else self.layout.shards[0].entry("")
-        self._pending = PendingInvalidations(max_pending_invalidations)
+        self._pending = PendingInvalidations(max_pending_invalidations, self._replay_soon)
         self._replay_lock = asyncio.Lock()
+        self._replayer: asyncio.Task[None] | None = None
+        self._redis_answered = asyncio.Event()
         self.on_replayed: Replayed | None = None
         """Awaited after each queued invalidation has been replayed, in order (it runs while
         other calls wait for the replay, so it must not call this backend's methods)."""
@@ -184,6 +189,17 @@ class RedisBackend:
     def breaker(self) -> CircuitBreaker:
         """The circuit breaker in front of Redis (its state, failures and rejections)."""
         return self.redis.breaker
+
+    def channel(self, name: str, subscribe_url: str | None = None) -> Channel:
+        """The pub/sub channel `name` under this backend's key prefix, published through this
+        backend's connection and subscribed on its node (or on `subscribe_url`'s)."""
+        return Channel(self.redis, f"{self.layout.base}{name}", subscribe_url)
+
+    def redis_answered(self) -> None:
+        """Redis answered on another connection (a subscription): replay the queued
+        invalidations now rather than after the breaker's back-off."""
+        self.breaker.probe_now()
+        self._redis_answered.set()
 
     @property
     def pending_invalidations(self) -> int:
@@ -381,6 +397,10 @@ class RedisBackend:
         )
 
     async def close(self) -> None:
+        replayer, self._replayer = self._replayer, None
+        if replayer is not None:
+            replayer.cancel()
+            await asyncio.gather(replayer, return_exceptions=True)
         if len(self._pending):
             logger.warning(
                 "closing the Redis backend with %d invalidations never sent", len(self._pending)
@@ -406,6 +426,25 @@ class RedisBackend:
             return
         async with self._replay_lock:
             await self._pending.replay(self._ops.clear, self.on_replayed)
+
+    def _replay_soon(self) -> None:
+        """Start replaying the queue in the background (an invalidation was just queued)."""
+        if self._replayer is None or self._replayer.done():
+            self._replayer = asyncio.get_running_loop().create_task(self._replay_when_back())
+
+    async def _replay_when_back(self) -> None:
+        """Replay the queue once Redis answers: probe when the breaker allows (or when told
+        that Redis answered), backing off while it does not."""
+        delay = _FIRST_REPLAY_DELAY
+        while len(self._pending):
+            self._redis_answered.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._redis_answered.wait(), max(self.breaker.wait(), delay))
+            try:
+                await self._replay()
+            except BackendError as exc:
+                logger.debug("queued invalidations not replayed yet: %s", exc)
+                delay = min(delay * 2, self.breaker.max_backoff)
 
     def _now_ms(self) -> float:
         return self._clock() * 1000.0

@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from ...errors import BackendError, BackendUnavailable, ConfigurationError
 from .faults import CircuitBreaker
 
-__all__ = ["Client", "RedisConnection", "parse_url"]
+__all__ = ["Client", "RedisConnection", "parse_url", "translate_error"]
 
 T = TypeVar("T")
 Client = Redis | RedisCluster
@@ -201,16 +201,27 @@ class RedisConnection:
             self.breaker.succeeded()
             return _ScriptMissing(str(exc))  # not a fault: `script` loads it and runs it again
         self.errors += 1
-        if not _unreachable(exc):
+        error = translate_error(exc)
+        if not isinstance(error, BackendUnavailable):
             self.breaker.succeeded()  # Redis answered: it refused this one command
-            return BackendError(f"Redis refused a cache command: {exc}")
+            return error
         opening = self.breaker.state != "open"
         self.breaker.failed()
         if opening and isinstance(self._client, Redis):
             # Idle pooled sockets are likely dead too: probes should open fresh ones.
             with contextlib.suppress(rx.RedisError, OSError):
                 await self._client.connection_pool.disconnect(inuse_connections=False)
-        return BackendUnavailable(f"Redis is unreachable: {exc}")
+        return error
+
+    def single_node_client(self, url: str | None = None) -> Redis:
+        """A client of its own for one node (`url`, or this connection's), with the same
+        timeouts: for a pub/sub subscription, which holds its connection. Not behind the
+        breaker; translate its errors with `translate_error`."""
+        return Redis.from_url(
+            url or self.url,
+            socket_connect_timeout=self._connect_timeout,
+            socket_timeout=self._socket_timeout,
+        )
 
     async def _connect(self) -> Client:
         if self._client is None:
@@ -302,6 +313,14 @@ def parse_url(url: str, cluster: bool) -> tuple[str, bool]:
     if cluster and scheme == "unix":
         raise ConfigurationError("a Redis Cluster cannot be reached through a unix:// socket")
     return url, cluster
+
+
+def translate_error(exc: Exception) -> BackendError:
+    """The package's error for a redis-py error: BackendUnavailable when Redis cannot answer,
+    BackendError when it refused the command."""
+    if _unreachable(exc):
+        return BackendUnavailable(f"Redis is unreachable: {exc}")
+    return BackendError(f"Redis refused a cache command: {exc}")
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -84,6 +84,11 @@ class CircuitBreaker:
         self.state = "open"
         self.retry_at = self._monotonic() + self.backoff
 
+    def probe_now(self) -> None:
+        """Redis answered on another connection: let the next call probe without waiting."""
+        if self.state == "open":
+            self.retry_at = self._monotonic()
+
     def abandoned(self) -> None:
         """A call ended without an answer either way (cancelled): let the next call probe."""
         if self.state == "half-open":
@@ -119,8 +124,10 @@ Replayed = Callable[[Invalidation], Awaitable[object]]
 class PendingInvalidations:
     """Invalidations waiting for Redis, in order; past `limit`, one full clear replaces them."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, on_queued: Callable[[], object] | None = None) -> None:
         self.limit = limit
+        # Told after each invalidation is queued, to replay them without waiting for a call.
+        self._on_queued = on_queued
         self._queue: deque[tuple[Invalidation, Replay]] = deque()
         self.clear_everything = False
         self.size = 0
@@ -132,6 +139,11 @@ class PendingInvalidations:
 
     def _resize(self) -> None:
         self.size = len(self._queue) + self.clear_everything
+
+    def _queued(self) -> None:
+        self._resize()
+        if self._on_queued is not None:
+            self._on_queued()
 
     def add(self, invalidation: Invalidation, replay: Replay) -> None:
         """Queue one invalidation (`replay` performs it again)."""
@@ -145,16 +157,16 @@ class PendingInvalidations:
             )
             self._queue.clear()
             self.clear_everything = True
-            self._resize()
+            self._queued()
             return
         self._queue.append((invalidation, replay))
-        self._resize()
+        self._queued()
 
     def add_clear(self, replay: Replay) -> None:
         """Queue a clear: it supersedes everything queued before it."""
         self._queue.clear()
         self._queue.append((_CLEAR, replay))
-        self._resize()
+        self._queued()
 
     async def replay(self, clear: Replay, replayed: Replayed | None = None) -> int:
         """Run the queue in order (a full clear first, if one is owed); the number replayed.

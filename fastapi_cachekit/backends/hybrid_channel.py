@@ -1,0 +1,77 @@
+"""The hybrid backend's announcements: one invalidation per pub/sub message, as compact JSON.
+
+A message is {"s": sender, "o": kind, "a": names}, plus "n" (the namespace) for a pattern:
+kind "k" carries a list of keys, "n" a namespace, "t" a list of tags, "p" a pattern's source
+and "c" (a clear) nothing. Any client of the Redis server can publish on the channel, so
+`decode` trusts nothing: whatever is not exactly that shape is refused with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidKeyError
+from ..keys import GlobPattern
+from .redis import Invalidation
+
+__all__ = ["MalformedMessage", "decode", "encode"]
+
+# An invalidation's kind on the channel (kept short: every write publishes one).
+_CODES = {"key": "k", "namespace": "n", "tags": "t", "pattern": "p", "clear": "c"}
+_KINDS = {code: kind for kind, code in _CODES.items()}
+
+
+class MalformedMessage(ValueError):
+    """A message on the invalidation channel that is not an announcement."""
+
+
+def encode(sender: str, done: Invalidation) -> bytes:
+    """The announcement of `done` by `sender` (`decode` reads it)."""
+    message: dict[str, Any] = {"s": sender, "o": _CODES[done.kind], "a": list(done.names)}
+    if done.kind == "namespace":  # a namespace or a pattern goes as one string
+        message["a"] = done.names[0]
+    elif done.kind == "pattern":
+        message["a"], message["n"] = done.names[0], done.namespace
+    return orjson.dumps(message)
+
+
+def decode(data: bytes) -> tuple[str, Invalidation]:
+    """The sender and the invalidation of an announcement; MalformedMessage if it is none."""
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage("not JSON") from exc
+    if not isinstance(message, dict):
+        raise MalformedMessage(f"a JSON {type(message).__name__}, not an object")
+    sender, code = message.get("s"), message.get("o")
+    if not isinstance(sender, str):
+        raise MalformedMessage("no sender ('s' must be a string)")
+    kind = _KINDS.get(code) if isinstance(code, str) else None
+    if kind is None:
+        raise MalformedMessage(f"unknown kind {code!r} ('o' must be one of {sorted(_KINDS)})")
+    names, namespace = message.get("a"), message.get("n")
+    if kind == "clear":
+        return sender, Invalidation("clear")
+    if kind == "key":
+        return sender, Invalidation("key", _strings(names))
+    if kind == "tags":
+        return sender, Invalidation("tags", _strings(names))
+    if not isinstance(names, str):
+        raise MalformedMessage(f"a {kind} announcement needs one string in 'a'")
+    if kind == "namespace":
+        return sender, Invalidation("namespace", (names,))
+    if namespace is not None and not isinstance(namespace, str):
+        raise MalformedMessage("a pattern's namespace ('n') must be a string or null")
+    try:
+        GlobPattern.compile(names)
+    except InvalidKeyError as exc:
+        raise MalformedMessage(f"bad pattern: {exc}") from exc
+    return sender, Invalidation("pattern", (names,), namespace)
+
+
+def _strings(names: object) -> tuple[str, ...]:
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise MalformedMessage("'a' must be a list of strings")
+    return tuple(names)

@@ -1,0 +1,93 @@
+"""A pub/sub channel under the Redis backend's key prefix (the hybrid backend's announcements).
+
+Publishing goes through the backend's connection: its breaker, its turns, its error
+translation. A subscription holds a connection of its own (a subscribed connection can do
+nothing else), made with the same settings, on the backend's node or another one; its errors
+are translated the same way, into BackendUnavailable or BackendError. On a cluster a classic
+PUBLISH reaches subscribers on every node, so one subscription on any node hears everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+from redis import exceptions as rx
+from redis.asyncio.client import PubSub
+
+from ...errors import BackendUnavailable
+from .connection import RedisConnection, translate_error
+
+__all__ = ["Channel", "Heard", "Subscription"]
+
+
+class Heard(NamedTuple):
+    """Something the channel delivered: a message's data, or None for the answer to a ping."""
+
+    data: bytes | None
+
+
+class Subscription:
+    """A live subscription: receive what is published, ping to check that Redis answers."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
+
+    async def receive(self, timeout: float) -> Heard | None:
+        """The next message or pong, or None when nothing arrived within `timeout` seconds."""
+        try:
+            message = await self._pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=timeout
+            )
+        except (rx.RedisError, OSError) as exc:
+            raise translate_error(exc) from exc
+        if message is None:
+            return None
+        return Heard(message["data"] if message["type"] == "message" else None)
+
+    async def ping(self) -> None:
+        """Ask Redis for a pong (`receive` returns it): a quiet channel's sign of life."""
+        try:
+            await self._pubsub.ping()
+        except (rx.RedisError, OSError) as exc:
+            raise translate_error(exc) from exc
+
+
+class Channel:
+    """One pub/sub channel; `Channel.name` is the full Redis channel name."""
+
+    def __init__(
+        self, connection: RedisConnection, name: str, subscribe_url: str | None = None
+    ) -> None:
+        self.name = name
+        self._connection = connection
+        self._subscribe_url = subscribe_url
+
+    async def publish(self, data: bytes) -> None:
+        """Send `data` to every subscriber (BackendError if Redis cannot take it)."""
+        await self._connection.call(lambda client: client.publish(self.name, data))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, confirm_timeout: float) -> AsyncIterator[Subscription]:
+        """A subscription, once Redis has confirmed it (BackendUnavailable if it does not
+        within `confirm_timeout` seconds); its connection closes on exit."""
+        client = self._connection.single_node_client(self._subscribe_url)
+        pubsub = client.pubsub()
+        try:
+            try:
+                await pubsub.subscribe(self.name)
+                confirmation = await pubsub.get_message(timeout=confirm_timeout)
+            except (rx.RedisError, OSError) as exc:
+                raise translate_error(exc) from exc
+            if confirmation is None:  # a stalled Redis accepts connections, answers nothing
+                raise BackendUnavailable(
+                    f"Redis did not confirm the subscription to {self.name} "
+                    f"within {confirm_timeout}s"
+                )
+            yield Subscription(pubsub)
+        finally:
+            with contextlib.suppress(rx.RedisError, OSError):
+                await pubsub.aclose()
+            with contextlib.suppress(rx.RedisError, OSError):
+                await client.aclose()
