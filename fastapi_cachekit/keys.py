@@ -50,7 +50,22 @@ def _check_text(kind: str, value: object) -> str:
         )
     if _CONTROL.search(value):
         raise InvalidKeyError(f"cache {kind} {value!r} contains a control character")
+    if not value.isascii():
+        _check_encodable(kind, value)
     return value
+
+
+def _check_encodable(kind: str, value: str) -> None:
+    # Redis and every process that shares an entry see its key as UTF-8: text that has no
+    # UTF-8 form (a lone surrogate, e.g. from a mis-decoded byte string) cannot be a key.
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(
+            f"cache {kind} {value!r} contains a lone surrogate "
+            f"({value[exc.start]!r} at position {exc.start}), which is not valid Unicode "
+            "text; decode the bytes it came from with errors='replace', or hash them"
+        ) from None
 
 
 def check_key(key: object) -> str:

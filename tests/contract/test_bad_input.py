@@ -16,6 +16,8 @@ from fastapi_cachekit import CacheError, CacheService, InvalidKeyError, Serializ
         ("a\nb", "control character"),
         ("a\x00b", "control character"),
         ("k" * 1025, "limit is 1024"),
+        ("a\ud800b", "lone surrogate"),
+        ("\udfff", "lone surrogate"),
     ],
 )
 async def test_bad_keys(cache: CacheService, key: object, message: str) -> None:
@@ -35,7 +37,7 @@ async def test_bad_key_errors_are_value_errors_and_cache_errors(cache: CacheServ
         await cache.get("")
 
 
-@pytest.mark.parametrize("namespace", ["", 1, "a\tb"])
+@pytest.mark.parametrize("namespace", ["", 1, "a\tb", "tenant:\ud800"])
 async def test_bad_namespaces(cache: CacheService, namespace: object) -> None:
     with pytest.raises(InvalidKeyError, match="namespace"):
         await cache.set("k", 1, namespace=namespace)  # type: ignore[arg-type]
@@ -43,7 +45,7 @@ async def test_bad_namespaces(cache: CacheService, namespace: object) -> None:
         await cache.invalidate_namespace(namespace)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("tags", [[""], [1], ["ok", None]])
+@pytest.mark.parametrize("tags", [[""], [1], ["ok", None], ["ok", "\udc80"]])
 async def test_bad_tags(cache: CacheService, tags: list[object]) -> None:
     with pytest.raises(InvalidKeyError, match="tag"):
         await cache.set("k", 1, tags=tags)  # type: ignore[arg-type]
