@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from fastapi_cachekit import CacheError, CacheService, InvalidKeyError, SerializationError
+from fastapi_cachekit import (
+    CacheError,
+    CacheService,
+    InvalidKeyError,
+    SerializationError,
+    cached,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +71,31 @@ async def test_non_callable_factory(cache: CacheService) -> None:
     with pytest.raises(TypeError, match="lambda"):
         await cache.get_or_set_async("k", 42)  # type: ignore[arg-type]
     assert not await cache.exists("k")
+
+
+# NaN and the infinities have no JSON form: orjson writes null, which would come back as None.
+_NON_FINITE = [float("nan"), float("inf"), -float("inf"), [1.0, float("nan")], {"a": {"b": 1e309}}]
+
+
+@pytest.mark.parametrize("value", _NON_FINITE, ids=repr)
+async def test_non_finite_floats_are_refused_and_store_nothing(
+    cache: CacheService, value: object
+) -> None:
+    await cache.set("k", "old")
+    with pytest.raises(SerializationError, match="NaN or infinity"):
+        await cache.set("k", value)
+    assert await cache.get("k") == "old"
+    with pytest.raises(SerializationError, match="NaN or infinity"):
+        await cache.get_or_set_async("fresh", lambda: value)
+    assert not await cache.exists("fresh")
+
+
+async def test_cached_function_returning_nan_raises_every_time(cache: CacheService) -> None:
+    @cached(cache)
+    async def ratio(a: float, b: float) -> float:
+        return a / b if b else float("nan")
+
+    for _ in range(2):  # the second call must not find a stored null
+        with pytest.raises(SerializationError, match="NaN or infinity"):
+            await ratio(1.0, 0.0)
+    assert await ratio(1.0, 2.0) == 0.5
