@@ -25,11 +25,13 @@ __all__ = [
     "check_key",
     "check_namespace",
     "check_tags",
+    "display_key",
     "full_key",
     "function_call_key",
     "hash_text",
     "is_plain",
     "not_in_key",
+    "storage_key",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -119,8 +121,28 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def full_key(key: str, namespace: str | None) -> str:
-    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key."""
+    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key (for display)."""
     return key if namespace is None else f"{namespace}:{key}"
+
+
+# The full key is ambiguous: ("report", "tenant:acme:x") and ("x:report", "tenant:acme")
+# both read "tenant:acme:x:report". Stored, a namespaced key is its full key, then a unit
+# separator and the namespace's length: the separator is a control character, which no
+# checked key or namespace holds, so the pair can always be read back. The full key stays in
+# front, so that glob patterns and prefixes apply to stored keys as to the full keys.
+_SEPARATOR = "\x1f"
+
+
+def storage_key(key: str, namespace: str | None) -> str:
+    """The key an entry is stored under: one for each (key, namespace) pair (injective)."""
+    if namespace is None:
+        return key
+    return f"{namespace}:{key}{_SEPARATOR}{len(namespace)}"
+
+
+def display_key(stored: str) -> str:
+    """The full key ("{namespace}:{key}") of a key made by `storage_key`."""
+    return stored.partition(_SEPARATOR)[0]
 
 
 def hash_text(text: str) -> str:

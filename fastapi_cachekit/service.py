@@ -21,7 +21,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
 from .errors import BackendError, InvalidTTLError, SerializationError
-from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
+from .keys import GlobPattern, check_key, check_namespace, check_tags, is_plain, storage_key
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
 
@@ -418,8 +418,9 @@ class CacheService:
         return check_namespace(namespace)
 
     def _full_key(self, key: str, namespace: str | None) -> str:
+        """The checked key as the backend stores it (`keys.storage_key`)."""
         namespace = self._default_namespace if namespace is None else check_namespace(namespace)
-        return full_key(check_key(key), namespace)
+        return storage_key(check_key(key), namespace)
 
     def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 
-from ..keys import GlobPattern
+from ..keys import GlobPattern, display_key
 from .base import BackendStats, FillToken
 
 __all__ = ["MemoryBackend"]
@@ -317,10 +317,12 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
 def _pattern_covers(
     pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
 ) -> bool:
-    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry."""
+    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
+    `key`): the pattern is matched against its full key, or its key within `namespace`."""
     if namespace is None:
-        return key.startswith(pattern.literal_prefix) and pattern.matches(key)
-    if entry_namespace != namespace:
+        text = display_key(key)
+    elif entry_namespace == namespace:
+        text = display_key(key)[len(namespace) + 1 :]
+    else:
         return False
-    local = key[len(namespace) + 1 :]
-    return local.startswith(pattern.literal_prefix) and pattern.matches(local)
+    return text.startswith(pattern.literal_prefix) and pattern.matches(text)

@@ -20,6 +20,7 @@ from fastapi_cachekit import CacheService, create_cache
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend, RedisEntry
 from fastapi_cachekit.errors import BackendUnavailable
+from fastapi_cachekit.keys import storage_key
 from tests.backends.tcp_proxy import TcpProxy
 from tests.clock import FakeClock
 from tests.redis_servers import RedisServer, RedisServers
@@ -287,9 +288,10 @@ async def test_changes_reach_another_l1_on_a_cluster(
     first, second = CacheService(writer), CacheService(reader)
     await first.set("k", "old", namespace="ns", tags=["t"])
     assert await second.get("k", namespace="ns") == "old"
-    assert "ns:k" in reader.l1._entries
+    stored = storage_key("k", "ns")
+    assert stored in reader.l1._entries
     await change(first)
-    await wait_until(lambda: "ns:k" not in reader.l1._entries)
+    await wait_until(lambda: stored not in reader.l1._entries)
     assert await second.get("k", namespace="ns") == expected
     await first.close()
     await second.close()
@@ -362,10 +364,10 @@ async def test_changes_in_one_process_reach_another_processes_l1(
     await parent.set("k", "old", namespace="ns", tags=["t"])
     # The child may still hold the previous case's value until this write's announcement
     # arrives; once it reads "old", that value is in its L1.
-    seen = await asyncio.to_thread(child.ask, op="watch", key="ns:k", until="old")
+    seen = await asyncio.to_thread(child.ask, op="watch", key="k", namespace="ns", until="old")
     assert "ms" in seen, seen
     await change(parent)
-    answer = await asyncio.to_thread(child.ask, op="watch", key="ns:k", until=expected)
+    answer = await asyncio.to_thread(child.ask, op="watch", key="k", namespace="ns", until=expected)
     assert "ms" in answer, answer
 
 
