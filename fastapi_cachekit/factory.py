@@ -46,7 +46,9 @@ def create_backend(
 ) -> CacheBackend:
     """The backend named by `settings.backend`."""
     if settings.backend == "memory":
-        return MemoryBackend(settings.max_memory_items, clock=clock)
+        return MemoryBackend(
+            settings.max_memory_items, max_memory_bytes=settings.max_memory_bytes, clock=clock
+        )
     if settings.backend == "redis":
         from .backends.redis import RedisBackend
 
