@@ -122,6 +122,8 @@ class SignedPickleCodec:
     def encode(self, value: Any) -> bytes:
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            raise  # not the value's fault: the service treats it as a cache fault
         except Exception as exc:  # pickle raises many types; all mean "cannot store this"
             raise SerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"

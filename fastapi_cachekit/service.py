@@ -44,6 +44,9 @@ DEFAULT_TTL: Final = _DefaultTTL()
 """Pass as `ttl` (or leave `ttl` out) for the service's default TTL; `ttl=None` never expires."""
 _MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
+# A value too big for the memory left is not the caller's error: the process may well have
+# room to serve the request without caching it, so it is a fault, answered as a skipped write.
+_OUT_OF_MEMORY = "out of memory while encoding or storing a value; it was not cached"
 
 
 class CacheService:
@@ -200,7 +203,11 @@ class CacheService:
             token = await self._fill_token()
             result = factory()
             value = await result if inspect.isawaitable(result) else result
-            data = self._codec.encode(value)
+            try:
+                data = self._codec.encode(value)
+            except MemoryError:
+                self._fault(MemoryError(_OUT_OF_MEMORY))
+                return value
             if token is not None:
                 await self._write(fk, data, ttl, namespace, tags, token)
             return value
@@ -273,10 +280,10 @@ class CacheService:
             fk, label = self._full_key(key, namespace), self._namespace(namespace)
         seconds = self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
         tag_tuple = () if tags is None else check_tags(tags)
-        data = self._codec.encode(value)
         if self._maintenance is None:
             self._start()
         try:
+            data = self._codec.encode(value)
             stored = self._set_nowait(fk, data, ttl=seconds, namespace=label, tags=tag_tuple)
             if stored is DEFERRED:
                 stored = await self._backend.set(
@@ -285,6 +292,9 @@ class CacheService:
             return stored
         except BackendError as exc:
             self._fault(exc)
+            return False
+        except MemoryError:
+            self._fault(MemoryError(_OUT_OF_MEMORY))
             return False
 
     async def set_raw(
@@ -462,6 +472,9 @@ class CacheService:
             return stored
         except BackendError as exc:
             self._fault(exc)
+            return False
+        except MemoryError:
+            self._fault(MemoryError(_OUT_OF_MEMORY))
             return False
 
     async def _fill_token(self) -> FillToken | None:
