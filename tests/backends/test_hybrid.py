@@ -388,3 +388,17 @@ async def test_only_one_process_computes_a_missing_key(
     assert answers == [{"value": 1}, {"value": 1}]
     assert int(raw.get("computed") or 0) == 1
     raw.close()
+
+
+async def test_a_value_too_big_for_l1_is_served_from_redis(
+    redis_url: str, clean_redis: object, clock: FakeClock
+) -> None:
+    backend = HybridBackend(
+        RedisBackend(redis_url, clock=clock), max_memory_bytes=10_000, clock=clock
+    )
+    cache = CacheService(backend)
+    assert await cache.set("small", "s")
+    assert await cache.set("big", "x" * 20_000)
+    assert await cache.get("big") == "x" * 20_000
+    assert list(backend.l1._entries) == ["small"]
+    await cache.close()
