@@ -21,6 +21,7 @@ from .base import BackendStats, FillToken
 __all__ = ["MemoryBackend"]
 
 logger = logging.getLogger("fastapi_cachekit.memory")
+_REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too big to store
 
 Clock = Callable[[], float]
 # Decides whether an invalidation covered an entry: (full key, namespace, tags) -> bool.
@@ -35,7 +36,6 @@ _Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
 _ENTRY_OVERHEAD = 200 + 49 + 33
 _INDEX_MEMBER = 80
 _LOG_SIZE = 1024
-_REFUSAL_LOG_INTERVAL = 60.0
 
 
 class _Entry:
