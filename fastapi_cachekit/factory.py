@@ -47,7 +47,9 @@ BackendBuilder = Callable[[CacheSettings, Clock], CacheBackend]
 
 
 def _memory(settings: CacheSettings, clock: Clock) -> CacheBackend:
-    return MemoryBackend(settings.max_memory_items, clock=clock)
+    return MemoryBackend(
+        settings.max_memory_items, max_memory_bytes=settings.max_memory_bytes, clock=clock
+    )
 
 
 def _redis(settings: CacheSettings, clock: Clock) -> CacheBackend:

@@ -25,11 +25,13 @@ __all__ = [
     "check_key",
     "check_namespace",
     "check_tags",
+    "display_key",
     "full_key",
     "function_call_key",
     "hash_text",
     "is_plain",
     "not_in_key",
+    "storage_key",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -50,7 +52,22 @@ def _check_text(kind: str, value: object) -> str:
         )
     if _CONTROL.search(value):
         raise InvalidKeyError(f"cache {kind} {value!r} contains a control character")
+    if not value.isascii():
+        _check_encodable(kind, value)
     return value
+
+
+def _check_encodable(kind: str, value: str) -> None:
+    # Redis and every process that shares an entry see its key as UTF-8: text that has no
+    # UTF-8 form (a lone surrogate, e.g. from a mis-decoded byte string) cannot be a key.
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError(
+            f"cache {kind} {value!r} contains a lone surrogate "
+            f"({value[exc.start]!r} at position {exc.start}), which is not valid Unicode "
+            "text; decode the bytes it came from with errors='replace', or hash them"
+        ) from None
 
 
 def check_key(key: object) -> str:
@@ -104,8 +121,28 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def full_key(key: str, namespace: str | None) -> str:
-    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key."""
+    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key (for display)."""
     return key if namespace is None else f"{namespace}:{key}"
+
+
+# The full key is ambiguous: ("report", "tenant:acme:x") and ("x:report", "tenant:acme")
+# both read "tenant:acme:x:report". Stored, a namespaced key is its full key, then a unit
+# separator and the namespace's length: the separator is a control character, which no
+# checked key or namespace holds, so the pair can always be read back. The full key stays in
+# front, so that glob patterns and prefixes apply to stored keys as to the full keys.
+_SEPARATOR = "\x1f"
+
+
+def storage_key(key: str, namespace: str | None) -> str:
+    """The key an entry is stored under: one for each (key, namespace) pair (injective)."""
+    if namespace is None:
+        return key
+    return f"{namespace}:{key}{_SEPARATOR}{len(namespace)}"
+
+
+def display_key(stored: str) -> str:
+    """The full key ("{namespace}:{key}") of a key made by `storage_key`."""
+    return stored.partition(_SEPARATOR)[0]
 
 
 def hash_text(text: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import math
 import pickle
+import re
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,6 +20,7 @@ __all__ = ["Codec", "JsonCodec", "SignedPickleCodec", "make_codec"]
 # Signed pickle payloads start with this marker; JSON never starts with a NUL byte, so each
 # codec recognises (and refuses) the other's data instead of misreading it.
 _PICKLE_MAGIC = b"\x00ckp1"
+_find_null = re.compile(b"null").search
 _MAC_SIZE = hashlib.sha256().digest_size
 
 
@@ -38,6 +42,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError
 
 
+def _has_non_finite(value: Any) -> bool:
+    """Whether a float NaN or infinity is anywhere in `value` (dict keys aside: JSON makes
+    them strings)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_non_finite(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_has_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        # The Python form: the JSON form has already turned NaN into None.
+        return _has_non_finite(value.model_dump())
+    return False
+
+
 class JsonCodec:
     """JSON via orjson. Values come back in their JSON form: dicts, lists, strings, numbers.
 
@@ -53,9 +74,21 @@ class JsonCodec:
         # (principle 6). The options only widen what can be serialized (non-str dict keys,
         # numpy), so whenever the plain call succeeds its bytes are the options call's.
         try:
-            return orjson.dumps(value, default=_json_default)
+            data = orjson.dumps(value, default=_json_default)
         except TypeError:
-            pass
+            data = self._encode_with_options(value)
+        # orjson writes NaN and infinities as null, which would come back as None: refuse
+        # them. Only a value whose JSON holds a null can hold one, so most values skip the
+        # walk (principle 6).
+        if _find_null(data) and _has_non_finite(value):
+            raise SerializationError(
+                f"cannot store a {type(value).__name__} holding NaN or infinity as JSON: it "
+                "would come back as None; replace it (with None or a string) before caching, "
+                "or opt into serializer='pickle'"
+            )
+        return data
+
+    def _encode_with_options(self, value: Any) -> bytes:
         try:
             return orjson.dumps(value, default=_json_default, option=self._OPTIONS)
         except TypeError as exc:
@@ -89,6 +122,8 @@ class SignedPickleCodec:
     def encode(self, value: Any) -> bytes:
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            raise  # not the value's fault: the service treats it as a cache fault
         except Exception as exc:  # pickle raises many types; all mean "cannot store this"
             raise SerializationError(
                 f"cannot pickle a value of type {type(value).__name__}: {exc}"

@@ -21,7 +21,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
 from .errors import BackendError, InvalidTTLError, SerializationError
-from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
+from .keys import GlobPattern, check_key, check_namespace, check_tags, is_plain, storage_key
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
 
@@ -44,6 +44,9 @@ DEFAULT_TTL: Final = _DefaultTTL()
 """Pass as `ttl` (or leave `ttl` out) for the service's default TTL; `ttl=None` never expires."""
 _MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
+# A value too big for the memory left is not the caller's error: the process may well have
+# room to serve the request without caching it, so it is a fault, answered as a skipped write.
+_OUT_OF_MEMORY = "out of memory while encoding or storing a value; it was not cached"
 
 
 class CacheService:
@@ -200,7 +203,11 @@ class CacheService:
             token = await self._fill_token()
             result = factory()
             value = await result if inspect.isawaitable(result) else result
-            data = self._codec.encode(value)
+            try:
+                data = self._codec.encode(value)
+            except MemoryError:
+                self._fault(MemoryError(_OUT_OF_MEMORY))
+                return value
             if token is not None:
                 await self._write(fk, data, ttl, namespace, tags, token)
             return value
@@ -273,10 +280,10 @@ class CacheService:
             fk, label = self._full_key(key, namespace), self._namespace(namespace)
         seconds = self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
         tag_tuple = () if tags is None else check_tags(tags)
-        data = self._codec.encode(value)
         if self._maintenance is None:
             self._start()
         try:
+            data = self._codec.encode(value)
             stored = self._set_nowait(fk, data, ttl=seconds, namespace=label, tags=tag_tuple)
             if stored is DEFERRED:
                 stored = await self._backend.set(
@@ -285,6 +292,9 @@ class CacheService:
             return stored
         except BackendError as exc:
             self._fault(exc)
+            return False
+        except MemoryError:
+            self._fault(MemoryError(_OUT_OF_MEMORY))
             return False
 
     async def set_raw(
@@ -418,8 +428,9 @@ class CacheService:
         return check_namespace(namespace)
 
     def _full_key(self, key: str, namespace: str | None) -> str:
+        """The checked key as the backend stores it (`keys.storage_key`)."""
         namespace = self._default_namespace if namespace is None else check_namespace(namespace)
-        return full_key(check_key(key), namespace)
+        return storage_key(check_key(key), namespace)
 
     def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
@@ -461,6 +472,9 @@ class CacheService:
             return stored
         except BackendError as exc:
             self._fault(exc)
+            return False
+        except MemoryError:
+            self._fault(MemoryError(_OUT_OF_MEMORY))
             return False
 
     async def _fill_token(self) -> FillToken | None:

@@ -31,6 +31,13 @@ class CacheSettings(BaseSettings):
     enable_stats: bool = Field(True, description="Count hits and misses.")
 
     # Beyond the spec.
+    max_memory_bytes: int | None = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="Bytes the memory backend (and the hybrid L1) may hold, by the estimate "
+        "in stats; past it the least recently used entries go, and a value bigger on its own "
+        "is not stored. None: no byte bound.",
+    )
     key_prefix: str = Field(
         "cachekit", min_length=1, description="Prefix of every key this kit writes to Redis."
     )

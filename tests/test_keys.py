@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from fastapi_cachekit import CacheKey, InvalidKeyError, KeyBuildError, keys
-from fastapi_cachekit.keys import GlobPattern, check_tags, full_key, function_call_key
+from fastapi_cachekit.keys import (
+    GlobPattern,
+    check_key,
+    check_namespace,
+    check_tags,
+    display_key,
+    full_key,
+    function_call_key,
+    storage_key,
+)
 
 
 def test_full_key() -> None:
@@ -24,6 +33,28 @@ def test_full_key() -> None:
     assert full_key("profile", None) == "profile"
     assert CacheKey(key="profile", namespace="user:123").full_key == "user:123:profile"
     assert CacheKey(key="profile").full_key == "profile"
+
+
+_NAME = st.text(st.sampled_from("ab:"), min_size=1, max_size=6)  # colons make collisions
+_PAIRS = st.tuples(_NAME, st.none() | _NAME)
+
+
+@given(_PAIRS, _PAIRS)
+def test_storage_keys_are_injective_and_read_as_full_keys(
+    first: tuple[str, str | None], second: tuple[str, str | None]
+) -> None:
+    assert (storage_key(*first) == storage_key(*second)) == (first == second)
+    for key, namespace in (first, second):
+        assert display_key(storage_key(key, namespace)) == full_key(key, namespace)
+        assert storage_key(key, namespace).startswith(full_key(key, namespace))
+
+
+@given(st.text(min_size=1), st.text(min_size=1))
+def test_the_storage_separator_never_passes_the_key_checks(key: str, namespace: str) -> None:
+    for check in (check_key, check_namespace):
+        for text in (key + "\x1f", "\x1f" + namespace):
+            with pytest.raises(InvalidKeyError, match="control character"):
+                check(text)
 
 
 def test_tags_are_deduplicated_in_order() -> None:

@@ -68,6 +68,43 @@ def test_json_refuses_unserializable_values_by_type() -> None:
         JsonCodec().encode(object())
 
 
+@dataclasses.dataclass
+class Reading:
+    value: float
+
+
+class Measure(BaseModel):
+    value: float
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("-inf"),
+        (1, float("inf")),
+        {"a": [None, {"b": float("nan")}]},
+        frozenset({float("nan")}),
+        Reading(float("nan")),
+        Measure(value=float("inf")),
+    ],
+    ids=repr,
+)
+def test_json_refuses_nan_and_infinity_wherever_they_are(value: object) -> None:
+    with pytest.raises(SerializationError, match="NaN or infinity"):
+        JsonCodec().encode(value)
+
+
+def test_json_keeps_nulls_and_finite_floats() -> None:
+    value = {"a": None, "b": [1.5, None, -0.0], "c": Reading(2.5), "d": Measure(value=1e308)}
+    assert JsonCodec().decode(JsonCodec().encode(value)) == {
+        "a": None,
+        "b": [1.5, None, -0.0],
+        "c": {"value": 2.5},
+        "d": {"value": 1e308},
+    }
+
+
 def test_pickle_round_trips_python_objects() -> None:
     codec = SignedPickleCodec(b"k" * 32)
     value = {"point": Point(1, 2), "when": date(2024, 1, 1), "set": {1, 2}}

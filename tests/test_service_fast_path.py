@@ -22,6 +22,7 @@ from fastapi_cachekit.backends.base import (
     nowait_twin,
 )
 from fastapi_cachekit.errors import BackendUnavailable
+from fastapi_cachekit.keys import storage_key
 from tests.clock import FakeClock
 
 
@@ -171,7 +172,7 @@ async def test_default_namespace_and_checks_bypass_the_key_fast_path() -> None:
     backend = MemoryBackend()
     cache = CacheService(backend, default_namespace="app")
     await cache.set("k", 1)
-    assert list(backend._entries) == ["app:k"]
+    assert list(backend._entries) == [storage_key("k", "app")]
     assert await cache.get("k") == 1
     with pytest.raises(InvalidKeyError, match="control character"):
         await cache.get("a\nb")

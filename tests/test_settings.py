@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fastapi_cachekit import CacheSettings, ConfigurationError, MemoryBackend, create_cache
+from fastapi_cachekit.backends.hybrid import HybridBackend
 
 
 def test_defaults_match_the_spec_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,3 +84,23 @@ def test_invalid_environment_is_a_configuration_error(monkeypatch: pytest.Monkey
     monkeypatch.setenv("CACHEKIT_MAX_MEMORY_ITEMS", "lots")
     with pytest.raises(ConfigurationError, match="max_memory_items"):
         create_cache()
+
+
+async def test_the_byte_bound_reaches_the_memory_backend_and_the_hybrid_l1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert CacheSettings().max_memory_bytes == 256 * 1024 * 1024
+    monkeypatch.setenv("CACHEKIT_MAX_MEMORY_BYTES", "5000000")
+    memory = create_cache()
+    assert isinstance(memory.backend, MemoryBackend)
+    assert memory.backend.max_memory_bytes == 5_000_000
+    hybrid = create_cache(backend="hybrid", redis_url="redis://127.0.0.1:1/0")  # never dialled
+    assert isinstance(hybrid.backend, HybridBackend)
+    assert hybrid.backend.l1.max_memory_bytes == 5_000_000
+    unbounded = create_cache(max_memory_bytes=None)
+    assert isinstance(unbounded.backend, MemoryBackend)
+    assert unbounded.backend.max_memory_bytes is None
+    with pytest.raises(ConfigurationError, match="CACHEKIT_MAX_MEMORY_BYTES"):
+        create_cache(max_memory_bytes=0)
+    for cache in (memory, hybrid, unbounded):
+        await cache.close()

@@ -60,6 +60,7 @@ class HybridBackend:
         l2: RedisBackend,
         *,
         max_items: int = 1000,
+        max_memory_bytes: int | None = None,
         l1_max_ttl: float = 60.0,
         clock: Callable[[], float] = time.time,
         pubsub_url: str | None = None,
@@ -67,7 +68,7 @@ class HybridBackend:
         heartbeat: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.l1 = MemoryBackend(max_items, clock=clock)
+        self.l1 = MemoryBackend(max_items, max_memory_bytes=max_memory_bytes, clock=clock)
         self._clock = clock
         self.l2 = l2
         self.l1_max_ttl = l1_max_ttl
@@ -100,6 +101,7 @@ class HybridBackend:
         return cls(
             RedisBackend.from_settings(settings, clock=clock),
             max_items=settings.max_memory_items,
+            max_memory_bytes=settings.max_memory_bytes,
             l1_max_ttl=settings.l1_max_ttl_seconds,
             clock=clock,
             l1_liveness=settings.l1_liveness_seconds,

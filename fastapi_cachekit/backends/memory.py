@@ -1,20 +1,27 @@
 """In-process backend: an LRU of encoded values with TTL, and namespace and tag indexes.
 
-Values are stored as the codec's bytes, so nothing handed out aliases the cache's state.
-Invalidation by namespace or tag costs O(entries removed) thanks to the indexes; patterns scan
-the keys, skipping those outside the pattern's literal prefix before matching.
+The LRU is bounded by entries and, optionally, by bytes (the estimate `stats` reports, kept
+as a running total, so that the bound costs one comparison per write). Values are stored as
+the codec's bytes, so nothing handed out aliases the cache's state. Invalidation by namespace
+or tag costs O(entries removed) thanks to the indexes; patterns scan the keys, skipping those
+outside the pattern's literal prefix before matching.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 
-from ..keys import GlobPattern
+from ..keys import GlobPattern, display_key
 from .base import BackendStats, FillToken
 
 __all__ = ["MemoryBackend"]
+
+logger = logging.getLogger("fastapi_cachekit.memory")
+_REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too big to store
 
 Clock = Callable[[], float]
 # Decides whether an invalidation covered an entry: (full key, namespace, tags) -> bool.
@@ -51,8 +58,13 @@ class _Entry:
         return self.expires_at is not None and self.expires_at <= now
 
     def size(self, key: str) -> int:
-        memberships = len(self.tags) + (self.namespace is not None)
-        return _ENTRY_OVERHEAD + len(key) + len(self.value) + memberships * _INDEX_MEMBER
+        return _entry_size(key, len(self.value), self.namespace, self.tags)
+
+
+def _entry_size(key: str, value_size: int, namespace: str | None, tags: tuple[str, ...]) -> int:
+    """The bytes an entry costs, by the estimate above."""
+    memberships = len(tags) + (namespace is not None)
+    return _ENTRY_OVERHEAD + len(key) + value_size + memberships * _INDEX_MEMBER
 
 
 class _LabelledEntry(_Entry):
@@ -86,12 +98,29 @@ def _new_entry(
 
 
 class MemoryBackend:
-    """LRU + TTL storage in this process, bounded to `max_items` entries."""
+    """LRU + TTL storage in this process, bounded to `max_items` entries and, when
+    `max_memory_bytes` is given, to that many bytes (by the estimate `stats` reports).
 
-    def __init__(self, max_items: int = 1000, *, clock: Clock = time.time) -> None:
+    Past either bound the least recently used entries are evicted; a value whose entry alone
+    exceeds `max_memory_bytes` is not stored (logged, and counted in `stats().errors`).
+    """
+
+    def __init__(
+        self,
+        max_items: int = 1000,
+        *,
+        max_memory_bytes: int | None = None,
+        clock: Clock = time.time,
+    ) -> None:
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
+        if max_memory_bytes is not None and max_memory_bytes < 1:
+            raise ValueError("max_memory_bytes must be at least 1, or None for no byte bound")
         self.max_items = max_items
+        self.max_memory_bytes = max_memory_bytes
+        self._byte_limit: float = math.inf if max_memory_bytes is None else max_memory_bytes
+        self._refused = 0
+        self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._namespaces: dict[str, set[str]] = {}
@@ -170,34 +199,60 @@ class MemoryBackend:
             return False
         now = self._clock()
         expires_at = None if ttl is None else now + ttl
-        # A copy sized to fit: orjson hands out bytes with a buffer of 4 KiB or more behind
-        # them, which a long-lived cache entry would otherwise keep alive. Formatting makes
-        # the copy in half the time b"".join takes.
-        value = b"%b" % value
         entry = self._entries.get(key)
         if entry is None or entry.namespace != namespace or entry.tags != tags:
-            self._insert(key, _new_entry(value, now, expires_at, namespace, tags))
-        else:
-            # The common overwrite: the same labels, so the indexes stay as they are. The
-            # outcome is that of _remove + _insert: new value and times, most recently used.
-            self._bytes += len(value) - len(entry.value)
-            entry.value, entry.created_at, entry.expires_at = value, now, expires_at
-            self._entries.move_to_end(key)
+            return self._insert(key, value, now, expires_at, namespace, tags)
+        grown = self._bytes + len(value) - len(entry.value)
+        if grown > self._byte_limit:  # past the byte bound: evict, or refuse the value
+            return self._insert(key, value, now, expires_at, namespace, tags)
+        # The common overwrite: the same labels, so the indexes stay as they are. The
+        # outcome is that of _remove + _insert: new value and times, most recently used.
+        self._bytes = grown
+        # b"%b" % value is _sized(value), written out: the hot path saves a call.
+        entry.value, entry.created_at, entry.expires_at = b"%b" % value, now, expires_at
+        self._entries.move_to_end(key)
         return True
 
-    def _insert(self, key: str, entry: _Entry) -> None:
-        """Store `entry` as the most recently used, replacing any entry under `key`."""
+    def _insert(
+        self,
+        key: str,
+        value: bytes,
+        now: float,
+        expires_at: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> bool:
+        """Store an entry as the most recently used, replacing any entry under `key`, and
+        evict past the bounds; False (and nothing stored) if it alone exceeds the byte bound."""
+        size = _entry_size(key, len(value), namespace, tags)
         if key in self._entries:
-            self._remove(key)
-        self._entries[key] = entry
-        self._bytes += entry.size(key)
-        namespace = entry.namespace
+            self._remove(key)  # even when refused: the old value must not outlive the write
+        if size > self._byte_limit:
+            self._refuse(key, size)
+            return False
+        self._entries[key] = _new_entry(_sized(value), now, expires_at, namespace, tags)
+        self._bytes += size
         if namespace is not None:
             self._namespaces.setdefault(namespace, set()).add(key)
-        for tag in entry.tags:
+        for tag in tags:
             self._tags.setdefault(tag, set()).add(key)
-        while len(self._entries) > self.max_items:
+        while len(self._entries) > self.max_items or self._bytes > self._byte_limit:
             self._remove(next(iter(self._entries)))
+        return True
+
+    def _refuse(self, key: str, size: int) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
+            self._last_refusal_log = now
+            logger.warning(
+                "value for %r not cached: its entry takes %d bytes, more than "
+                "max_memory_bytes=%d (CACHEKIT_MAX_MEMORY_BYTES); raise the bound or cache "
+                "smaller values",
+                key,
+                size,
+                self.max_memory_bytes,
+            )
 
     def _invalidated_since(
         self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
@@ -299,11 +354,19 @@ class MemoryBackend:
             newest=max(created, default=None),
             hits=self._hits,
             misses=self._misses,
+            errors=self._refused,
         )
 
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""
         return None
+
+
+def _sized(value: bytes) -> bytes:
+    """A copy of `value` sized to fit: orjson hands out bytes with a buffer of 4 KiB or more
+    behind them, which a long-lived cache entry would otherwise keep alive. Formatting makes
+    the copy in half the time b"".join takes."""
+    return b"%b" % value
 
 
 def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
@@ -317,10 +380,12 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
 def _pattern_covers(
     pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
 ) -> bool:
-    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry."""
+    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
+    `key`): the pattern is matched against its full key, or its key within `namespace`."""
     if namespace is None:
-        return key.startswith(pattern.literal_prefix) and pattern.matches(key)
-    if entry_namespace != namespace:
+        text = display_key(key)
+    elif entry_namespace == namespace:
+        text = display_key(key)[len(namespace) + 1 :]
+    else:
         return False
-    local = key[len(namespace) + 1 :]
-    return local.startswith(pattern.literal_prefix) and pattern.matches(local)
+    return text.startswith(pattern.literal_prefix) and pattern.matches(text)

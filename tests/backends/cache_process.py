@@ -5,6 +5,7 @@
 
 - {"op": "get", "key": k}                      -> {"value": v}
 - {"op": "watch", "key": k, "until": v}       -> {"ms": elapsed, "polls": n} once get == v
+  (get and watch take an optional "namespace")
 - {"op": "fill", "key": k, "counter": c, "release": r}
       -> get_or_set_async(k) whose factory INCRs Redis key c, then waits until key r
          exists, and returns the counter value: {"value": v}
@@ -29,12 +30,12 @@ _WATCH_LIMIT = 10.0  # seconds before `watch` gives up (a failure, not a timing 
 async def handle(cache: CacheService, raw: aioredis.Redis, command: dict[str, Any]) -> Any:
     op = command["op"]
     if op == "get":
-        return {"value": await cache.get(command["key"])}
+        return {"value": await cache.get(command["key"], command.get("namespace"))}
     if op == "watch":
         started, polls = time.perf_counter(), 0
         while time.perf_counter() - started < _WATCH_LIMIT:
             polls += 1
-            if await cache.get(command["key"]) == command["until"]:
+            if await cache.get(command["key"], command.get("namespace")) == command["until"]:
                 return {"ms": (time.perf_counter() - started) * 1000, "polls": polls}
             await asyncio.sleep(0.001)
         return {"error": "timed out"}

@@ -20,6 +20,7 @@ from fastapi_cachekit import CacheService, create_cache
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend, RedisEntry
 from fastapi_cachekit.errors import BackendUnavailable
+from fastapi_cachekit.keys import storage_key
 from tests.backends.tcp_proxy import TcpProxy
 from tests.clock import FakeClock
 from tests.redis_servers import RedisServer, RedisServers
@@ -284,9 +285,10 @@ async def test_changes_reach_another_l1_on_a_cluster(
     first, second = CacheService(writer), CacheService(reader)
     await first.set("k", "old", namespace="ns", tags=["t"])
     assert await second.get("k", namespace="ns") == "old"
-    assert "ns:k" in reader.l1._entries
+    stored = storage_key("k", "ns")
+    assert stored in reader.l1._entries
     await change(first)
-    await wait_until(lambda: "ns:k" not in reader.l1._entries)
+    await wait_until(lambda: stored not in reader.l1._entries)
     assert await second.get("k", namespace="ns") == expected
     await first.close()
     await second.close()
@@ -359,10 +361,10 @@ async def test_changes_in_one_process_reach_another_processes_l1(
     await parent.set("k", "old", namespace="ns", tags=["t"])
     # The child may still hold the previous case's value until this write's announcement
     # arrives; once it reads "old", that value is in its L1.
-    seen = await asyncio.to_thread(child.ask, op="watch", key="ns:k", until="old")
+    seen = await asyncio.to_thread(child.ask, op="watch", key="k", namespace="ns", until="old")
     assert "ms" in seen, seen
     await change(parent)
-    answer = await asyncio.to_thread(child.ask, op="watch", key="ns:k", until=expected)
+    answer = await asyncio.to_thread(child.ask, op="watch", key="k", namespace="ns", until=expected)
     assert "ms" in answer, answer
 
 
@@ -386,6 +388,20 @@ async def test_only_one_process_computes_a_missing_key(
     assert answers == [{"value": 1}, {"value": 1}]
     assert int(raw.get("computed") or 0) == 1
     raw.close()
+
+
+async def test_a_value_too_big_for_l1_is_served_from_redis(
+    redis_url: str, clean_redis: object, clock: FakeClock
+) -> None:
+    backend = HybridBackend(
+        RedisBackend(redis_url, clock=clock), max_memory_bytes=10_000, clock=clock
+    )
+    cache = CacheService(backend)
+    assert await cache.set("small", "s")
+    assert await cache.set("big", "x" * 20_000)
+    assert await cache.get("big") == "x" * 20_000
+    assert list(backend.l1._entries) == ["small"]
+    await cache.close()
 
 
 def claims(raw: redis.Redis) -> int:

@@ -7,11 +7,13 @@ import random
 import sys
 import tracemalloc
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit.backends.memory import _entry_size
 from fastapi_cachekit.keys import GlobPattern
 from tests.clock import FakeClock
 
@@ -43,6 +45,55 @@ async def test_eviction_removes_index_membership() -> None:
     assert await backend.invalidate_namespace("ns") == 0
     assert backend._tags == {}
     assert backend._namespaces == {}
+
+
+def test_past_the_byte_bound_the_least_recently_used_go() -> None:
+    entry = _entry_size("a", 100, None, ())
+    backend = MemoryBackend(max_memory_bytes=3 * entry)
+    for key in "abc":
+        assert backend.set_nowait(key, b"x" * 100, ttl=None, namespace=None, tags=())
+    backend.get_nowait("a")  # a is now the most recently used
+    assert backend.set_nowait("d", b"x" * 100, ttl=None, namespace=None, tags=())
+    assert list(backend._entries) == ["c", "a", "d"]
+    # An overwrite that grows its value evicts too, never the entry written.
+    assert backend.set_nowait("a", b"x" * 200, ttl=None, namespace=None, tags=())
+    assert list(backend._entries) == ["d", "a"]
+    assert backend._bytes <= 3 * entry
+
+
+async def test_a_value_bigger_than_the_byte_bound_is_not_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = CacheService(MemoryBackend(max_memory_bytes=10_000))
+    await cache.set("small", "kept")
+    await cache.set("big", "old")
+    assert await cache.set("big", "x" * 10_000) is False
+    assert await cache.get("big") is None  # the old value did not outlive the write
+    assert await cache.get("small") == "kept"
+    assert await cache.get_or_set_async("big", lambda: "y" * 10_000) == "y" * 10_000
+    stats = await cache.get_stats()
+    assert (stats.total_entries, stats.errors) == (1, 2)
+    assert "max_memory_bytes=10000" in caplog.text
+    await cache.close()
+
+
+async def test_many_large_values_stay_within_the_byte_bound() -> None:
+    megabyte = 1 << 20
+    cache = CacheService(MemoryBackend(max_memory_bytes=5 * megabyte))
+    for i in range(40):
+        assert await cache.set(f"report:{i}", "x" * megabyte)
+    stats = await cache.get_stats()
+    assert stats.memory_usage_bytes is not None
+    assert stats.memory_usage_bytes <= 5 * megabyte
+    assert stats.total_entries == 4
+    assert await cache.exists("report:39")
+    await cache.close()
+
+
+@pytest.mark.parametrize("bound", [0, -1])
+def test_a_byte_bound_below_one_is_refused(bound: int) -> None:
+    with pytest.raises(ValueError, match="max_memory_bytes"):
+        MemoryBackend(max_memory_bytes=bound)
 
 
 async def test_memory_estimate_tracks_traced_growth() -> None:
@@ -199,11 +250,14 @@ class MemoryBackendModel(RuleBasedStateMachine):
     """Random set/get/delete/invalidate/expire sequences agree with a dict model."""
 
     max_items = 1000
+    max_memory_bytes: int | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = FakeClock(1_000_000.0)
-        self.backend = MemoryBackend(max_items=self.max_items, clock=self.clock)
+        self.backend = MemoryBackend(
+            max_items=self.max_items, max_memory_bytes=self.max_memory_bytes, clock=self.clock
+        )
         # key -> (value, expires_at, namespace, tags), least recently used first
         self.model: dict[str, tuple[bytes, float | None, str | None, tuple[str, ...]]] = {}
 
@@ -216,7 +270,7 @@ class MemoryBackendModel(RuleBasedStateMachine):
 
     @rule(
         key=KEYS,
-        value=st.binary(max_size=4),
+        value=st.one_of(st.binary(max_size=4), st.binary(min_size=300, max_size=900)),
         ttl=TTLS,
         ns=NAMESPACES,
         tags=TAGS,
@@ -232,14 +286,21 @@ class MemoryBackendModel(RuleBasedStateMachine):
         nowait: bool,
     ) -> None:
         if nowait:
-            assert self.backend.set_nowait(key, value, ttl=ttl, namespace=ns, tags=tags)
+            stored = self.backend.set_nowait(key, value, ttl=ttl, namespace=ns, tags=tags)
         else:
-            assert self.run(self.backend.set(key, value, ttl=ttl, namespace=ns, tags=tags))
-        expires = None if ttl is None else self.clock.now + ttl
+            stored = self.run(self.backend.set(key, value, ttl=ttl, namespace=ns, tags=tags))
+        bound = self.max_memory_bytes or float("inf")
         self.model.pop(key, None)  # a write makes the key the most recently used
-        self.model[key] = (value, expires, ns, tuple(tags))
-        while len(self.model) > self.max_items:
+        # A value too big for the byte bound on its own is refused (and the old one gone).
+        assert stored is (_entry_size(key, len(value), ns, tuple(tags)) <= bound)
+        if stored:
+            expires = None if ttl is None else self.clock.now + ttl
+            self.model[key] = (value, expires, ns, tuple(tags))
+        while len(self.model) > self.max_items or self.model_bytes() > bound:
             del self.model[next(iter(self.model))]
+
+    def model_bytes(self) -> int:
+        return sum(_entry_size(k, len(v[0]), v[2], v[3]) for k, v in self.model.items())
 
     @rule(key=KEYS, nowait=st.booleans())
     def get(self, key: str, nowait: bool) -> None:
@@ -293,6 +354,10 @@ class MemoryBackendModel(RuleBasedStateMachine):
         assert list(self.backend._entries) == list(self.model)
 
     @invariant()
+    def bytes_within_the_bound(self) -> None:
+        assert self.backend._bytes <= (self.max_memory_bytes or float("inf"))
+
+    @invariant()
     def estimate_is_the_sum_of_the_entries(self) -> None:
         # Overwrites in place adjust the running total; it must equal a recount.
         entries = self.backend._entries
@@ -311,3 +376,13 @@ class SmallMemoryBackendModel(MemoryBackendModel):
 
 SmallMemoryBackendModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
 TestSmallMemoryBackendModel = SmallMemoryBackendModel.TestCase
+
+
+class ByteBoundedMemoryBackendModel(MemoryBackendModel):
+    """The same, bounded to 1,500 bytes: room for two to five entries, and values too big."""
+
+    max_memory_bytes = 1500
+
+
+ByteBoundedMemoryBackendModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30)
+TestByteBoundedMemoryBackendModel = ByteBoundedMemoryBackendModel.TestCase

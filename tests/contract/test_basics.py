@@ -49,15 +49,18 @@ async def test_namespace_is_part_of_the_full_key(cache: CacheService) -> None:
     assert await cache.get("profile", namespace="user:1") == "p1"
     assert await cache.get("profile", namespace="user:2") == "p2"
     assert await cache.get("profile") is None
-    # The full key is the identity: "user:1" + "profile" is the key "user:1:profile".
-    assert await cache.get("user:1:profile") == "p1"
+    # "user:1:profile" is the entry's full key for display; as a key without a namespace it
+    # names another entry.
+    assert await cache.get("user:1:profile") is None
 
 
-async def test_last_write_sets_the_namespace(cache: CacheService) -> None:
+async def test_the_same_full_key_without_a_namespace_is_another_entry(
+    cache: CacheService,
+) -> None:
     await cache.set("b", 1, namespace="a")
     await cache.set("a:b", 2)
-    assert await cache.get("b", namespace="a") == 2
-    assert await cache.invalidate_namespace("a") == 0
+    assert await cache.get("b", namespace="a") == 1
+    assert await cache.invalidate_namespace("a") == 1
     assert await cache.get("a:b") == 2
 
 

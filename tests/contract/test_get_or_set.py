@@ -115,6 +115,8 @@ INVALIDATIONS: dict[str, Invalidate] = {
     "namespace": lambda c: c.invalidate_namespace("ns"),
     "tag": lambda c: c.invalidate_tags(["other", "t2"]),
     "pattern": lambda c: c.invalidate_pattern("ns:*"),
+    "pattern-literal": lambda c: c.invalidate_pattern("ns:k"),
+    "pattern-one-char": lambda c: c.invalidate_pattern("ns:?"),
     "pattern-in-namespace": lambda c: c.invalidate_pattern("k", namespace="ns"),
     "clear_all": lambda c: c.clear_all(),
 }

@@ -21,6 +21,21 @@ async def test_invalidate_namespace_removes_exactly_that_namespace(cache: CacheS
     assert await cache.get("user:123:other") == 5
 
 
+async def test_a_namespace_and_a_key_never_collide(cache: CacheService) -> None:
+    # All three read "tenant:acme:x:report" as full keys, yet they are three entries.
+    await cache.set("report", "x's", namespace="tenant:acme:x")
+    await cache.set("x:report", "acme's", namespace="tenant:acme")
+    await cache.set("tenant:acme:x:report", "nobody's")
+    assert await cache.get("report", namespace="tenant:acme:x") == "x's"
+    assert await cache.get("x:report", namespace="tenant:acme") == "acme's"
+    assert await cache.get("tenant:acme:x:report") == "nobody's"
+    assert await cache.invalidate_namespace("tenant:acme:x") == 1
+    assert await cache.get("x:report", namespace="tenant:acme") == "acme's"
+    assert await cache.delete("x:report", namespace="tenant:acme")
+    assert await cache.get("tenant:acme:x:report") == "nobody's"
+    assert (await cache.get_stats()).total_entries == 1
+
+
 async def test_invalidate_unknown_namespace_is_zero(cache: CacheService) -> None:
     assert await cache.invalidate_namespace("nobody") == 0
 
@@ -131,6 +146,27 @@ async def test_pattern_without_namespace_matches_full_keys(cache: CacheService) 
     await cache.set("page:1", 2, namespace="orders")
     assert await cache.invalidate_pattern("products:*") == 1
     assert await cache.get("page:1", namespace="orders") == 2
+
+
+@pytest.mark.parametrize(
+    ("pattern", "namespace", "removed"),
+    [
+        ("tenant:acme:x:report", None, 3),  # a full key names every entry that reads so
+        ("tenant:acme:x:repor?", None, 3),
+        ("*:x:*", None, 3),
+        ("*", "tenant:acme:x", 1),  # within a namespace, only its own entries
+        ("x:*", "tenant:acme", 1),
+        ("report", "tenant:acme", 0),
+    ],
+)
+async def test_patterns_match_full_keys_as_they_read(
+    cache: CacheService, pattern: str, namespace: str | None, removed: int
+) -> None:
+    await cache.set("report", 1, namespace="tenant:acme:x")
+    await cache.set("x:report", 2, namespace="tenant:acme")
+    await cache.set("tenant:acme:x:report", 3)
+    assert await cache.invalidate_pattern(pattern, namespace=namespace) == removed
+    assert (await cache.get_stats()).total_entries == 3 - removed
 
 
 @pytest.mark.parametrize("pattern", ["", None, 5])

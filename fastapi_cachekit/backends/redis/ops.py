@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ...keys import GlobPattern
+from ...keys import GlobPattern, display_key
 from . import scripts as lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
@@ -100,18 +100,20 @@ class RedisOps:
     async def _purge_matching(
         self, shard: Shard, pattern: GlobPattern, namespace: str | None
     ) -> int:
+        # The pattern applies to full keys, which begin stored keys (keys.storage_key): the
+        # trailing "*" admits what follows them.
         if namespace is None:
-            source, match, skip = shard.expiries, server_match(pattern), 0
+            source, match, skip = shard.expiries, server_match(pattern) + "*", 0
         else:  # the namespace's own index; the pattern applies to keys within it
             source = shard.index("n", namespace)
-            match = _glob_literal(namespace) + ":" + server_match(pattern)
+            match = _glob_literal(namespace) + ":" + server_match(pattern) + "*"
             skip = len(namespace) + 1
         removed, cursor = 0, 0
         while True:
             cursor, members = await self._redis.scan(
                 source, cursor, match, sorted_set=namespace is None
             )
-            keys = [key for key in members if pattern.matches(key[skip:])]
+            keys = [key for key in members if pattern.matches(display_key(key)[skip:])]
             kind = "" if namespace is None else "n"
             for first in range(0, len(keys), CHUNK):  # a scan step may find more than CHUNK
                 head = [shard.prefix, self._now_ms(), kind, namespace or ""]
