@@ -1,0 +1,154 @@
+"""One chaos run: load against a multi-worker app, a fault in the middle, then the checks.
+
+Phases: warm-up under load, the fault (in a thread, the load keeps going), recovery under
+load; then, with the load stopped and the stale bound elapsed, every item is read through
+both endpoints: a version older than the last acknowledged write is a lost invalidation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.redis_servers import RedisServer, RedisServers
+
+from . import faults
+from .faults import FaultContext
+from .load import ENDPOINTS, LoadPlan, Recorder, Write, generate, item_names, read, write
+from .metrics import FaultWindow, Outcome, summarize
+from .server import L1_MAX_TTL, ChaosServer
+
+__all__ = ["FULL", "SCENARIOS", "SHORT", "ChaosApps", "Scale", "Scenario", "run_scenario"]
+
+Inject = Callable[[FaultContext], FaultWindow]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    topology: str  # "single" or "cluster"
+    inject: Inject
+
+
+SCENARIOS = (
+    Scenario("redis-server kill -9, restart", "single", faults.kill_and_restart),
+    Scenario("redis-server SIGSTOP, SIGCONT", "single", faults.stop_and_continue),
+    Scenario("worker SIGKILL mid-fill", "single", faults.kill_worker_mid_fill),
+    Scenario("cluster reshard under load", "cluster", faults.reshard),
+    Scenario("cluster master killed, replica promoted", "cluster", faults.failover),
+)
+BACKENDS = ("redis", "hybrid")
+
+
+@dataclass(frozen=True)
+class Scale:
+    workers: int
+    plan: LoadPlan
+    warm_up: float
+    recovery: float
+    outage: float
+    reshard_slots: int
+
+
+SHORT = Scale(2, LoadPlan(12, 6, 0.05, 20_000), 1.0, 2.0, 1.5, 400)
+FULL = Scale(4, LoadPlan(40, 16, 0.02, 500_000), 3.0, 6.0, 3.0, 3000)
+_FINISH_TIMEOUT = 30.0
+
+
+def stale_bound(backend: str) -> float:
+    """Seconds after an acknowledged invalidation (or after Redis answers again) beyond
+    which no read may return older data: a worker probes Redis within 0.5 s and replays
+    what it queued, so 1 s on redis; the L1 cap on hybrid."""
+    return L1_MAX_TTL if backend == "hybrid" else 1.0
+
+
+class ChaosApps:
+    """The app servers, one per backend and topology, started on first use."""
+
+    def __init__(self, redis_servers: RedisServers, scale: Scale) -> None:
+        self.redis_servers = redis_servers
+        self.scale = scale
+        self._root = Path(tempfile.mkdtemp(prefix="cachekit-chaos-"))
+        self._servers: dict[tuple[str, str], ChaosServer] = {}
+
+    def nodes(self, topology: str) -> list[RedisServer]:
+        if topology == "single":
+            return [self.redis_servers.single()]
+        return self.redis_servers.replicated_cluster()
+
+    def server(self, backend: str, topology: str) -> ChaosServer:
+        if (backend, topology) not in self._servers:
+            directory = self._root / f"{backend}-{topology}"
+            directory.mkdir()
+            server = ChaosServer(
+                backend=backend,
+                redis_url=self.nodes(topology)[0].url,
+                cluster=topology == "cluster",
+                workers=self.scale.workers,
+                directory=directory,
+            )
+            server.start()
+            self._servers[backend, topology] = server
+        return self._servers[backend, topology]
+
+    def close(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+
+async def run_scenario(apps: ChaosApps, scenario: Scenario, backend: str) -> Outcome:
+    scale = apps.scale
+    server = apps.server(backend, scenario.topology)
+    recorder, stop = Recorder(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    load = asyncio.create_task(generate(server.url, scale.plan, recorder, stop))
+    try:
+        await asyncio.sleep(scale.warm_up)  # a phase of the load, not a synchronisation
+
+        def write_recorded(item: str) -> None:
+            done = asyncio.run_coroutine_threadsafe(_write_once(server.url, item), loop)
+            recorder.writes.append(done.result(timeout=_FINISH_TIMEOUT))
+
+        context = FaultContext(
+            server, apps.nodes(scenario.topology), scale.outage, scale.reshard_slots,
+            write_recorded,
+        )  # fmt: skip
+        window = await asyncio.to_thread(scenario.inject, context)
+        await asyncio.sleep(scale.recovery)
+    finally:
+        stop.set()
+        await asyncio.wait_for(load, _FINISH_TIMEOUT)
+    bound = stale_bound(backend)
+    await asyncio.sleep(bound)  # let the documented bound pass before looking for leftovers
+    lost = await _lost_invalidations(server, recorder, scale.plan)
+    names = (scenario.name, backend, scenario.topology)
+    return summarize(names, recorder, window, bound, lost)
+
+
+async def _write_once(url: str, item: str) -> Write:
+    async with httpx.AsyncClient(base_url=url, timeout=5.0) as client:
+        return await write(client, item)
+
+
+async def _lost_invalidations(server: ChaosServer, recorder: Recorder, plan: LoadPlan) -> int:
+    """Items that some worker still serves at a version older than their last acknowledged
+    write (every item through both endpoints, twice per worker)."""
+    acknowledged: dict[str, int] = {}
+    for done in recorder.writes:
+        if done.version is not None:
+            acknowledged[done.item] = max(done.version, acknowledged.get(done.item, 0))
+    lost = set()
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=server.url, timeout=5.0, limits=limits) as client:
+        for item in item_names(plan.items):
+            for endpoint in ENDPOINTS:
+                for _ in range(2 * server.workers):
+                    result = await read(client, item, endpoint)
+                    if result.version is not None and result.version < acknowledged.get(item, 0):
+                        lost.add(item)
+    return len(lost)
