@@ -35,6 +35,8 @@ class Outcome:
     backend: str
     topology: str
     requests: int
+    writes: int  # acknowledged invalidations, in all
+    writes_during: int  # acknowledged while the fault was in force
     failed: int
     dropped: int  # in flight on a SIGKILLed worker: no cache can answer those
     during_ms: tuple[float, float] | None  # p50, p99 of requests started during the fault
@@ -55,6 +57,7 @@ def summarize(
     lost: int,
 ) -> Outcome:
     reads, writes = list(recorder.reads), list(recorder.writes)
+    acknowledged = [w for w in writes if w.version is not None]
     failed = [r for r in [*reads, *writes] if r.error is not None]
     dropped = [r for r in failed if _in_flight_at(r, window.killed_at)]
     ages = _stale_ages(reads, writes, window)
@@ -63,6 +66,8 @@ def summarize(
     return Outcome(
         *names,
         requests=len(reads) + len(writes),
+        writes=len(acknowledged),
+        writes_during=sum(1 for w in acknowledged if window.start <= w.end <= window.end),
         failed=len(failed) - len(dropped),
         dropped=len(dropped),
         during_ms=_p50_p99(during),
