@@ -65,7 +65,7 @@ async def read_item(item: str) -> dict[str, Any]:
 
 async def _hold(item: str) -> None:
     """Stop midway through a fill until the test kills this worker (or lifts the hold)."""
-    truth.holder_path(item).write_text(str(os.getpid()))
+    truth.mark_holder(item, os.getpid())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _HOLD_LIMIT
     while truth.hold_path(item).exists() and loop.time() < deadline:  # noqa: ASYNC110

@@ -47,7 +47,7 @@ def kill_and_restart(ctx: FaultContext) -> FaultWindow:
     node.stop()
     time.sleep(ctx.outage)  # the outage itself
     node.start()
-    return FaultWindow(start, time.monotonic())
+    return FaultWindow(start, time.monotonic(), redis_down=True)
 
 
 def stop_and_continue(ctx: FaultContext) -> FaultWindow:
@@ -60,7 +60,7 @@ def stop_and_continue(ctx: FaultContext) -> FaultWindow:
         time.sleep(ctx.outage)  # the stall itself
     finally:
         os.kill(pid, signal.SIGCONT)
-    return FaultWindow(start, time.monotonic())
+    return FaultWindow(start, time.monotonic(), redis_down=True)
 
 
 def kill_worker_mid_fill(ctx: FaultContext) -> FaultWindow:
@@ -79,7 +79,7 @@ def kill_worker_mid_fill(ctx: FaultContext) -> FaultWindow:
     finally:
         truth.hold_path(VICTIM).unlink(missing_ok=True)
     server.wait_for_workers(ready + 1)
-    return FaultWindow(killed_at, time.monotonic(), killed_at=killed_at)
+    return FaultWindow(killed_at, time.monotonic(), redis_down=False, killed_at=killed_at)
 
 
 def reshard(ctx: FaultContext) -> FaultWindow:
@@ -96,7 +96,7 @@ def reshard(ctx: FaultContext) -> FaultWindow:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"redis-cli --cluster reshard failed:\n{done.stdout[-2000:]}")
-    return FaultWindow(start, time.monotonic())
+    return FaultWindow(start, time.monotonic(), redis_down=False)  # ASK redirects, no outage
 
 
 def failover(ctx: FaultContext) -> FaultWindow:
@@ -118,7 +118,7 @@ def failover(ctx: FaultContext) -> FaultWindow:
     end = time.monotonic()
     victim.start()
     _wait(lambda: _is_linked_replica(victim), "the killed master did not rejoin as a replica")
-    return FaultWindow(start, end)
+    return FaultWindow(start, end, redis_down=True)
 
 
 def _wait(condition: Callable[[], bool], failure: str) -> None:

@@ -20,10 +20,12 @@ __all__ = ["FaultWindow", "Outcome", "summarize"]
 
 @dataclass(frozen=True)
 class FaultWindow:
-    """When the fault was in force (time.monotonic); `killed_at`: a worker was SIGKILLed."""
+    """When the fault was in force (time.monotonic). `redis_down`: (part of) Redis did not
+    answer meanwhile; `killed_at`: when a worker was SIGKILLed."""
 
     start: float
     end: float
+    redis_down: bool
     killed_at: float | None = None
 
 
@@ -104,7 +106,9 @@ def _stale_ages(
         ]
         if missed:
             acknowledged = min(missed)
-            effective = window.end if window.start <= acknowledged <= window.end else acknowledged
+            effective = acknowledged
+            if window.redis_down and window.start <= acknowledged <= window.end:
+                effective = window.end
             ages.append((read.start - acknowledged, read.start - effective))
     return ages
 

@@ -46,6 +46,12 @@ class VersionStore:
         """Where the worker stopped in a fill of `item` writes its pid."""
         return self.directory / f"holder-{item}"
 
+    def mark_holder(self, item: str, pid: int) -> None:
+        """Say which worker holds `item`'s fill (whole, or not at all, for the reader)."""
+        temporary = self.directory / f"holder-{item}-{pid}.tmp"
+        temporary.write_text(str(pid))
+        os.replace(temporary, self.holder_path(item))
+
     def ready_path(self, pid: int) -> Path:
         """Written by a worker once its cache answers: the server waits for these."""
         return self.directory / f"ready-{pid}"
