@@ -8,6 +8,7 @@ both endpoints: a version older than the last acknowledged write is a lost inval
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,6 +129,7 @@ class ChaosApps:
     def close(self) -> None:
         for server in self._servers.values():
             server.stop()
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 async def run_scenario(apps: ChaosApps, scenario: Scenario, backend: str) -> Outcome:
