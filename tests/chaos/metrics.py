@@ -59,15 +59,16 @@ def summarize(
     lost: int,
 ) -> Outcome:
     reads, writes = list(recorder.reads), list(recorder.writes)
+    requests: list[Read | Write] = [*reads, *writes]
     acknowledged = [w for w in writes if w.version is not None]
-    failed = [r for r in [*reads, *writes] if r.error is not None]
+    failed = [r for r in requests if r.error is not None]
     dropped = [r for r in failed if _in_flight_at(r, window.killed_at)]
     ages = _stale_ages(reads, writes, window)
-    during = [r for r in [*reads, *writes] if window.start <= r.start < window.end]
-    after = [r for r in [*reads, *writes] if r.start >= window.end]
+    during = [r for r in requests if window.start <= r.start < window.end]
+    after = [r for r in requests if r.start >= window.end]
     return Outcome(
         *names,
-        requests=len(reads) + len(writes),
+        requests=len(requests),
         writes=len(acknowledged),
         writes_during=sum(1 for w in acknowledged if window.start <= w.end <= window.end),
         failed=len(failed) - len(dropped),
