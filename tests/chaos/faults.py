@@ -64,18 +64,20 @@ def stop_and_continue(ctx: FaultContext) -> FaultWindow:
 
 
 def kill_worker_mid_fill(ctx: FaultContext) -> FaultWindow:
-    """SIGKILL the uvicorn worker that is computing VICTIM's entry; the fault lasts until
-    uvicorn has a new worker ready."""
+    """SIGKILL one of two workers stopped in a fill of VICTIM, and change VICTIM before the
+    other's fill resumes; the fault lasts until uvicorn has a new worker ready."""
     truth, server = ctx.server.truth, ctx.server
-    holder = truth.holder_path(VICTIM)
-    holder.unlink(missing_ok=True)
+    truth.clear_holders(VICTIM)
     truth.hold_path(VICTIM).touch()
     try:
-        ctx.write(VICTIM)  # the next reads of VICTIM miss, and their fill stops midway
-        _wait(holder.exists, "no worker started a fill of the victim item")
+        ctx.write(VICTIM)  # the next reads of VICTIM miss, and their fills stop midway
+        _wait(lambda: len(truth.holders(VICTIM)) >= 2, "two workers never filled the victim")
         ready = len(server.ready_workers())
         killed_at = time.monotonic()
-        os.kill(int(holder.read_text()), signal.SIGKILL)
+        os.kill(min(truth.holders(VICTIM)), signal.SIGKILL)
+        # The surviving fill read the version this write replaces: when it resumes, it must
+        # not store it (no stale write-back).
+        ctx.write(VICTIM)
     finally:
         truth.hold_path(VICTIM).unlink(missing_ok=True)
     server.wait_for_workers(ready + 1)

@@ -45,10 +45,14 @@ async def run_all(apps: ChaosApps) -> tuple[list[Outcome], list[str]]:
     return outcomes, problems
 
 
-def provenance(short: bool, seconds: float) -> str:
-    commit = subprocess.run(
+def current_commit() -> str:
+    done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def provenance(short: bool, commit: str, seconds: float) -> str:
     command = "python -m tests.chaos.run" + (" --short" if short else "")
     return (
         f"Measured with `make chaos` (`{command}`) at commit `{commit}`, "
@@ -68,7 +72,7 @@ def main() -> int:
         return 2
     servers = RedisServers(binary)
     apps = ChaosApps(servers, SHORT if args.short else FULL)
-    started = time.monotonic()
+    started, commit = time.monotonic(), current_commit()
     try:
         outcomes, problems = asyncio.run(run_all(apps))
     finally:
@@ -77,7 +81,7 @@ def main() -> int:
     table = format_table(outcomes)
     print(table)
     if not args.no_docs and not args.short:
-        write_table(PAGE, table, provenance(args.short, time.monotonic() - started))
+        write_table(PAGE, table, provenance(args.short, commit, time.monotonic() - started))
         print(f"written to {PAGE}")
     for problem in problems:
         print("GUARANTEE NOT MET:", problem)

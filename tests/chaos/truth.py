@@ -42,15 +42,20 @@ class VersionStore:
         """While this file exists, a fill of `item` stops midway (the worker-kill scenario)."""
         return self.directory / f"hold-{item}"
 
-    def holder_path(self, item: str) -> Path:
-        """Where the worker stopped in a fill of `item` writes its pid."""
-        return self.directory / f"holder-{item}"
-
     def mark_holder(self, item: str, pid: int) -> None:
-        """Say which worker holds `item`'s fill (whole, or not at all, for the reader)."""
-        temporary = self.directory / f"holder-{item}-{pid}.tmp"
-        temporary.write_text(str(pid))
-        os.replace(temporary, self.holder_path(item))
+        """Say that worker `pid` is stopped in a fill of `item`."""
+        (self.directory / f"holder-{item}-{pid}").touch()
+
+    def holders(self, item: str) -> set[int]:
+        """Pids of the workers that stopped in a fill of `item` (and clear_holders since)."""
+        return {int(path.name.rsplit("-", 1)[1]) for path in self._holder_files(item)}
+
+    def clear_holders(self, item: str) -> None:
+        for path in self._holder_files(item):
+            path.unlink(missing_ok=True)
+
+    def _holder_files(self, item: str) -> list[Path]:
+        return list(self.directory.glob(f"holder-{item}-*"))
 
     def ready_path(self, pid: int) -> Path:
         """Written by a worker once its cache answers: the server waits for these."""
