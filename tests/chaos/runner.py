@@ -137,18 +137,17 @@ async def run_scenario(apps: ChaosApps, scenario: Scenario, backend: str) -> Out
     server = apps.server(backend, scenario.topology)
     recorder, stop = Recorder(), asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def write_recorded(item: str) -> None:  # called from the fault's thread
+        done = asyncio.run_coroutine_threadsafe(_write_once(server.url, item), loop)
+        recorder.writes.append(done.result(timeout=_FINISH_TIMEOUT))
+
+    context = FaultContext(
+        server, apps.nodes(scenario.topology), scale.outage, scale.reshard_slots, write_recorded
+    )
     load = asyncio.create_task(generate(server.url, scale.plan, recorder, stop))
     try:
         await asyncio.sleep(scale.warm_up)  # a phase of the load, not a synchronisation
-
-        def write_recorded(item: str) -> None:
-            done = asyncio.run_coroutine_threadsafe(_write_once(server.url, item), loop)
-            recorder.writes.append(done.result(timeout=_FINISH_TIMEOUT))
-
-        context = FaultContext(
-            server, apps.nodes(scenario.topology), scale.outage, scale.reshard_slots,
-            write_recorded,
-        )  # fmt: skip
         window = await asyncio.to_thread(scenario.inject, context)
         await asyncio.sleep(scale.recovery)
     finally:
