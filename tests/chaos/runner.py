@@ -46,12 +46,16 @@ class Scenario:
     slug: str  # the test id
     topology: str  # "single" or "cluster"
     inject: Inject
+    short: bool = True  # part of the short version (`make test`), not only of `make chaos`
 
 
 SCENARIOS = (
     Scenario("redis-server kill -9, restart", "kill-restart", "single", faults.kill_and_restart),
     Scenario("redis-server SIGSTOP, SIGCONT", "stop-continue", "single", faults.stop_and_continue),
     Scenario("worker SIGKILL mid-fill", "worker-kill", "single", faults.kill_worker_mid_fill),
+    Scenario(
+        "worker SIGKILL mid-fill", "worker-kill", "cluster", faults.kill_worker_mid_fill, False
+    ),
     Scenario("cluster reshard under load", "reshard", "cluster", faults.reshard),
     Scenario("cluster master killed, replica promoted", "failover", "cluster", faults.failover),
 )

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.chaos, pytest.mark.timeout(90)]
 CASES = [
     pytest.param(scenario, backend, id=f"{backend}-{scenario.slug}")
     for scenario in SCENARIOS
+    if scenario.short
     for backend in BACKENDS
 ]
 
