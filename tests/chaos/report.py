@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .metrics import Outcome
 
-__all__ = ["COLUMNS", "format_table", "write_table"]
+__all__ = ["COLUMNS", "format_table", "format_verdict", "write_table"]
 
 COLUMNS = (
     "scenario",
@@ -61,11 +61,19 @@ def _line(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def write_table(page: Path, table: str, provenance: str) -> None:
-    """Replace the text between the markers of `page` with the table and how it was made."""
+def format_verdict(problems: Sequence[str]) -> str:
+    """What the run says about the guarantees, in a sentence or a list."""
+    if not problems:
+        return "Every guarantee held in this run."
+    return "Guarantees not met in this run:\n\n" + "\n".join(f"- {p}" for p in problems)
+
+
+def write_table(page: Path, table: str, provenance: str, verdict: str) -> None:
+    """Replace the text between the markers of `page` with how the table was made, the table
+    and the verdict."""
     text = page.read_text()
     if START not in text or END not in text:
         raise RuntimeError(f"{page} has no {START} ... {END} block for the chaos table")
-    block = f"{START}\n{provenance}\n\n{table}\n{END}"
+    block = f"{START}\n{provenance}\n\n{table}\n\n{verdict}\n{END}"
     pattern = re.escape(START) + ".*?" + re.escape(END)
     page.write_text(re.sub(pattern, lambda _: block, text, count=1, flags=re.DOTALL))

@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.redis_servers import RedisServers
 
 from .metrics import Outcome
-from .report import format_table, write_table
+from .report import format_table, format_verdict, write_table
 from .runner import BACKENDS, FULL, SCENARIOS, SHORT, ChaosApps, run_scenario, violations
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
@@ -84,7 +84,8 @@ def main() -> int:
     table = format_table(outcomes)
     print(table)
     if not args.no_docs and not args.short:
-        write_table(PAGE, table, provenance(args.short, commit, time.monotonic() - started))
+        made = provenance(args.short, commit, time.monotonic() - started)
+        write_table(PAGE, table, made, format_verdict(problems))
         print(f"written to {PAGE}")
     for problem in problems:
         print("GUARANTEE NOT MET:", problem)
