@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint types pytest docs bench clean
+.PHONY: install demo test lint types pytest docs bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: lint types pytest docs
 # which runs `benchmarks.run --quick` once through tests/test_benchmarks.py.
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The full chaos suite (several minutes; starts its own redis-server and uvicorn processes):
+# every fault on redis and hybrid, the table written to docs/reliability.md. `test` runs the
+# short version through tests/chaos/.
+chaos: install
+	$(BIN)/python -m tests.chaos.run
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache

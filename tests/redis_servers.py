@@ -6,6 +6,9 @@ stopped by PID when the session ends. Fixtures:
 
 - `redis_url`: URL of a single node (session-scoped);
 - `redis_cluster_url`: URL of one node of a 3-master Redis Cluster (session-scoped);
+- `redis_replicated_cluster`: the 6 nodes of a second cluster, 3 masters each with a replica
+  (`--cluster-replicas 1`), for failover and resharding tests; a fast failure detection
+  (1 s node timeout) and never flushed by `clean_redis` (its users pick their own key prefix);
 - `redis_server`: the single node's `RedisServer` handle, running and flushed, for fault
   tests (stop, start, restart on the same port, admin commands such as DEBUG SLEEP);
 - `clean_redis`: flushes every server this session started, before the test.
@@ -172,6 +175,7 @@ class RedisServers:
         self._ports: set[int] = set()
         self._single: RedisServer | None = None
         self._cluster: list[RedisServer] = []
+        self._replicated: list[RedisServer] = []
 
     def _new_server(self, name: str, extra: list[str]) -> RedisServer:
         old_cluster = "--cluster-enabled" in extra and self._major < 7
@@ -199,8 +203,37 @@ class RedisServers:
             self._create_cluster(nodes)
         return self._cluster
 
-    def _cluster_args(self) -> list[str]:
-        args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]
+    def replicated_cluster(self) -> list[RedisServer]:
+        """6 nodes, created on first call: 3 masters (the first three, until a failover) and
+        one replica of each, in the same order."""
+        if not self._replicated:
+            # Failure detected in 1 s (not 5), and any replica may take over: a failover
+            # then takes about 2 s; a replica syncs at once (no 5 s wait for more replicas).
+            fast = ["--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0"]
+            nodes = [
+                self._new_server("replicated", self._cluster_args(1000, fast)) for _ in range(6)
+            ]
+            self._replicated = nodes
+            for node in nodes:
+                node.start()
+            masters, replicas = nodes[:3], nodes[3:]
+            self._create_cluster(masters, meet_too=replicas)
+            for master, replica in zip(masters, replicas, strict=True):
+                replica.command("CLUSTER", "REPLICATE", master.command("CLUSTER", "MYID"))
+            _wait_until(
+                lambda: (
+                    all(_replica_linked(replica) for replica in replicas)
+                    and all(_cluster_ready(node, len(nodes)) for node in nodes)
+                ),
+                "the replicated test Redis Cluster did not get its replicas in sync",
+            )
+        return self._replicated
+
+    def _cluster_args(
+        self, node_timeout_ms: int = 5000, extra: list[str] | None = None
+    ) -> list[str]:
+        args = ["--cluster-enabled", "yes", "--cluster-node-timeout", str(node_timeout_ms)]
+        args += extra or []
         if self._major >= 7:
             # An explicit bus port, so that port + 10000 need not be free.
             bus = _free_port(self._ports)
@@ -208,7 +241,9 @@ class RedisServers:
             args += ["--cluster-port", str(bus)]
         return args
 
-    def _create_cluster(self, nodes: list[RedisServer]) -> None:
+    def _create_cluster(
+        self, nodes: list[RedisServer], meet_too: list[RedisServer] | None = None
+    ) -> None:
         """What `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes` does.
 
         Done by hand because redis-cli polls in 1 s steps (2 to 5 s here); this way creation
@@ -224,16 +259,16 @@ class RedisServers:
             # Distinct epochs, so that nodes need no epoch-collision rounds to agree.
             node.command("CLUSTER", "SET-CONFIG-EPOCH", number + 1)
         # Every pair meets directly: no waiting for gossip to introduce nodes to each other.
-        for node in nodes:
-            for other in nodes:
+        everyone = nodes + (meet_too or [])
+        for node in everyone:
+            for other in everyone:
                 if other is not node:
                     bus = [other.bus_port] if other.bus_port is not None else []
                     node.command("CLUSTER", "MEET", _HOST, other.port, *bus)
-        deadline = time.monotonic() + 30
-        while not all(_cluster_ready(node, len(nodes)) for node in nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the test Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.02)
+        _wait_until(
+            lambda: all(_cluster_ready(node, len(everyone)) for node in everyone),
+            "the test Redis Cluster did not reach cluster_state:ok",
+        )
 
     def all_servers(self) -> list[RedisServer]:
         return ([self._single] if self._single else []) + self._cluster
@@ -247,20 +282,33 @@ class RedisServers:
 
     def close(self) -> None:
         """Stop every process by PID and remove the temporary directory."""
-        for server in self.all_servers():
+        for server in self.all_servers() + self._replicated:
             server.stop()
         shutil.rmtree(self._root, ignore_errors=True)
 
 
-def _cluster_ready(node: RedisServer, masters: int) -> bool:
+def _cluster_ready(node: RedisServer, known_nodes: int) -> bool:
     info = node.command("CLUSTER", "INFO")
     text = info.decode() if isinstance(info, bytes) else str(info)
     fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
     return (
         fields.get("cluster_state") == "ok"
-        and fields.get("cluster_known_nodes") == str(masters)
+        and fields.get("cluster_known_nodes") == str(known_nodes)
         and fields.get("cluster_slots_ok") == "16384"
     )
+
+
+def _replica_linked(node: RedisServer) -> bool:
+    info = node.command("INFO", "replication")  # parsed by redis-py into a dict
+    return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+
+def _wait_until(condition: Callable[[], bool], failure: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(failure)
+        time.sleep(0.02)
 
 
 def _unavailable(message: str) -> NoReturn:
@@ -292,6 +340,12 @@ def redis_url(redis_servers: RedisServers) -> str:
 def redis_cluster_url(redis_servers: RedisServers) -> str:
     """URL of one master of the session's 3-master Redis Cluster."""
     return redis_servers.cluster()[0].url
+
+
+@pytest.fixture(scope="session")
+def redis_replicated_cluster(redis_servers: RedisServers) -> list[RedisServer]:
+    """The 6 nodes of a Redis Cluster with one replica per master (see RedisServers)."""
+    return redis_servers.replicated_cluster()
 
 
 @pytest.fixture
