@@ -11,37 +11,24 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
 from types import TracebackType
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeVar
 
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
-from .errors import BackendError, InvalidTTLError, SerializationError
+from .errors import BackendError, SerializationError
 from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
+from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
-__all__ = ["DEFAULT_TTL", "TTL", "CacheService"]
+__all__ = ["CacheService"]
 
 logger = logging.getLogger("fastapi_cachekit")
 
 T = TypeVar("T")
-TTL: TypeAlias = "timedelta | int | float | None"
-
-
-class _DefaultTTL:
-    """Marker for "use the service's default TTL" (distinct from None, which means forever)."""
-
-    def __repr__(self) -> str:
-        return "DEFAULT_TTL"
-
-
-DEFAULT_TTL: Final = _DefaultTTL()
-"""Pass as `ttl` (or leave `ttl` out) for the service's default TTL; `ttl=None` never expires."""
 _MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
 
@@ -70,7 +57,7 @@ class CacheService:
         )
         self._set_nowait: Callable[..., bool | Deferred] = nowait_twin(backend, "set") or _deferred
         self._codec: Codec = codec or JsonCodec()
-        self._default_ttl = _seconds(default_ttl)
+        self._default_ttl = ttl_seconds(default_ttl)
         self._default_namespace = (
             None if default_namespace is None else check_namespace(default_namespace)
         )
@@ -153,7 +140,7 @@ class CacheService:
         self,
         key: str,
         value_factory: Callable[[], Any],
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> Any:
@@ -257,7 +244,7 @@ class CacheService:
         self,
         key: str,
         value: Any,
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> bool:
@@ -271,7 +258,7 @@ class CacheService:
             fk, label = key, None
         else:
             fk, label = self._full_key(key, namespace), self._namespace(namespace)
-        seconds = self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+        seconds = self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
         tag_tuple = () if tags is None else check_tags(tags)
         data = self._codec.encode(value)
         if self._maintenance is None:
@@ -291,7 +278,7 @@ class CacheService:
         self,
         key: str,
         data: bytes,
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
         *,
@@ -421,8 +408,8 @@ class CacheService:
         namespace = self._default_namespace if namespace is None else check_namespace(namespace)
         return full_key(check_key(key), namespace)
 
-    def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
-        return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+    def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
+        return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
 
     def _count(self, *, hit: bool) -> None:
         if self._enable_stats:
@@ -515,28 +502,6 @@ class CacheService:
             if self._cleanup_interval and now - last_cleanup >= self._cleanup_interval:
                 last_cleanup = now
                 await self.cleanup_expired()
-
-
-def _seconds(ttl: TTL) -> float | None:
-    """A TTL in seconds (millisecond resolution), or None for "never expires"."""
-    if ttl is None:
-        return None
-    if isinstance(ttl, timedelta):
-        seconds = ttl.total_seconds()
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-    else:
-        raise InvalidTTLError(
-            f"ttl must be a timedelta, seconds (int/float) or None, got {type(ttl).__name__}"
-        )
-    if not math.isfinite(seconds):
-        raise InvalidTTLError(f"ttl must be finite, got {ttl!r}; pass ttl=None to never expire")
-    if not seconds >= 0.001:  # also rejects NaN
-        raise InvalidTTLError(
-            f"ttl must be at least 1 ms, got {ttl!r}: to remove an entry use delete(), "
-            "and for an entry that never expires pass ttl=None"
-        )
-    return round(seconds, 3)
 
 
 def _deferred(*args: Any, **kwargs: Any) -> Deferred:

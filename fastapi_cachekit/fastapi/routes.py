@@ -24,7 +24,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..keys import hash_text
-from ..service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
+from ..service import CacheService
+from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 from .dependencies import cache_for_app
 from .http import (
     DEFAULT_CACHEABLE_STATUSES,
@@ -55,7 +56,7 @@ _SERIALIZE_HAS_DUMP_JSON = "dump_json" in inspect.signature(serialize_response).
 def cached_route(
     cache: CacheService | None = None,
     *,
-    ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+    ttl: TTL | DefaultTTL = DEFAULT_TTL,
     namespace: str = "route",
     key_func: KeyFunc | None = None,
     tags: TagsArg = None,
@@ -72,6 +73,8 @@ def cached_route(
     the cache unless the key varies on that header (`vary_on`), `vary_on` is a function
     (which tells users apart), or `cache_private_requests=True`.
     """
+    if not isinstance(ttl, DefaultTTL):
+        ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached_route is written
 
     def decorate(endpoint: F) -> F:
         return cast(
@@ -100,7 +103,7 @@ class _CachedRoute:
         self,
         endpoint: Callable[..., Any],
         cache: CacheService | None,
-        ttl: TTL | _DefaultTTL,
+        ttl: TTL | DefaultTTL,
         namespace: str,
         key_func: KeyFunc | None,
         tags: TagsArg,

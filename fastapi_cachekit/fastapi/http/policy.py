@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, InvalidTTLError
+from ...ttl import ttl_seconds
 
 __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
@@ -69,8 +70,10 @@ class CachePolicy:
     """Derived: the request fields a lookup looks at (the hit path scans for these only)."""
 
     def __post_init__(self) -> None:
-        if self.ttl is not None and not self.ttl > 0:
-            raise ConfigurationError(f"ttl must be a positive number of seconds, got {self.ttl!r}")
+        try:
+            ttl_seconds(self.ttl)
+        except InvalidTTLError as exc:
+            raise ConfigurationError(str(exc)) from exc
         if not 0 <= self.heuristic_fraction <= 1:
             raise ConfigurationError("heuristic_fraction must be between 0 and 1")
         if self.max_heuristic_lifetime < 0 or self.revalidation_window < 0:
