@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
 from .errors import BackendError, SerializationError
+from .flights import Flights
 from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
@@ -69,7 +70,7 @@ class CacheService:
         self._misses = 0
         self._errors = 0
         self._last_fault_log = -_FAULT_LOG_INTERVAL
-        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._flights = Flights()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -161,13 +162,14 @@ class CacheService:
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
-        flight = self._flights.get(fk)
-        if flight is None:
-            flight = asyncio.ensure_future(
-                self._fill(fk, value_factory, seconds, self._namespace(namespace), tag_tuple)
-            )
-            self._flights[fk] = flight
-            flight.add_done_callback(lambda done: self._land(fk, done))
+        label = self._namespace(namespace)
+        flight = self._flights.join(
+            fk,
+            lambda: self._fill(fk, value_factory, seconds, label, tag_tuple),
+            key,
+            label,
+            tag_tuple,
+        )
         return await asyncio.shield(flight)
 
     async def _fill(
@@ -231,12 +233,6 @@ class CacheService:
             if owner is not None:
                 return _MISSING, owner
         return _MISSING, ""
-
-    def _land(self, fk: str, flight: asyncio.Future[Any]) -> None:
-        if self._flights.get(fk) is flight:
-            del self._flights[fk]
-        if not flight.cancelled():
-            flight.exception()  # retrieved here, so an unawaited failure is not reported twice
 
     # --- writes --------------------------------------------------------------------------
 
@@ -302,14 +298,17 @@ class CacheService:
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
         fk = self._full_key(key, namespace)
-        return bool(await self._invalidate(self._backend.delete(fk)))
+        removed = self._invalidate(self._backend.delete(fk), lambda: self._flights.detach_key(fk))
+        return bool(await removed)
 
     # --- invalidation --------------------------------------------------------------------
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number removed."""
+        namespace = check_namespace(namespace)
         return await self._invalidate(
-            self._backend.invalidate_namespace(check_namespace(namespace))
+            self._backend.invalidate_namespace(namespace),
+            lambda: self._flights.detach_namespace(namespace),
         )
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
@@ -317,7 +316,9 @@ class CacheService:
         tag_tuple = check_tags(tags)
         if not tag_tuple:
             return 0
-        return await self._invalidate(self._backend.invalidate_tags(tag_tuple))
+        return await self._invalidate(
+            self._backend.invalidate_tags(tag_tuple), lambda: self._flights.detach_tags(tag_tuple)
+        )
 
     async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
         """Remove entries whose key matches a glob (`*`, `?`, `[a-z]`, `[^a]`, `\\` escapes).
@@ -327,15 +328,18 @@ class CacheService:
         """
         compiled = GlobPattern.compile(pattern)
         target = self._namespace(namespace)
-        return await self._invalidate(self._backend.invalidate_pattern(compiled, target))
+        return await self._invalidate(
+            self._backend.invalidate_pattern(compiled, target),
+            lambda: self._flights.detach_pattern(compiled, target),
+        )
 
     async def clear_all(self) -> int:
         """Remove every entry of this cache (only this kit's keys); the number removed."""
-        return await self._invalidate(self._backend.clear())
+        return await self._invalidate(self._backend.clear(), self._flights.detach_all)
 
     async def cleanup_expired(self) -> int:
         """Remove expired entries now; the number removed."""
-        return await self._invalidate(self._backend.cleanup_expired())
+        return await self._invalidate(self._backend.cleanup_expired(), _nothing)
 
     # --- statistics and lifecycle --------------------------------------------------------
 
@@ -457,12 +461,16 @@ class CacheService:
             self._fault(exc)
             return None
 
-    async def _invalidate(self, operation: Awaitable[T]) -> T | int:
+    async def _invalidate(self, operation: Awaitable[T], detach: Callable[[], None]) -> T | int:
+        """Run an invalidation (a fault: 0 removed), then detach the flights it covers. Only
+        then: a flight that began while it ran may have read the old value too."""
         try:
             return await operation
         except BackendError as exc:
             self._fault(exc)
             return 0
+        finally:
+            detach()
 
     def _fault(self, exc: Exception) -> None:
         """Count a fault; log it unless one was logged moments ago (a burst).
@@ -502,6 +510,10 @@ class CacheService:
             if self._cleanup_interval and now - last_cleanup >= self._cleanup_interval:
                 last_cleanup = now
                 await self.cleanup_expired()
+
+
+def _nothing() -> None:
+    """The flights an expiry sweep detaches: none (it removes no live entry)."""
 
 
 def _deferred(*args: Any, **kwargs: Any) -> Deferred:
