@@ -497,9 +497,15 @@ class CacheService:
             self._fault(exc)
 
     def _start(self) -> None:
-        """Start the maintenance task (counter flushes, expiry sweeps) on first use."""
+        """Start the maintenance task (counter flushes, expiry sweeps) on first use, and again
+        on the next loop once its loop has ended (`asyncio.run` cancels it then)."""
         if self._maintenance is None and not self._closed:
             self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+            self._maintenance.add_done_callback(self._maintenance_ended)
+
+    def _maintenance_ended(self, task: asyncio.Task[None]) -> None:
+        if self._maintenance is task:
+            self._maintenance = None
 
     async def _maintain(self) -> None:
         last_cleanup = time.monotonic()

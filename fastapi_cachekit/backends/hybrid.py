@@ -98,7 +98,7 @@ class HybridBackend:
             value = self.l1.get_nowait(key)
             if value is not None:
                 return value
-        elif self._listener is None:
+        elif not self._listening():
             await self._listen()
         return await self._promote(key)
 
@@ -232,12 +232,18 @@ class HybridBackend:
         return self.l1_max_ttl if ttl is None else min(ttl, self.l1_max_ttl)
 
     async def _ensure_listening(self) -> None:
-        if self._listener is None:
+        if not self._listening():
             await self._listen()
+
+    def _listening(self) -> bool:
+        """Whether the listener runs: it ends with its event loop (when `asyncio.run` returns,
+        say), and the next loop that uses this backend starts its own."""
+        return self._listener is not None and not self._listener.done()
 
     async def _listen(self) -> None:
         """Start the listener and wait for its first subscription attempt to settle."""
         loop = asyncio.get_running_loop()
+        self._client = None  # its connections, if any, belong to the loop of a listener that ended
         self._subscribed = loop.create_future()
         self._listener = loop.create_task(self._listen_forever())
         await asyncio.shield(self._subscribed)
