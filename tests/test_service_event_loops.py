@@ -16,7 +16,11 @@ from fastapi.testclient import TestClient
 
 from fastapi_cachekit import CacheService, MemoryBackend, cached_route, setup_cache
 from fastapi_cachekit.backends.hybrid import HybridBackend
+from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis.faults import CircuitBreaker
 from tests.backend_kinds import ALL_KINDS, HTTP_KINDS, backend_factory
+from tests.clock import FakeClock
+from tests.redis_servers import RedisServer
 
 T = TypeVar("T")
 
@@ -132,3 +136,28 @@ def test_a_flight_of_another_loop_is_not_joined() -> None:
             task.cancel()
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
+
+
+@pytest.mark.redis
+def test_queued_invalidations_replay_on_a_new_loop(redis_server: RedisServer) -> None:
+    """Two readers wait for one replay on the loop that queued it, and again on the next."""
+    backend = RedisBackend(redis_server.url, key_prefix="loops")
+    clock = FakeClock()
+    backend.redis.breaker = CircuitBreaker(1.0, monotonic=clock)
+    cache = CacheService(backend)
+
+    async def two_readers() -> list[object]:
+        return list(await asyncio.gather(cache.get("k"), cache.get("k")))
+
+    try:
+        run(lambda: cache.set("k", "v"))
+        redis_server.stop()
+        assert run(lambda: cache.delete("k")) is False  # queued: Redis is down
+        clock.advance(10)  # the breaker lets one probe through: the other reader waits
+        assert run(two_readers) == [None, None]
+        redis_server.start()
+        clock.advance(10)
+        assert run(two_readers) == [None, None]
+        assert backend.pending_invalidations == 0
+    finally:
+        run(cache.close)

@@ -147,6 +147,7 @@ class RedisBackend:
         self._entry_prefix = "" if cluster else self.layout.shards[0].entry("")
         self._pending = PendingInvalidations(max_pending_invalidations)
         self._replay_lock = asyncio.Lock()
+        self._replay_loop: asyncio.AbstractEventLoop | None = None
         self.on_replayed: Replayed | None = None
         """Awaited after each queued invalidation has been replayed, in order (it runs while
         other calls wait for the replay, so it must not call this backend's methods)."""
@@ -404,6 +405,9 @@ class RedisBackend:
         """Send the queued invalidations, in order, before anything else is served."""
         if not len(self._pending):
             return
+        loop = asyncio.get_running_loop()
+        if loop is not self._replay_loop:  # a lock serves the one loop it first waited on
+            self._replay_loop, self._replay_lock = loop, asyncio.Lock()
         async with self._replay_lock:
             await self._pending.replay(self._ops.clear, self.on_replayed)
 
