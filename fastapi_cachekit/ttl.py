@@ -55,15 +55,21 @@ def ttl_seconds(ttl: TTL) -> float | None:
     # Compared before any conversion: float() of a huge int raises OverflowError.
     if not seconds >= MIN_TTL:  # also NaN
         raise InvalidTTLError(
-            f"ttl must be at least {MIN_TTL} s (1 ms), got {ttl!r}: to remove an entry use "
-            "delete(), and for an entry that never expires pass ttl=None"
+            f"ttl must be at least 1 ms, got {ttl!r}: to remove an entry use delete(), "
+            "and for an entry that never expires pass ttl=None"
         )
     if seconds > MAX_TTL:  # also +inf
         raise InvalidTTLError(
-            f"ttl must be at most {MAX_TTL} s (about 68 years), got {ttl!r}: for an entry "
-            "that never expires pass ttl=None"
+            f"ttl must be at most {MAX_TTL} s (about 68 years), got {_shown(ttl)}: for an "
+            "entry that never expires pass ttl=None"
         )
     return round(float(seconds), 3)
+
+
+def _shown(ttl: object) -> str:
+    """`ttl` for an error message, a huge integer shortened to its first digits."""
+    text = repr(ttl)
+    return text if len(text) <= 24 else f"{text[:6]}... ({len(text)} digits)"
 
 
 def bounded_ttl(seconds: float) -> float:

@@ -29,7 +29,7 @@ def test_accepted_ttls_in_seconds(ttl: object, seconds: float | None) -> None:
 @pytest.mark.parametrize(
     ("ttl", "message"),
     [
-        (0, "at least 0.001 s"),
+        (0, "at least 1 ms"),
         (-1, "at least"),
         (float("nan"), "at least"),
         (float("-inf"), "at least"),
