@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
-from fastapi_cachekit import DEFAULT_TTL, ConfigurationError, InvalidTTLError
+from fastapi_cachekit import (
+    DEFAULT_TTL,
+    CacheMiddleware,
+    CacheService,
+    ConfigurationError,
+    InvalidTTLError,
+    MemoryBackend,
+)
 from fastapi_cachekit.fastapi.http import CachePolicy
 from fastapi_cachekit.ttl import MAX_TTL, MIN_TTL, DefaultTTL, bounded_ttl, ttl_seconds
 
@@ -64,3 +76,23 @@ def test_computed_lifetimes_are_brought_into_range(seconds: float, bounded: floa
 def test_an_http_policy_applies_the_same_rule(ttl: float) -> None:
     with pytest.raises(ConfigurationError, match="ttl must be"):
         CachePolicy(ttl=ttl)
+
+
+@pytest.mark.parametrize("max_age", ["2147483648", "9" * 30])
+async def test_the_middleware_stores_the_longest_http_lifetime(max_age: str) -> None:
+    """A lifetime the middleware works out itself (max-age plus the revalidation window) is
+    brought within the bounds, not refused."""
+    calls = 0
+
+    async def endpoint(request: Request) -> Response:
+        nonlocal calls
+        calls += 1
+        headers = {"cache-control": f"max-age={max_age}", "etag": '"v1"'}
+        return PlainTextResponse(str(calls), headers=headers)
+
+    cache = CacheService(MemoryBackend())
+    app = CacheMiddleware(Starlette(routes=[Route("/", endpoint)]), cache=cache)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert [(await client.get("/")).text for _ in range(2)] == ["1", "1"]
+    await cache.close()
