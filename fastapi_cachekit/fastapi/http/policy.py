@@ -80,8 +80,11 @@ class CachePolicy:
             raise ConfigurationError(
                 "max_heuristic_lifetime and revalidation_window must not be negative"
             )
-        if self.max_body_bytes is not None and self.max_body_bytes < 0:
-            raise ConfigurationError("max_body_bytes must be None or a non-negative size")
+        size = self.max_body_bytes
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ConfigurationError(
+                f"max_body_bytes must be None or a non-negative int (bytes), got {size!r}"
+            )
         names = frozenset(name.lower() for name in self.private_request_headers)
         object.__setattr__(self, "private_request_headers", names)
         personal = names if self.ttl_mode and not self.cache_private_requests else frozenset()

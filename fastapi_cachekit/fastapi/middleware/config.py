@@ -69,7 +69,7 @@ def configure(
             raise ConfigurationError(f"{name} must be callable, got {type(func).__name__}")
     policy = CachePolicy(
         ttl=_ttl(ttl),
-        max_body_bytes=_size(max_body_bytes),
+        max_body_bytes=max_body_bytes,
         store_set_cookie=bool(store_set_cookie),
         cache_authorized=bool(cache_authorized),
         private_request_headers=_field_names(private_request_headers),
@@ -96,18 +96,6 @@ def _ttl(ttl: Any) -> float | None:
         raise ConfigurationError(
             f"{exc} (or leave ttl out to store only responses that state their own freshness)"
         ) from exc
-
-
-def _size(max_body_bytes: Any) -> int | None:
-    if max_body_bytes is None:
-        return None
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
-        raise ConfigurationError(
-            f"max_body_bytes must be an int or None, got {type(max_body_bytes).__name__}"
-        )
-    if max_body_bytes < 0:
-        raise ConfigurationError(f"max_body_bytes must not be negative, got {max_body_bytes}")
-    return max_body_bytes
 
 
 def _strings(option: str, values: Any) -> list[str]:
