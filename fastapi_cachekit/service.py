@@ -382,10 +382,11 @@ class CacheService:
         if self._closed:
             return
         self._closed = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        task = self._maintenance
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+                await task
         await self._flush_counters()
         await self._backend.close()
 

@@ -181,7 +181,12 @@ class RedisConnection:
         return await self.call(step)
 
     async def close(self) -> None:
-        closer, self._closer, self._loop = self._closer, None, None
+        """Close the client; one that belongs to another loop is dropped (see the module)."""
+        closer, ours = self._closer, self._loop is asyncio.get_running_loop()
+        self._closer = self._loop = None
+        if not ours:
+            self._client = self._ready = None
+            return
         if closer is not None:
             closer.cancel()
         await self._close_client()
