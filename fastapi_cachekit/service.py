@@ -505,7 +505,7 @@ class CacheService:
             self._maintenance.add_done_callback(self._maintenance_ended)
 
     def _maintenance_ended(self, task: asyncio.Task[None]) -> None:
-        if self._maintenance is task:
+        if self._maintenance is task and not self._closed:
             self._maintenance = None
 
     async def _maintain(self) -> None:
