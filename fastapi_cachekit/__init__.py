@@ -20,8 +20,9 @@ from .fastapi.dependencies import get_cache, setup_cache
 from .fastapi.middleware import CacheMiddleware
 from .fastapi.routes import cached_route
 from .models import CacheEntry, CacheKey, CacheStats
-from .service import DEFAULT_TTL, CacheService
+from .service import CacheService
 from .settings import CacheSettings
+from .ttl import DEFAULT_TTL
 
 __all__ = [
     "DEFAULT_TTL",

@@ -17,7 +17,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
 from pydantic import TypeAdapter
 
 from .keys import NotInKey, function_call_key, not_in_key
-from .service import DEFAULT_TTL, TTL, CacheService, _DefaultTTL
+from .service import CacheService
+from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CachedFunction", "NotInKey", "cached"]
 
@@ -87,7 +88,7 @@ class _Plan(Generic[R]):
 
 def cached(
     cache_service: CacheService,
-    ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+    ttl: TTL | DefaultTTL = DEFAULT_TTL,
     key_func: Callable[..., str] | None = None,
     namespace: str | None = None,
     tags: Iterable[str] | None = None,
@@ -101,6 +102,8 @@ def cached(
     `exclude`, or annotated `Annotated[T, NotInKey]`, are left out of the key. Results come
     back as the function's return annotation (a pydantic model as the model).
     """
+    if not isinstance(ttl, DefaultTTL):
+        ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached is written
     tag_list = list(tags) if tags is not None else None
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 

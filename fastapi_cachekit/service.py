@@ -11,37 +11,32 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import timedelta
 from types import TracebackType
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeVar
 
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
-from .errors import BackendError, InvalidTTLError, SerializationError
-from .keys import GlobPattern, check_key, check_namespace, check_tags, is_plain, storage_key
+from .errors import BackendError, SerializationError
+from .flights import Flights
+from .keys import (
+    GlobPattern,
+    check_key,
+    check_namespace,
+    check_tags,
+    is_plain,
+    storage_key,
+)
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
+from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
-__all__ = ["DEFAULT_TTL", "TTL", "CacheService"]
+__all__ = ["CacheService"]
 
 logger = logging.getLogger("fastapi_cachekit")
 
 T = TypeVar("T")
-TTL: TypeAlias = "timedelta | int | float | None"
-
-
-class _DefaultTTL:
-    """Marker for "use the service's default TTL" (distinct from None, which means forever)."""
-
-    def __repr__(self) -> str:
-        return "DEFAULT_TTL"
-
-
-DEFAULT_TTL: Final = _DefaultTTL()
-"""Pass as `ttl` (or leave `ttl` out) for the service's default TTL; `ttl=None` never expires."""
 _MISSING: Final = object()
 _FAULT_LOG_INTERVAL = 10.0
 # A value too big for the memory left is not the caller's error: the process may well have
@@ -73,7 +68,7 @@ class CacheService:
         )
         self._set_nowait: Callable[..., bool | Deferred] = nowait_twin(backend, "set") or _deferred
         self._codec: Codec = codec or JsonCodec()
-        self._default_ttl = _seconds(default_ttl)
+        self._default_ttl = ttl_seconds(default_ttl)
         self._default_namespace = (
             None if default_namespace is None else check_namespace(default_namespace)
         )
@@ -85,7 +80,7 @@ class CacheService:
         self._misses = 0
         self._errors = 0
         self._last_fault_log = -_FAULT_LOG_INTERVAL
-        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._flights = Flights()
         self._maintenance: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -156,7 +151,7 @@ class CacheService:
         self,
         key: str,
         value_factory: Callable[[], Any],
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> Any:
@@ -177,13 +172,14 @@ class CacheService:
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
-        flight = self._flights.get(fk)
-        if flight is None:
-            flight = asyncio.ensure_future(
-                self._fill(fk, value_factory, seconds, self._namespace(namespace), tag_tuple)
-            )
-            self._flights[fk] = flight
-            flight.add_done_callback(lambda done: self._land(fk, done))
+        label = self._namespace(namespace)
+        flight = self._flights.join(
+            fk,
+            lambda: self._fill(fk, value_factory, seconds, label, tag_tuple),
+            key,
+            label,
+            tag_tuple,
+        )
         return await asyncio.shield(flight)
 
     async def _fill(
@@ -252,19 +248,13 @@ class CacheService:
                 return _MISSING, owner
         return _MISSING, ""
 
-    def _land(self, fk: str, flight: asyncio.Future[Any]) -> None:
-        if self._flights.get(fk) is flight:
-            del self._flights[fk]
-        if not flight.cancelled():
-            flight.exception()  # retrieved here, so an unawaited failure is not reported twice
-
     # --- writes --------------------------------------------------------------------------
 
     async def set(
         self,
         key: str,
         value: Any,
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> bool:
@@ -278,7 +268,7 @@ class CacheService:
             fk, label = key, None
         else:
             fk, label = self._full_key(key, namespace), self._namespace(namespace)
-        seconds = self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+        seconds = self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
         tag_tuple = () if tags is None else check_tags(tags)
         if self._maintenance is None:
             self._start()
@@ -301,7 +291,7 @@ class CacheService:
         self,
         key: str,
         data: bytes,
-        ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
         *,
@@ -325,14 +315,17 @@ class CacheService:
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
         fk = self._full_key(key, namespace)
-        return bool(await self._invalidate(self._backend.delete(fk)))
+        removed = self._invalidate(self._backend.delete(fk), lambda: self._flights.detach_key(fk))
+        return bool(await removed)
 
     # --- invalidation --------------------------------------------------------------------
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number removed."""
+        namespace = check_namespace(namespace)
         return await self._invalidate(
-            self._backend.invalidate_namespace(check_namespace(namespace))
+            self._backend.invalidate_namespace(namespace),
+            lambda: self._flights.detach_namespace(namespace),
         )
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
@@ -340,7 +333,9 @@ class CacheService:
         tag_tuple = check_tags(tags)
         if not tag_tuple:
             return 0
-        return await self._invalidate(self._backend.invalidate_tags(tag_tuple))
+        return await self._invalidate(
+            self._backend.invalidate_tags(tag_tuple), lambda: self._flights.detach_tags(tag_tuple)
+        )
 
     async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
         """Remove entries whose key matches a glob (`*`, `?`, `[a-z]`, `[^a]`, `\\` escapes).
@@ -350,15 +345,18 @@ class CacheService:
         """
         compiled = GlobPattern.compile(pattern)
         target = self._namespace(namespace)
-        return await self._invalidate(self._backend.invalidate_pattern(compiled, target))
+        return await self._invalidate(
+            self._backend.invalidate_pattern(compiled, target),
+            lambda: self._flights.detach_pattern(compiled, target),
+        )
 
     async def clear_all(self) -> int:
         """Remove every entry of this cache (only this kit's keys); the number removed."""
-        return await self._invalidate(self._backend.clear())
+        return await self._invalidate(self._backend.clear(), self._flights.detach_all)
 
     async def cleanup_expired(self) -> int:
         """Remove expired entries now; the number removed."""
-        return await self._invalidate(self._backend.cleanup_expired())
+        return await self._invalidate(self._backend.cleanup_expired(), _nothing)
 
     # --- statistics and lifecycle --------------------------------------------------------
 
@@ -401,10 +399,11 @@ class CacheService:
         if self._closed:
             return
         self._closed = True
-        if self._maintenance is not None:
-            self._maintenance.cancel()
+        task = self._maintenance
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
+                await task
         await self._flush_counters()
         await self._backend.close()
 
@@ -432,8 +431,8 @@ class CacheService:
         namespace = self._default_namespace if namespace is None else check_namespace(namespace)
         return storage_key(check_key(key), namespace)
 
-    def _ttl(self, ttl: TTL | _DefaultTTL) -> float | None:
-        return self._default_ttl if isinstance(ttl, _DefaultTTL) else _seconds(ttl)
+    def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
+        return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
 
     def _count(self, *, hit: bool) -> None:
         if self._enable_stats:
@@ -484,12 +483,16 @@ class CacheService:
             self._fault(exc)
             return None
 
-    async def _invalidate(self, operation: Awaitable[T]) -> T | int:
+    async def _invalidate(self, operation: Awaitable[T], detach: Callable[[], None]) -> T | int:
+        """Run an invalidation (a fault: 0 removed), then detach the flights it covers. Only
+        then: a flight that began while it ran may have read the old value too."""
         try:
             return await operation
         except BackendError as exc:
             self._fault(exc)
             return 0
+        finally:
+            detach()
 
     def _fault(self, exc: Exception) -> None:
         """Count a fault; log it unless one was logged moments ago (a burst).
@@ -516,9 +519,15 @@ class CacheService:
             self._fault(exc)
 
     def _start(self) -> None:
-        """Start the maintenance task (counter flushes, expiry sweeps) on first use."""
+        """Start the maintenance task (counter flushes, expiry sweeps) on first use, and again
+        on the next loop once its loop has ended (`asyncio.run` cancels it then)."""
         if self._maintenance is None and not self._closed:
             self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
+            self._maintenance.add_done_callback(self._maintenance_ended)
+
+    def _maintenance_ended(self, task: asyncio.Task[None]) -> None:
+        if self._maintenance is task and not self._closed:
+            self._maintenance = None
 
     async def _maintain(self) -> None:
         last_cleanup = time.monotonic()
@@ -531,26 +540,8 @@ class CacheService:
                 await self.cleanup_expired()
 
 
-def _seconds(ttl: TTL) -> float | None:
-    """A TTL in seconds (millisecond resolution), or None for "never expires"."""
-    if ttl is None:
-        return None
-    if isinstance(ttl, timedelta):
-        seconds = ttl.total_seconds()
-    elif isinstance(ttl, (int, float)) and not isinstance(ttl, bool):
-        seconds = float(ttl)
-    else:
-        raise InvalidTTLError(
-            f"ttl must be a timedelta, seconds (int/float) or None, got {type(ttl).__name__}"
-        )
-    if not math.isfinite(seconds):
-        raise InvalidTTLError(f"ttl must be finite, got {ttl!r}; pass ttl=None to never expire")
-    if not seconds >= 0.001:  # also rejects NaN
-        raise InvalidTTLError(
-            f"ttl must be at least 1 ms, got {ttl!r}: to remove an entry use delete(), "
-            "and for an entry that never expires pass ttl=None"
-        )
-    return round(seconds, 3)
+def _nothing() -> None:
+    """The flights an expiry sweep detaches: none (it removes no live entry)."""
 
 
 def _deferred(*args: Any, **kwargs: Any) -> Deferred:

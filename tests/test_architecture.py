@@ -26,11 +26,12 @@ BASES = [
 # The layers of the map: a module may import from the package only what its layer allows.
 VOCABULARY = {"errors", "models", "keys", "ttl"}
 ALLOWED: list[tuple[str, set[str]]] = [
-    ("fastapi.http", {"errors", "fastapi.http"}),
+    ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
     ("decorators", VOCABULARY | {"service", "settings", "serialization"}),
-    ("service", VOCABULARY | {"settings", "serialization", "backends.base"}),
+    ("service", VOCABULARY | {"settings", "serialization", "flights", "backends.base"}),
+    ("flights", VOCABULARY),
     ("backends", VOCABULARY | {"settings", "serialization", "backends"}),
     ("settings", VOCABULARY),
     ("serialization", VOCABULARY),

@@ -10,7 +10,15 @@ from typing import Annotated
 import pytest
 from pydantic import BaseModel
 
-from fastapi_cachekit import CacheKey, CacheService, KeyBuildError, MemoryBackend, NotInKey, cached
+from fastapi_cachekit import (
+    CacheKey,
+    CacheService,
+    InvalidTTLError,
+    KeyBuildError,
+    MemoryBackend,
+    NotInKey,
+    cached,
+)
 
 
 @pytest.fixture
@@ -194,6 +202,12 @@ def test_unknown_exclude_name_fails_at_decoration(cache: CacheService) -> None:
         @cached(cache, exclude=["nope"])
         async def load(a: int) -> int:
             return a
+
+
+@pytest.mark.parametrize("ttl", [0, 10**400, "60"])
+def test_a_bad_ttl_fails_at_decoration(cache: CacheService, ttl: object) -> None:
+    with pytest.raises(InvalidTTLError, match="ttl"):
+        cached(cache, ttl=ttl)  # type: ignore[arg-type]
 
 
 def test_sync_functions_are_refused(cache: CacheService) -> None:

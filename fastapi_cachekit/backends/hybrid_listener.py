@@ -58,7 +58,9 @@ class ChannelListener:
 
     @property
     def started(self) -> bool:
-        return self._task is not None
+        """Whether a listener runs: it ends with its event loop (when `asyncio.run` returns,
+        say), and the next loop that uses the backend starts its own."""
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
         """Start listening; returns once the first subscription attempt has settled."""
@@ -71,7 +73,7 @@ class ChannelListener:
         """Stop listening (whatever stopped the listener, if anything did) and disconnect."""
         task, self._task = self._task, None
         self.live = False
-        if task is not None:
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 

@@ -17,7 +17,6 @@ import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from fastapi.routing import APIRoute
@@ -26,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..service import DEFAULT_TTL, TTL, CacheService, FillToken, _DefaultTTL
+from ..service import CacheService, FillToken
+from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 from .dependencies import cache_for_app
 from .http import (
     DEFAULT_PRIVATE_REQUEST_HEADERS,
@@ -63,7 +63,7 @@ _NO_INPUTS = RouteInputs()
 def cached_route(
     cache: CacheService | None = None,
     *,
-    ttl: TTL | _DefaultTTL = DEFAULT_TTL,
+    ttl: TTL | DefaultTTL = DEFAULT_TTL,
     namespace: str = "route",
     key_func: KeyFunc | None = None,
     tags: TagsArg = None,
@@ -88,6 +88,8 @@ def cached_route(
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
+    if not isinstance(ttl, DefaultTTL):
+        ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached_route is written
     options = _Options(
         cache=cache,
         ttl=ttl,
@@ -111,7 +113,7 @@ class _Options:
     """The decorator's arguments (lists copied)."""
 
     cache: CacheService | None
-    ttl: TTL | _DefaultTTL
+    ttl: TTL | DefaultTTL
     namespace: str
     key_func: KeyFunc | None
     tags: TagsArg
@@ -130,10 +132,8 @@ def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[
     return DEFAULT_PRIVATE_REQUEST_HEADERS - varied
 
 
-def _ttl_seconds(ttl: TTL | _DefaultTTL, cache: CacheService) -> float | None:
-    if isinstance(ttl, _DefaultTTL):
-        return cache.default_ttl
-    return ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+def _ttl_seconds(ttl: TTL | DefaultTTL, cache: CacheService) -> float | None:
+    return cache.default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
 
 
 class _CachedRoute:

@@ -13,6 +13,7 @@ from tests.backend_kinds import ALL_KINDS, backend_factory
 from tests.clock import FakeClock
 
 MakeCache = Callable[..., CacheService]
+MakeBackend = Callable[[], CacheBackend]
 
 
 @pytest.fixture
@@ -28,14 +29,14 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_backend(
     backend_kind: str, clock: FakeClock, request: pytest.FixtureRequest
-) -> Callable[[], CacheBackend]:
+) -> MakeBackend:
     """Builds a fresh, separate backend of the kind under test, on the fake clock."""
     factory = backend_factory(backend_kind, request)
     return lambda: factory(clock)
 
 
 @pytest.fixture
-async def make_cache(make_backend: Callable[[], CacheBackend]) -> AsyncIterator[MakeCache]:
+async def make_cache(make_backend: MakeBackend) -> AsyncIterator[MakeCache]:
     """Builds services over fresh backends; all are closed after the test."""
     made: list[CacheService] = []
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from fastapi_cachekit import CacheService
+from tests.tasks import waiting_on_a_future
 
 
 async def test_sync_factory(cache: CacheService) -> None:
@@ -92,20 +93,34 @@ async def test_factory_error_reaches_every_caller_and_nothing_is_cached(
     assert await cache.get_or_set_async("k", lambda: "recovered") == "recovered"
 
 
-async def test_a_cancelled_caller_does_not_cancel_the_others(cache: CacheService) -> None:
-    release = asyncio.Event()
+@pytest.mark.parametrize("cancelled", ["starter", "joiner"])
+async def test_a_cancelled_caller_does_not_cancel_the_others(
+    cache: CacheService, cancelled: str
+) -> None:
+    """Both callers wait on the one flight when one of them is cancelled."""
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
 
     async def slow() -> str:
+        nonlocal calls
+        calls += 1
+        started.set()
         await release.wait()
         return "done"
 
-    first = asyncio.create_task(cache.get_or_set_async("k", slow))
-    second = asyncio.create_task(cache.get_or_set_async("k", slow))
-    await asyncio.sleep(0)
-    first.cancel()
+    starter = asyncio.create_task(cache.get_or_set_async("k", slow))
+    await started.wait()
+    joiner = asyncio.create_task(cache.get_or_set_async("k", slow))
+    await waiting_on_a_future(starter)
+    await waiting_on_a_future(joiner)
+    victim, survivor = (starter, joiner) if cancelled == "starter" else (joiner, starter)
+    victim.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await victim
     release.set()
-    assert await second == "done"
+    assert await survivor == "done"
     assert await cache.get("k") == "done"
+    assert calls == 1
 
 
 Invalidate = Callable[[CacheService], Awaitable[object]]
@@ -142,15 +157,18 @@ async def test_no_stale_write_back(cache: CacheService, invalidate: Invalidate) 
     assert not await cache.exists("k", namespace="ns")
 
 
-@pytest.mark.parametrize(
-    "invalidate",
-    [
-        lambda c: c.delete("other"),
-        lambda c: c.invalidate_namespace("elsewhere"),
-        lambda c: c.invalidate_tags(["unrelated"]),
-        lambda c: c.invalidate_pattern("zzz*"),
-    ],
-)
+UNRELATED: dict[str, Invalidate] = {
+    "delete": lambda c: c.delete("other"),
+    "delete-in-namespace": lambda c: c.delete("other", namespace="ns"),
+    "namespace": lambda c: c.invalidate_namespace("elsewhere"),
+    "tag": lambda c: c.invalidate_tags(["unrelated"]),
+    "pattern": lambda c: c.invalidate_pattern("zzz*"),
+    "pattern-in-namespace": lambda c: c.invalidate_pattern("k", namespace="other"),
+    "pattern-in-another-namespace": lambda c: c.invalidate_pattern("ns:k", namespace="ns"),
+}
+
+
+@pytest.mark.parametrize("invalidate", UNRELATED.values(), ids=UNRELATED.keys())
 async def test_unrelated_invalidation_does_not_block_the_store(
     cache: CacheService, invalidate: Invalidate
 ) -> None:
@@ -169,3 +187,56 @@ async def test_unrelated_invalidation_does_not_block_the_store(
     release.set()
     assert await caller == "fresh"
     assert await cache.get("k", namespace="ns") == "fresh"
+
+
+@pytest.mark.parametrize("invalidate", INVALIDATIONS.values(), ids=INVALIDATIONS.keys())
+async def test_a_caller_after_an_invalidation_starts_a_fresh_flight(
+    cache: CacheService, invalidate: Invalidate
+) -> None:
+    """A flight that began before an invalidation is not joined by a caller that comes after
+    it returned: that caller would get the value the invalidation removed."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def recompute(result: str) -> str:
+        started.set()
+        await release.wait()
+        return result
+
+    before = asyncio.create_task(
+        cache.get_or_set_async("k", lambda: recompute("old"), namespace="ns", tags=["t1", "t2"])
+    )
+    await started.wait()
+    await invalidate(cache)
+    after = asyncio.create_task(
+        cache.get_or_set_async("k", lambda: recompute("new"), namespace="ns", tags=["t1", "t2"])
+    )
+    await waiting_on_a_future(after)
+    release.set()
+    assert await before == "old"
+    assert await after == "new"
+    assert await cache.get("k", namespace="ns") == "new"
+
+
+@pytest.mark.parametrize("invalidate", UNRELATED.values(), ids=UNRELATED.keys())
+async def test_an_unrelated_invalidation_leaves_the_flight_joinable(
+    cache: CacheService, invalidate: Invalidate
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def recompute() -> int:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()
+        return calls
+
+    first = asyncio.create_task(cache.get_or_set_async("k", recompute, namespace="ns", tags=["t1"]))
+    await started.wait()
+    await invalidate(cache)
+    second = asyncio.create_task(
+        cache.get_or_set_async("k", recompute, namespace="ns", tags=["t1"])
+    )
+    await waiting_on_a_future(second)
+    release.set()
+    assert await asyncio.gather(first, second) == [1, 1]

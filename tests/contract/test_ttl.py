@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 
 from fastapi_cachekit import CacheService, InvalidTTLError
+from fastapi_cachekit.ttl import MAX_TTL
 from tests.clock import FakeClock
-from tests.contract.conftest import MakeCache
+from tests.contract.conftest import MakeBackend, MakeCache
 
 
 async def test_default_ttl_applies_when_ttl_is_omitted(
@@ -92,3 +93,33 @@ async def test_cleanup_expired_removes_and_counts(cache: CacheService, clock: Fa
     stats = await cache.get_stats()
     assert stats.total_entries == 2
     assert await cache.invalidate_tags(["t"]) == 1
+
+
+TOO_LONG = [2**31 + 1, 1e300, 2**70, 10**400, timedelta.max]
+
+
+@pytest.mark.parametrize("ttl", TOO_LONG, ids=["2**31+1", "1e300", "2**70", "10**400", "max"])
+async def test_a_ttl_past_the_bound_is_refused_and_nothing_stored(
+    cache: CacheService, ttl: object
+) -> None:
+    refused = pytest.raises(InvalidTTLError, match=r"at most 2147483648 s .*ttl=None")
+    with refused:
+        await cache.set("k", "v", ttl=ttl)  # type: ignore[arg-type]
+    with refused:
+        await cache.set_raw("k", b"v", ttl=ttl)  # type: ignore[arg-type]
+    with refused:
+        await cache.get_or_set_async("k", lambda: "v", ttl=ttl)  # type: ignore[arg-type]
+    assert not await cache.exists("k")
+
+
+async def test_the_longest_ttl_is_kept(cache: CacheService, clock: FakeClock) -> None:
+    await cache.set("k", "v", ttl=MAX_TTL)
+    clock.advance(MAX_TTL - 1)  # a whole second each side: the clock's float is coarse here
+    assert await cache.get("k") == "v"
+    clock.advance(2)
+    assert await cache.get("k") is None
+
+
+async def test_a_default_ttl_past_the_bound_is_refused(make_backend: MakeBackend) -> None:
+    with pytest.raises(InvalidTTLError, match="at most"):
+        CacheService(make_backend(), default_ttl=10**400)

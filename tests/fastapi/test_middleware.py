@@ -442,6 +442,8 @@ async def test_uncached_responses_keep_every_header_line() -> None:
         {"ttl": 0},
         {"ttl": -1},
         {"ttl": float("inf")},
+        {"ttl": 10**400},
+        {"ttl": 2**31 + 1},
         {"ttl": True},
         {"ttl": "60"},
         {"include": "/products/*"},

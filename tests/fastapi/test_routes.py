@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 
-from fastapi_cachekit import CacheService
+from fastapi_cachekit import CacheService, InvalidTTLError
 from fastapi_cachekit.fastapi.dependencies import get_cache, setup_cache
 from fastapi_cachekit.fastapi.routes import cached_route
 from tests.backend_kinds import new_backend
@@ -99,6 +99,12 @@ async def test_ttl_expires_with_the_clock(cache: CacheService, clock: FakeClock)
         assert (await client.get("/t")).json() == 1
         clock.advance(1)
         assert (await client.get("/t")).json() == 2
+
+
+@pytest.mark.parametrize("ttl", [0, 1e300, "60"])
+def test_a_bad_ttl_fails_at_decoration(ttl: object) -> None:
+    with pytest.raises(InvalidTTLError, match="ttl"):
+        cached_route(ttl=ttl)  # type: ignore[arg-type]
 
 
 async def test_default_ttl_is_the_services(clock: FakeClock) -> None:

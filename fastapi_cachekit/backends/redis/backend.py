@@ -152,6 +152,7 @@ class RedisBackend:
         self._replay_lock = asyncio.Lock()
         self._replayer: asyncio.Task[None] | None = None
         self._redis_answered = asyncio.Event()
+        self._replay_loop: asyncio.AbstractEventLoop | None = None
         self.on_replayed: Replayed | None = None
         """Awaited after each queued invalidation has been replayed, in order (it runs while
         other calls wait for the replay, so it must not call this backend's methods)."""
@@ -398,7 +399,7 @@ class RedisBackend:
 
     async def close(self) -> None:
         replayer, self._replayer = self._replayer, None
-        if replayer is not None:
+        if replayer is not None and replayer.get_loop() is asyncio.get_running_loop():
             replayer.cancel()
             await asyncio.gather(replayer, return_exceptions=True)
         if len(self._pending):
@@ -424,12 +425,16 @@ class RedisBackend:
         """Send the queued invalidations, in order, before anything else is served."""
         if not len(self._pending):
             return
+        loop = asyncio.get_running_loop()
+        if loop is not self._replay_loop:  # a lock serves the one loop it first waited on
+            self._replay_loop, self._replay_lock = loop, asyncio.Lock()
         async with self._replay_lock:
             await self._pending.replay(self._ops.clear, self.on_replayed)
 
     def _replay_soon(self) -> None:
         """Start replaying the queue in the background (an invalidation was just queued)."""
         if self._replayer is None or self._replayer.done():
+            self._redis_answered = asyncio.Event()  # an event serves the loop it first waited on
             self._replayer = asyncio.get_running_loop().create_task(self._replay_when_back())
 
     async def _replay_when_back(self) -> None:

@@ -10,6 +10,11 @@ scripts go as EVALSHA with their SHA1 computed here (SCRIPT LOAD and a second EV
 when Redis answers NOSCRIPT) rather than through redis-py's Script objects. The pools are
 redis-py's plain (non-blocking) ones: calls wait for a turn here instead, which costs far less
 per call than redis-py's BlockingConnectionPool, above all under concurrency.
+
+A client's sockets belong to the event loop that opened them. A call from another loop
+(`asyncio.run` per job, a test client per test) starts over there with a new client; the old
+one is closed as its loop ends (`asyncio.run` cancels every task, and a task kept for that
+closes the client then), or, if that loop ended otherwise, dropped without touching it.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ class RedisConnection:
         self._max_connections = max_connections
         self.breaker = CircuitBreaker(breaker_max_backoff)
         self._client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop the client, the line for turns and `_closer` belong to."""
+        self._closer: asyncio.Task[None] | None = None
         self._ready: Client | None = None
         """A single node's client once made: calls then skip `_connect`."""
         self._shas: dict[str, bytes] = {}
@@ -80,6 +88,8 @@ class RedisConnection:
         breaker = self.breaker
         if breaker.state != "closed" and not breaker.allow():
             raise self._refused()
+        if self._loop is not asyncio.get_running_loop():
+            self._move_to_running_loop()
         turns = self._turns
         try:
             if turns.free:
@@ -108,6 +118,8 @@ class RedisConnection:
         breaker = self.breaker
         if breaker.state != "closed" and not breaker.allow():
             raise self._refused()
+        if self._loop is not asyncio.get_running_loop():
+            self._move_to_running_loop()
         turns = self._turns
         try:
             if turns.free:
@@ -169,11 +181,41 @@ class RedisConnection:
         return await self.call(step)
 
     async def close(self) -> None:
+        """Close the client; one that belongs to another loop is dropped (see the module)."""
+        closer, ours = self._closer, self._loop is asyncio.get_running_loop()
+        self._closer = self._loop = None
+        if not ours:
+            self._client = self._ready = None
+            return
+        if closer is not None:
+            closer.cancel()
+        await self._close_client()
+
+    async def _close_client(self) -> None:
         client, self._client, self._ready = self._client, None, None
         if isinstance(client, RedisCluster):
             await client.aclose()
         elif client is not None:
             await client.aclose(close_connection_pool=True)
+
+    def _move_to_running_loop(self) -> None:
+        """Start over on the running loop. What belonged to the previous one is dropped, not
+        closed: that loop may be closed, and awaiting on it would fail."""
+        loop = asyncio.get_running_loop()
+        self._client = self._ready = None
+        self._turns = _Turns(self._max_connections)
+        self._loop = loop
+        self._closer = loop.create_task(self._close_when_the_loop_ends(loop))
+
+    async def _close_when_the_loop_ends(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait until cancelled: by `asyncio.run` (or anyio) as the loop ends, when closing
+        the client on it is still possible, or by `close`."""
+        try:
+            await loop.create_future()
+        finally:
+            if self._loop is loop:
+                self._loop = self._closer = None
+                await self._close_client()
 
     async def _wait_for_turn(self) -> None:
         """Wait for a turn (all are taken). Refused when none comes within the wait limit

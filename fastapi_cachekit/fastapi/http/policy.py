@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, InvalidTTLError
+from ...ttl import ttl_seconds
 
 __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
@@ -69,16 +70,21 @@ class CachePolicy:
     """Derived: the request fields a lookup looks at (the hit path scans for these only)."""
 
     def __post_init__(self) -> None:
-        if self.ttl is not None and not self.ttl > 0:
-            raise ConfigurationError(f"ttl must be a positive number of seconds, got {self.ttl!r}")
+        try:
+            ttl_seconds(self.ttl)
+        except InvalidTTLError as exc:
+            raise ConfigurationError(str(exc)) from exc
         if not 0 <= self.heuristic_fraction <= 1:
             raise ConfigurationError("heuristic_fraction must be between 0 and 1")
         if self.max_heuristic_lifetime < 0 or self.revalidation_window < 0:
             raise ConfigurationError(
                 "max_heuristic_lifetime and revalidation_window must not be negative"
             )
-        if self.max_body_bytes is not None and self.max_body_bytes < 0:
-            raise ConfigurationError("max_body_bytes must be None or a non-negative size")
+        size = self.max_body_bytes
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+            raise ConfigurationError(
+                f"max_body_bytes must be None or a non-negative int (bytes), got {size!r}"
+            )
         names = frozenset(name.lower() for name in self.private_request_headers)
         object.__setattr__(self, "private_request_headers", names)
         personal = names if self.ttl_mode and not self.cache_private_requests else frozenset()

@@ -6,7 +6,6 @@ a message that says what to pass instead; nothing here runs per request.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,9 +13,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ...errors import ConfigurationError, InvalidKeyError
+from ...errors import ConfigurationError, InvalidKeyError, InvalidTTLError
 from ...keys import check_namespace, check_tags
 from ...service import CacheService
+from ...ttl import ttl_seconds
 from ..http import DEFAULT_PRIVATE_REQUEST_HEADERS, CachePolicy, CacheStatus, PathFilter
 
 __all__ = [
@@ -78,7 +78,7 @@ def configure(
             raise ConfigurationError(f"{name} must be callable, got {type(func).__name__}")
     policy = CachePolicy(
         ttl=_ttl(ttl),
-        max_body_bytes=_size(max_body_bytes),
+        max_body_bytes=max_body_bytes,
         store_set_cookie=bool(store_set_cookie),
         cache_authorized=bool(cache_authorized),
         private_request_headers=_field_names(private_request_headers),
@@ -109,32 +109,12 @@ def check_max_variants(max_variants: Any) -> int:
 
 
 def _ttl(ttl: Any) -> float | None:
-    if ttl is None:
-        return None
-    if isinstance(ttl, timedelta):
-        ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+    try:
+        return ttl_seconds(ttl)
+    except InvalidTTLError as exc:
         raise ConfigurationError(
-            f"ttl must be seconds (int/float), a timedelta or None, got {type(ttl).__name__}"
-        )
-    if not (math.isfinite(ttl) and ttl > 0):
-        raise ConfigurationError(
-            f"ttl must be a positive, finite number of seconds, got {ttl!r}; "
-            "leave it out to store only responses that state their own freshness"
-        )
-    return float(ttl)
-
-
-def _size(max_body_bytes: Any) -> int | None:
-    if max_body_bytes is None:
-        return None
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
-        raise ConfigurationError(
-            f"max_body_bytes must be an int or None, got {type(max_body_bytes).__name__}"
-        )
-    if max_body_bytes < 0:
-        raise ConfigurationError(f"max_body_bytes must not be negative, got {max_body_bytes}")
-    return max_body_bytes
+            f"{exc} (or leave ttl out to store only responses that state their own freshness)"
+        ) from exc
 
 
 def _strings(option: str, values: Any) -> list[str]:

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp
 from ...errors import InvalidKeyError, SerializationError
 from ...keys import MAX_KEY_LENGTH
 from ...service import CacheService, FillToken
+from ...ttl import bounded_ttl
 from ..http import (
     Headers,
     StoredResponse,
@@ -60,7 +61,6 @@ logger = logging.getLogger("fastapi_cachekit")
 
 VARY_MARKER = b"\xffCKV"
 """Leading bytes of a Vary marker; distinct from a stored response's magic `\\xffCK\\x01`."""
-_MIN_TTL = 0.001  # the service's smallest TTL
 # A marker that outlives its variants costs one extra read before a miss; one that expires
 # first hides live variants until the next store. So markers live at least this long.
 _MARKER_MIN_TTL = 3600.0
@@ -199,7 +199,7 @@ class Storage:
                 # The URL's tag on the record itself, written with it: the index below is a
                 # read-modify-write that a concurrent store can undo, this tag is not.
                 all_tags.append(self._url_tag(url_hash))
-            ttl = None if ttl is None else max(ttl, _MIN_TTL)
+            ttl = None if ttl is None else bounded_ttl(ttl)
             if entry.vary:
                 await self._put_variant(cache, key, entry, data, ttl, all_tags, fill)
             else:
@@ -276,7 +276,7 @@ class Storage:
         )
         index_ttl = max(members.values()) - now
         await cache.set_raw(
-            index_key, data, max(index_ttl, _MIN_TTL), self.namespace, [self._url_tag(url_hash)]
+            index_key, data, bounded_ttl(index_ttl), self.namespace, [self._url_tag(url_hash)]
         )
 
 

@@ -1,0 +1,92 @@
+"""Single flight: this process's fills in progress, at most one per storage key.
+
+A caller that misses joins the flight for its key, if one is in progress, instead of running
+the factory again. An invalidation detaches the flights it covers once it has been applied:
+a flight that began before it may return the very value it removed, so callers that arrive
+after it start a fresh flight. A detached flight still answers the callers already on it
+(they came before the invalidation returned) and does not store its result (its fill token
+is older than the invalidation).
+
+Flights are futures of one event loop: when calls come from another loop (`asyncio.run`
+called again, a test client per test), the old loop's flights are forgotten, not joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from .keys import GlobPattern, full_key
+
+__all__ = ["Flight", "Flights"]
+
+
+@dataclass(frozen=True, slots=True)
+class Flight:
+    """One fill in progress: its result, and what an invalidation matches it by."""
+
+    future: asyncio.Future[Any]
+    key: str
+    namespace: str | None
+    tags: tuple[str, ...]
+
+
+class Flights:
+    """The flights in progress, by storage key."""
+
+    def __init__(self) -> None:
+        self._flights: dict[str, Flight] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def join(
+        self,
+        storage_key: str,
+        fill: Callable[[], Coroutine[Any, Any, Any]],
+        key: str,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> asyncio.Future[Any]:
+        """The flight in progress for `storage_key`, or a new one running `fill()`."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._flights = loop, {}
+        flight = self._flights.get(storage_key)
+        if flight is None:
+            flight = Flight(loop.create_task(fill()), key, namespace, tags)
+            self._flights[storage_key] = flight
+            flight.future.add_done_callback(lambda done: self._land(storage_key, done))
+        return flight.future
+
+    def detach_key(self, storage_key: str) -> None:
+        self._flights.pop(storage_key, None)
+
+    def detach_namespace(self, namespace: str) -> None:
+        self._detach(lambda flight: flight.namespace == namespace)
+
+    def detach_tags(self, tags: tuple[str, ...]) -> None:
+        wanted = set(tags)
+        self._detach(lambda flight: not wanted.isdisjoint(flight.tags))
+
+    def detach_pattern(self, pattern: GlobPattern, namespace: str | None) -> None:
+        """The flights `invalidate_pattern(pattern, namespace)` covers: with a namespace, its
+        flights whose key matches; without, those whose full key does."""
+        if namespace is None:
+            self._detach(lambda flight: pattern.matches(full_key(flight.key, flight.namespace)))
+        else:
+            self._detach(lambda f: f.namespace == namespace and pattern.matches(f.key))
+
+    def detach_all(self) -> None:
+        self._flights = {}
+
+    def _detach(self, covers: Callable[[Flight], bool]) -> None:
+        for storage_key in [k for k, flight in self._flights.items() if covers(flight)]:
+            del self._flights[storage_key]
+
+    def _land(self, storage_key: str, future: asyncio.Future[Any]) -> None:
+        flight = self._flights.get(storage_key)
+        if flight is not None and flight.future is future:
+            del self._flights[storage_key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so an unawaited failure is not reported twice
