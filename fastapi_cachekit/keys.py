@@ -169,15 +169,16 @@ class _Segments:
         if self.tail is None:
             return self.head.fullmatch(text) is not None
         found = self.head.match(text)
-        if found is None:
+        end = len(text) - self.tail_length
+        if found is None or end < found.end() or self.tail.fullmatch(text, end) is None:
             return False
-        start, end = found.end(), len(text) - self.tail_length
+        start = found.end()
         for segment in self.middle:
             found = segment.search(text, start, end)
             if found is None:
                 return False
             start = found.end()
-        return start <= end and self.tail.fullmatch(text, end) is not None
+        return True
 
 
 def _unescape_all(pattern: str) -> str:
