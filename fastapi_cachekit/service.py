@@ -18,12 +18,15 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, TypeAlias, TypeVar
 
+from pydantic import SecretStr
+
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
-from .errors import BackendError, InvalidTTLError, SerializationError
+from .errors import BackendError, ConfigurationError, InvalidTTLError, SerializationError
 from .keys import GlobPattern, check_key, check_namespace, check_tags, full_key, is_plain
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
+from .settings import check_admin_token
 
 __all__ = ["DEFAULT_TTL", "TTL", "CacheService"]
 
@@ -60,8 +63,10 @@ class CacheService:
         cleanup_interval: float | None = None,
         stats_flush_interval: float = 1.0,
         fill_lock_timeout: float | None = None,
+        admin_token: str | SecretStr | None = None,
     ) -> None:
         self._backend = backend
+        self._admin_token = _admin_token(admin_token)
         # A backend that can answer without awaiting (the memory backend; NowaitReads and
         # NowaitWrites) is called that way: an awaited call's coroutine costs more than a
         # memory hit itself.
@@ -90,6 +95,11 @@ class CacheService:
     def backend(self) -> CacheBackend:
         """The storage backend behind this service."""
         return self._backend
+
+    @property
+    def admin_token(self) -> SecretStr | None:
+        """The bearer token `admin_router(cache=this)` requires (the `admin_token` setting)."""
+        return self._admin_token
 
     @property
     def default_ttl(self) -> float | None:
@@ -515,6 +525,17 @@ class CacheService:
             if self._cleanup_interval and now - last_cleanup >= self._cleanup_interval:
                 last_cleanup = now
                 await self.cleanup_expired()
+
+
+def _admin_token(token: str | SecretStr | None) -> SecretStr | None:
+    if token is None:
+        return None
+    secret = token if isinstance(token, SecretStr) else SecretStr(token)
+    try:
+        check_admin_token(secret.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(f"admin_token (CACHEKIT_ADMIN_TOKEN): {exc}") from None
+    return secret
 
 
 def _seconds(ttl: TTL) -> float | None:
