@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, SecretStr
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, InvalidKeyError
@@ -24,6 +25,8 @@ from ..settings import MIN_ADMIN_TOKEN_LENGTH, load_settings
 from .dependencies import get_cache
 
 __all__ = ["admin_router"]
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class Removed(BaseModel):
@@ -139,7 +142,7 @@ def _bearer_guard(expected: str) -> Any:
 
 class _NoStoreRoute(APIRoute):
     """A route whose every answer carries `Cache-Control: no-store`: its own, the
-    HTTPExceptions of the caller's auth dependencies, FastAPI's 422s. Admin data and
+    HTTPExceptions of the caller's auth dependencies, FastAPI's 422s, a 405. Admin data and
     refusals must not be cached by anything between the admin and the app."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,7 +151,11 @@ class _NoStoreRoute(APIRoute):
                 MutableHeaders(scope=message)["cache-control"] = "no-store"
             await send(message)
 
-        await super().handle(scope, receive, send_no_store)
+        try:
+            await super().handle(scope, receive, send_no_store)
+        except StarletteHTTPException as exc:  # a 405, left to the app's exception handlers
+            exc.headers = {**(exc.headers or {}), **_NO_STORE}
+            raise
 
 
 def _refuse(detail: str) -> HTTPException:
