@@ -1,6 +1,6 @@
 """Worst-case glob matching: random patterns against random keys, and the slowest match.
 
-    python -m benchmarks.patterns                 # 10,000 patterns x 10,000 keys (a minute or two)
+    python -m benchmarks.patterns                 # 10,000 patterns x 10,000 keys (minutes)
     python -m benchmarks.patterns --patterns 500  # a quicker look
 
 Every pattern is matched against every key, pattern by pattern; the slowest pattern's keys
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from fastapi_cachekit.keys import MAX_KEY_LENGTH, GlobPattern
 
 _ALPHABET = "ab:x/0"
+_RETIMED = 20  # the slowest patterns of the first pass, timed again
 _PINNED = ["*******x", "*" * 30 + "x", "*a" * 40 + "*b", "?*" * 40 + "!"]
 
 
@@ -56,6 +57,18 @@ def _seconds_for(pattern: GlobPattern, keys: Sequence[str]) -> float:
     return time.perf_counter() - started
 
 
+def _slowest_pattern(
+    candidates: Sequence[tuple[float, str]], keys: Sequence[str]
+) -> tuple[float, str]:
+    """The slowest of the candidates, each timed again as the best of 3: on a busy machine a
+    pattern preempted once would otherwise pass for the slowest."""
+    retimed = []
+    for _, source in candidates:
+        pattern = GlobPattern.compile(source)
+        retimed.append((min(_seconds_for(pattern, keys) for _ in range(3)), source))
+    return max(retimed)
+
+
 def _slowest_single(pattern: GlobPattern, keys: Sequence[str]) -> tuple[float, str]:
     """The slowest key's time, each key timed as the best of 5 (to see past preemption)."""
     return max((min(_seconds_for(pattern, [key]) for _ in range(5)), key) for key in keys)
@@ -73,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     timed = [(_seconds_for(GlobPattern.compile(source), keys), source) for source in sources]
     total = time.perf_counter() - started
-    worst_seconds, worst_source = max(timed)
+    worst_seconds, worst_source = _slowest_pattern(sorted(timed)[-_RETIMED:], keys)
     single, key = _slowest_single(GlobPattern.compile(worst_source), keys)
     matches = len(sources) * len(keys)
     print(f"{len(sources):,} patterns x {len(keys):,} keys = {matches:,} matches in {total:.1f} s")
