@@ -75,9 +75,7 @@ class CacheSettings(BaseSettings):
         60.0, gt=0, description="Hybrid: the longest an entry lives in a process's memory tier."
     )
     admin_token: SecretStr | None = Field(
-        None,
-        description="Bearer token that protects the admin router "
-        f"(at least {MIN_ADMIN_TOKEN_LENGTH} characters, no whitespace).",
+        None, description="Bearer token that protects the admin router."
     )
 
     @field_validator("admin_token")
