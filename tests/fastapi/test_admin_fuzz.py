@@ -43,6 +43,12 @@ def refused_before_any_operation(case: Case, response: Response) -> bool:
     return response.status_code == 401
 
 
+def unrouted(response: Response) -> bool:
+    """The app's own 404 for a path no route matches: Starlette's path parameters do not
+    match a line break, so a generated key with one never reaches the router at all."""
+    return response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
 @schema.parametrize()
 @settings(
     max_examples=CASES_PER_OPERATION,
@@ -51,6 +57,9 @@ def refused_before_any_operation(case: Case, response: Response) -> bool:
 )
 def test_admin_api(case: Case) -> None:
     anonymous = case.call()
+    if unrouted(anonymous):
+        assert unrouted(case.call(headers={"Authorization": f"Bearer {TOKEN}"}))
+        return
     assert refused_before_any_operation(case, anonymous), (case.method, case.path, anonymous.text)
     assert anonymous.headers["cache-control"] == ["no-store"]
 
