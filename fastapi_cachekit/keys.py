@@ -158,12 +158,17 @@ class GlobPattern:
     """A glob compiled once: `*`, `?`, `[abc]`, `[a-z]`, `[^a]`/`[!a]`, and `\\` escapes.
 
     `*` matches any run of characters (":" and "/" included). `literal_prefix` is the part
-    before the first wildcard, so a backend can skip keys that cannot match.
+    before the first wildcard, so a backend can skip keys that cannot match. `has_literal`
+    says whether any character of the pattern is literal: without one it can match every key.
+
+    Matching takes time linear in the key's length for a given pattern, whatever the pattern
+    (`_Segments` says how).
     """
 
     source: str
-    regex: re.Pattern[str]
+    segments: _Segments
     literal_prefix: str
+    has_literal: bool
     redis: str
 
     @classmethod
@@ -172,11 +177,45 @@ class GlobPattern:
         return _compile_glob(pattern)
 
     def matches(self, text: str) -> bool:
-        return self.regex.fullmatch(text) is not None
+        return self.segments.match(text)
 
     @property
     def is_literal(self) -> bool:
         return self.literal_prefix == _unescape_all(self.source)
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """A glob split at its stars into segments of one-character tokens (`a`, `?`, `[a-z]`).
+
+    A segment has no star, so it always spans as many characters as it has tokens, and a
+    regular expression of it has no quantifier: `re` cannot backtrack inside one. The stars
+    between segments are then placed greedily: `head` at the start, each middle segment at its
+    leftmost occurrence after the previous one, `tail` at the end. Leftmost is always right:
+    an earlier end leaves the rest of the key more room. Each segment is searched once, so a
+    match costs O(len(key) * len(pattern)) at worst, where one regex with several `.*` costs
+    O(len(key) ** stars) when it fails.
+    """
+
+    head: re.Pattern[str]
+    middle: tuple[re.Pattern[str], ...]
+    tail: re.Pattern[str] | None  # None: the pattern has no star
+    tail_length: int
+
+    def match(self, text: str) -> bool:
+        if self.tail is None:
+            return self.head.fullmatch(text) is not None
+        found = self.head.match(text)
+        end = len(text) - self.tail_length
+        if found is None or end < found.end() or self.tail.fullmatch(text, end) is None:
+            return False
+        start = found.end()
+        for segment in self.middle:
+            found = segment.search(text, start, end)
+            if found is None:
+                return False
+            start = found.end()
+        return True
 
 
 def _unescape_all(pattern: str) -> str:
@@ -184,6 +223,7 @@ def _unescape_all(pattern: str) -> str:
 
 
 _REDIS_SPECIAL = set("*?[]\\^")
+_STAR = "*"  # a star among the tokens; every other token is a one-character regex
 
 
 def _redis_literal(char: str) -> str:
@@ -196,18 +236,20 @@ def _compile_glob(pattern: str) -> GlobPattern:
     redis: list[str] = []
     prefix: list[str] = []
     literal = True
+    has_literal = False
     i, n = 0, len(pattern)
     while i < n:
         char = pattern[i]
         if char == "\\" and i + 1 < n:
             regex.append(re.escape(pattern[i + 1]))
             redis.append(_redis_literal(pattern[i + 1]))
+            has_literal = True
             if literal:
                 prefix.append(pattern[i + 1])
             i += 2
             continue
         if char == "*":
-            regex.append(".*")
+            regex.append(_STAR)
             redis.append("*")
             literal = False
         elif char == "?":
@@ -224,15 +266,35 @@ def _compile_glob(pattern: str) -> GlobPattern:
         else:
             regex.append(re.escape(char))
             redis.append(_redis_literal(char))
+            has_literal = True
             if literal:
                 prefix.append(char)
         i += 1
     return GlobPattern(
         source=pattern,
-        regex=re.compile("".join(regex), re.DOTALL),
+        segments=_split_at_stars(regex),
         literal_prefix="".join(prefix),
+        has_literal=has_literal,
         redis="".join(redis),
     )
+
+
+def _split_at_stars(tokens: list[str]) -> _Segments:
+    segments: list[list[str]] = [[]]
+    for token in tokens:
+        if token == _STAR:
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    if len(segments) == 1:
+        return _Segments(_regex(segments[0]), middle=(), tail=None, tail_length=0)
+    head, *middle, tail = segments
+    between = tuple(_regex(part) for part in middle if part)  # "**" leaves an empty one
+    return _Segments(_regex(head), between, _regex(tail), tail_length=len(tail))
+
+
+def _regex(tokens: list[str]) -> re.Pattern[str]:
+    return re.compile("".join(tokens), re.DOTALL)
 
 
 def _class_end(pattern: str, start: int) -> int:

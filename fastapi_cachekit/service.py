@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from pydantic import SecretStr
+
 from .backends.base import DEFERRED, CacheBackend, Deferred, nowait_twin
 from .backends.base import FillToken as FillToken
-from .errors import BackendError, SerializationError
+from .errors import BackendError, ConfigurationError, SerializationError
 from .flights import Flights
 from .keys import (
     GlobPattern,
@@ -30,6 +32,7 @@ from .keys import (
 )
 from .models import CacheStats, utc_from_timestamp
 from .serialization import Codec, JsonCodec
+from .settings import check_admin_token
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CacheService"]
@@ -58,8 +61,10 @@ class CacheService:
         cleanup_interval: float | None = None,
         stats_flush_interval: float = 1.0,
         fill_lock_timeout: float | None = None,
+        admin_token: str | SecretStr | None = None,
     ) -> None:
         self._backend = backend
+        self._admin_token = _admin_token(admin_token)
         # A backend that can answer without awaiting (the memory backend; NowaitReads and
         # NowaitWrites) is called that way: an awaited call's coroutine costs more than a
         # memory hit itself.
@@ -88,6 +93,11 @@ class CacheService:
     def backend(self) -> CacheBackend:
         """The storage backend behind this service."""
         return self._backend
+
+    @property
+    def admin_token(self) -> SecretStr | None:
+        """The bearer token `admin_router(cache=this)` requires (the `admin_token` setting)."""
+        return self._admin_token
 
     @property
     def default_ttl(self) -> float | None:
@@ -538,6 +548,17 @@ class CacheService:
             if self._cleanup_interval and now - last_cleanup >= self._cleanup_interval:
                 last_cleanup = now
                 await self.cleanup_expired()
+
+
+def _admin_token(token: str | SecretStr | None) -> SecretStr | None:
+    if token is None:
+        return None
+    secret = token if isinstance(token, SecretStr) else SecretStr(token)
+    try:
+        check_admin_token(secret.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(f"admin_token (CACHEKIT_ADMIN_TOKEN): {exc}") from None
+    return secret
 
 
 def _nothing() -> None:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import difflib
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 
-__all__ = ["BackendName", "CacheSettings", "load_settings"]
+__all__ = [
+    "MIN_ADMIN_TOKEN_LENGTH",
+    "BackendName",
+    "CacheSettings",
+    "check_admin_token",
+    "load_settings",
+]
 
 BackendName = Literal["memory", "redis", "hybrid"]
+
+# A bearer token is the admin API's only lock: short ones can be guessed.
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 class CacheSettings(BaseSettings):
@@ -82,6 +91,13 @@ class CacheSettings(BaseSettings):
         None, description="Bearer token that protects the admin router."
     )
 
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            check_admin_token(token.get_secret_value())
+        return token
+
     @model_validator(mode="after")
     def _check_combinations(self) -> CacheSettings:
         if self.backend in ("redis", "hybrid") and not self.redis_url:
@@ -99,6 +115,28 @@ class CacheSettings(BaseSettings):
                 "signing_key (CACHEKIT_SIGNING_KEY) must be at least 16 characters of secret"
             )
         return self
+
+
+def check_admin_token(token: str) -> str:
+    """Return `token` if it can protect the admin router, else raise ValueError saying why.
+
+    An empty one is refused above all: an unset `${VAR}` in a compose file gives "", and a
+    router guarded by "" would open to `Authorization: Bearer ` with nothing after it.
+    """
+    fix = (
+        "use a long random secret (python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+        "or leave CACHEKIT_ADMIN_TOKEN unset and protect the admin router with dependencies"
+    )
+    if not token.strip():
+        raise ValueError(f"the admin token is empty; {fix}")
+    if any(char.isspace() for char in token):
+        raise ValueError(f"the admin token contains whitespace; {fix}")
+    if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"the admin token is {len(token)} characters long, shorter than the minimum of "
+            f"{MIN_ADMIN_TOKEN_LENGTH}; {fix}"
+        )
+    return token
 
 
 def load_settings(settings: CacheSettings | None = None, **overrides: Any) -> CacheSettings:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fnmatch
+import functools
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from fastapi_cachekit import CacheKey, InvalidKeyError, KeyBuildError, keys
 from fastapi_cachekit.keys import (
+    MAX_KEY_LENGTH,
     GlobPattern,
     check_key,
     check_namespace,
@@ -117,6 +121,111 @@ def test_literal_prefix_is_a_prefix_of_every_match(pattern: str, text: str) -> N
     compiled = GlobPattern.compile(pattern)
     if compiled.matches(text):
         assert text.startswith(compiled.literal_prefix)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("*ab*ab", "ab", False),  # the two segments may not overlap
+        ("ab*ab", "abab", True),
+        ("ab*ab", "aba", False),
+        ("*a?c*", "xxabcxx", True),
+        ("*[0-9]:*:x", "a1:b:c:x", True),
+        ("a**b", "ab", True),
+    ],
+)
+def test_stars_between_segments(pattern: str, text: str, matches: bool) -> None:
+    assert GlobPattern.compile(pattern).matches(text) is matches
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*" * 30 + "x", "*a" * 30 + "*b", "?*" * 30 + "x", "*[a-z]*[a-z]" * 20 + "!"],
+)
+def test_adversarial_patterns_do_not_backtrack(pattern: str) -> None:
+    # A backtracking matcher tries every way to split the key among the stars: for these,
+    # more steps than there are atoms in the universe (issue: 33 s for 7 stars and 100 chars).
+    assert not GlobPattern.compile(pattern).matches("a" * MAX_KEY_LENGTH)
+
+
+def _redis_match(pattern: str, text: str) -> bool:
+    """Reference matcher over the Redis form of a glob (escaped literals, `*`, `?`, and
+    `[^lo-hi...]` classes), by dynamic programming: no backtracking, fine for short inputs."""
+    tokens: list[Callable[[str], bool] | None] = []  # None is a star
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "*":
+            tokens.append(None)
+        elif pattern[i] == "?":
+            tokens.append(lambda _char: True)
+        elif pattern[i] == "[":
+            i, member = _redis_class(pattern, i + 1)
+            tokens.append(member)
+        else:
+            if pattern[i] == "\\":
+                i += 1
+            tokens.append(lambda char, literal=pattern[i]: char == literal)
+        i += 1
+
+    @functools.cache
+    def rest_matches(t: int, c: int) -> bool:
+        if t == len(tokens):
+            return c == len(text)
+        token = tokens[t]
+        if token is None:
+            return rest_matches(t + 1, c) or (c < len(text) and rest_matches(t, c + 1))
+        return c < len(text) and token(text[c]) and rest_matches(t + 1, c + 1)
+
+    return rest_matches(0, 0)
+
+
+def _redis_class(pattern: str, i: int) -> tuple[int, Callable[[str], bool]]:
+    negate = pattern[i] == "^"
+    i += negate
+    ranges: list[tuple[str, str]] = []
+    while pattern[i] != "]":
+        i += pattern[i] == "\\"
+        low = pattern[i]
+        if pattern[i + 1] == "-" and pattern[i + 2] != "]":
+            i += 2 + (pattern[i + 2] == "\\")
+        ranges.append((low, pattern[i]))
+        i += 1
+    return i, lambda char: any(lo <= char <= hi for lo, hi in ranges) != negate
+
+
+_GLOB_ALPHABET = "ab:é*?[]^!-\\"
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet=_GLOB_ALPHABET, min_size=1, max_size=10), st.text("ab:é*?[]-\\"))
+def test_matching_agrees_with_a_reference_on_the_redis_form(pattern: str, text: str) -> None:
+    compiled = GlobPattern.compile(pattern)
+    assert compiled.matches(text[:12]) is _redis_match(compiled.redis, text[:12])
+
+
+@settings(max_examples=1000)
+@given(st.text(alphabet="ab*?", min_size=1, max_size=10), st.text(alphabet="ab", max_size=12))
+def test_matching_agrees_with_fnmatch_where_the_dialects_meet(pattern: str, text: str) -> None:
+    assert GlobPattern.compile(pattern).matches(text) is fnmatch.fnmatchcase(text, pattern)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "has_literal"),
+    [
+        ("*", False),
+        ("**", False),
+        ("?*", False),
+        ("*?", False),
+        ("[a-z]*", False),
+        ("[^a]", False),
+        ("*a", True),
+        ("user:*", True),
+        ("\\*", True),
+        ("[", True),  # an unclosed [ is a literal character
+    ],
+)
+def test_has_literal(pattern: str, has_literal: bool) -> None:
+    assert GlobPattern.compile(pattern).has_literal is has_literal
 
 
 class Color(enum.Enum):

@@ -5,19 +5,23 @@ name a local alias, which FastAPI can only see if annotations are evaluated at d
 """
 
 import hmac
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, SecretStr
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from ..errors import ConfigurationError, InvalidKeyError
+from ..keys import GlobPattern
 from ..models import CacheStats
 from ..service import CacheService
-from ..settings import load_settings
+from ..settings import MIN_ADMIN_TOKEN_LENGTH, load_settings
 from .dependencies import get_cache
 
 __all__ = ["admin_router"]
@@ -31,6 +35,12 @@ class Removed(BaseModel):
     removed: int
 
 
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
 class TagsBody(BaseModel):
     tags: list[str] = Field(description="Entries carrying any of these tags are removed.")
 
@@ -40,7 +50,24 @@ class PatternBody(BaseModel):
     namespace: str | None = Field(None, description="Only this namespace's entries.")
 
 
-Confirm = Annotated[bool, Query(description="Required for operations that remove everything.")]
+Confirm = Annotated[
+    bool,
+    Query(description="Required for operations that can remove everything, or a whole namespace."),
+]
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No valid admin token (Authorization: Bearer)."},
+    403: {"model": Problem, "description": "Refused by the router's auth dependencies."},
+}
+_BAD_INPUT: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Invalid input, or a sweep without confirm=true."}
+}
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="CacheAdminToken",
+    description=f"The admin_token setting (CACHEKIT_ADMIN_TOKEN), at least "
+    f"{MIN_ADMIN_TOKEN_LENGTH} characters.",
+)
 
 
 def admin_router(
@@ -53,25 +80,37 @@ def admin_router(
     """An APIRouter with the cache's admin endpoints, mounted with `app.include_router`.
 
     It must be protected: by `dependencies` (your auth), by the `admin_token` setting
-    (CACHEKIT_ADMIN_TOKEN; clients send `Authorization: Bearer <token>`), or both. Without
-    either it is refused unless `allow_unauthenticated=True`. `cache` defaults to the app's.
+    (clients send `Authorization: Bearer <token>`), or both. Without either it is refused
+    unless `allow_unauthenticated=True`. `cache` defaults to the app's. The token is
+    `cache`'s (`create_cache(admin_token=...)`), else CACHEKIT_ADMIN_TOKEN's.
     """
-    token = load_settings().admin_token
+    token = _admin_token(cache)
     guards = list(dependencies or [])
     if token is not None:
         guards.append(Depends(_bearer_guard(token.get_secret_value())))
     if not guards and not allow_unauthenticated:
         raise ConfigurationError(
             "refusing to create an unprotected cache admin router: pass "
-            "dependencies=[Depends(your_auth)], set CACHEKIT_ADMIN_TOKEN, or pass "
+            "dependencies=[Depends(your_auth)], set the admin_token setting "
+            "(CACHEKIT_ADMIN_TOKEN, or create_cache(admin_token=...) passed as cache=), or pass "
             "allow_unauthenticated=True if it is only reachable by admins"
         )
     router = APIRouter(
-        prefix=prefix, tags=["cache-admin"], dependencies=guards, route_class=_NoStoreRoute
+        prefix=prefix,
+        tags=["cache-admin"],
+        dependencies=guards,
+        route_class=_NoStoreRoute,
+        responses=_REFUSED,
     )
     service = _service_dependency(cache)
     _add_routes(router, service)
     return router
+
+
+def _admin_token(cache: CacheService | None) -> SecretStr | None:
+    if cache is not None and cache.admin_token is not None:
+        return cache.admin_token
+    return load_settings().admin_token
 
 
 def _service_dependency(cache: CacheService | None) -> Any:
@@ -87,12 +126,11 @@ def _service_dependency(cache: CacheService | None) -> Any:
 def _bearer_guard(expected: str) -> Any:
     expected_bytes = expected.encode()
 
-    def require_admin_token(request: Request) -> None:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        valid = scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), expected_bytes
-        )
-        if not valid:
+    def require_admin_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> None:
+        given = b"" if credentials is None else credentials.credentials.encode()
+        if not hmac.compare_digest(given, expected_bytes):
             raise HTTPException(
                 status_code=401,
                 detail="a valid admin token is required (Authorization: Bearer <token>)",
@@ -103,22 +141,21 @@ def _bearer_guard(expected: str) -> Any:
 
 
 class _NoStoreRoute(APIRoute):
-    """A route whose answers, and the HTTPExceptions raised on the way (the caller's auth
-    dependencies included), carry `Cache-Control: no-store`: admin data must not be cached."""
+    """A route whose every answer carries `Cache-Control: no-store`: its own, the
+    HTTPExceptions of the caller's auth dependencies, FastAPI's 422s, a 405. Admin data and
+    refusals must not be cached by anything between the admin and the app."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["cache-control"] = "no-store"
+            await send(message)
 
-        async def no_store(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except StarletteHTTPException as exc:
-                exc.headers = {**(exc.headers or {}), **_NO_STORE}
-                raise
-            response.headers.update(_NO_STORE)
-            return response
-
-        return no_store
+        try:
+            await super().handle(scope, receive, send_no_store)
+        except StarletteHTTPException as exc:  # a 405, left to the app's exception handlers
+            exc.headers = {**(exc.headers or {}), **_NO_STORE}
+            raise
 
 
 def _refuse(detail: str) -> HTTPException:
@@ -132,28 +169,43 @@ def _add_routes(router: APIRouter, service: Any) -> None:
     async def stats(cache: Cache) -> CacheStats:
         return await cache.get_stats()
 
-    @router.delete("/namespaces/{namespace}", response_model=Removed)
-    async def invalidate_namespace(namespace: str, cache: Cache) -> Removed:
+    @router.delete(
+        "/namespaces/{namespace}",
+        response_model=Removed,
+        responses=_BAD_INPUT,
+        summary="Remove a namespace's entries (needs confirm)",
+    )
+    async def invalidate_namespace(
+        namespace: str, cache: Cache, confirm: Confirm = False
+    ) -> Removed:
+        if not confirm:
+            raise _refuse(f"removing namespace {namespace!r} needs ?confirm=true")
         return Removed(removed=await _checked(cache.invalidate_namespace(namespace)))
 
-    @router.post("/invalidate/tags", response_model=Removed)
+    @router.post("/invalidate/tags", response_model=Removed, responses=_BAD_INPUT)
     async def invalidate_tags(body: TagsBody, cache: Cache, confirm: Confirm = False) -> Removed:
         if not body.tags and not confirm:
             raise _refuse("the tag list is empty; send at least one tag")
         return Removed(removed=await _checked(cache.invalidate_tags(body.tags)))
 
-    @router.post("/invalidate/pattern", response_model=Removed)
+    @router.post(
+        "/invalidate/pattern",
+        response_model=Removed,
+        responses=_BAD_INPUT,
+        summary="Remove the entries whose keys match a glob (a sweep needs confirm)",
+    )
     async def invalidate_pattern(
         body: PatternBody, cache: Cache, confirm: Confirm = False
     ) -> Removed:
-        if not body.pattern:
-            raise _refuse("the pattern is empty")
-        if set(body.pattern) == {"*"} and not confirm:
-            raise _refuse(f"pattern {body.pattern!r} matches everything; add ?confirm=true")
+        if not _compiled(body.pattern).has_literal and not confirm:
+            raise _refuse(
+                f"pattern {body.pattern!r} has no literal character, so it can match every "
+                "key; add ?confirm=true to remove them all"
+            )
         removed = cache.invalidate_pattern(body.pattern, namespace=body.namespace)
         return Removed(removed=await _checked(removed))
 
-    @router.delete("/keys/{key:path}", response_model=Removed)
+    @router.delete("/keys/{key:path}", response_model=Removed, responses=_BAD_INPUT)
     async def delete_key(key: str, cache: Cache, namespace: str | None = None) -> Removed:
         return Removed(removed=int(await _checked(cache.delete(key, namespace=namespace))))
 
@@ -161,12 +213,24 @@ def _add_routes(router: APIRouter, service: Any) -> None:
     async def cleanup(cache: Cache) -> Removed:
         return Removed(removed=await cache.cleanup_expired())
 
-    @router.delete("", response_model=Removed, summary="Remove every entry (needs confirm)")
+    @router.delete(
+        "",
+        response_model=Removed,
+        responses=_BAD_INPUT,
+        summary="Remove every entry (needs confirm)",
+    )
     @router.delete("/", response_model=Removed, include_in_schema=False)
     async def clear_all(cache: Cache, confirm: Confirm = False) -> Removed:
         if not confirm:
             raise _refuse("clearing the whole cache needs ?confirm=true")
         return Removed(removed=await cache.clear_all())
+
+
+def _compiled(pattern: str) -> GlobPattern:
+    try:
+        return GlobPattern.compile(pattern)
+    except InvalidKeyError as exc:
+        raise _refuse(str(exc)) from None
 
 
 async def _checked(operation: Any) -> Any:

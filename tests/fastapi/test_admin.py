@@ -61,7 +61,7 @@ async def test_invalidation_endpoints_report_removed(
     await cache.set("page:1", 1)
     await cache.set("page:2", 1)
     await cache.set("a/b", 1, namespace="files")
-    response = await client.delete("/admin/cache/namespaces/user:1")
+    response = await client.delete("/admin/cache/namespaces/user:1?confirm=true")
     assert response.json() == {"removed": 1}
     response = await client.post("/admin/cache/invalidate/tags", json={"tags": ["products"]})
     assert response.json() == {"removed": 1}
@@ -92,6 +92,12 @@ async def test_cleanup_and_confirmed_clear(client: httpx.AsyncClient, cache: Cac
         ("/admin/cache/invalidate/pattern", {"pattern": ""}),
         ("/admin/cache/invalidate/pattern", {"pattern": "*"}),
         ("/admin/cache/invalidate/pattern", {"pattern": "**"}),
+        # No literal character: each of these can match every key.
+        ("/admin/cache/invalidate/pattern", {"pattern": "?*"}),
+        ("/admin/cache/invalidate/pattern", {"pattern": "*?"}),
+        ("/admin/cache/invalidate/pattern", {"pattern": "[a-z]*"}),
+        ("/admin/cache/invalidate/pattern", {"pattern": "[^:]*"}),
+        ("/admin/cache/invalidate/pattern", {"pattern": "?"}),
     ],
 )
 async def test_sweeping_requests_need_confirmation(
@@ -100,17 +106,41 @@ async def test_sweeping_requests_need_confirmation(
     await cache.set("a", 1)
     response = await client.post(path, json=body)
     assert response.status_code == 400
+    assert response.headers["cache-control"] == "no-store"
     assert await cache.exists("a")
 
 
-async def test_match_all_pattern_with_confirmation(
-    client: httpx.AsyncClient, cache: CacheService
+@pytest.mark.parametrize("pattern", ["*", "?*", "[a-z]*"])
+async def test_sweeping_pattern_with_confirmation(
+    client: httpx.AsyncClient, cache: CacheService, pattern: str
 ) -> None:
     await cache.set("a", 1)
     response = await client.post(
-        "/admin/cache/invalidate/pattern?confirm=true", json={"pattern": "*"}
+        "/admin/cache/invalidate/pattern?confirm=true", json={"pattern": pattern}
     )
     assert response.json() == {"removed": 1}
+
+
+async def test_pattern_with_a_literal_needs_no_confirmation(
+    client: httpx.AsyncClient, cache: CacheService
+) -> None:
+    await cache.set("page:1", 1)
+    await cache.set("other", 1)
+    response = await client.post("/admin/cache/invalidate/pattern", json={"pattern": "*:?"})
+    assert response.json() == {"removed": 1}
+    assert await cache.exists("other")
+
+
+async def test_removing_a_namespace_needs_confirmation(
+    client: httpx.AsyncClient, cache: CacheService
+) -> None:
+    await cache.set("profile", 1, namespace="user:1")
+    refused = await client.delete("/admin/cache/namespaces/user:1")
+    assert refused.status_code == 400
+    assert "confirm=true" in refused.json()["detail"]
+    assert await cache.exists("profile", namespace="user:1")
+    confirmed = await client.delete("/admin/cache/namespaces/user:1?confirm=true")
+    assert confirmed.json() == {"removed": 1}
 
 
 @pytest.mark.parametrize(
@@ -127,6 +157,7 @@ async def test_bad_bodies_are_422(
     response = await client.post(path, json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "body"
+    assert response.headers["cache-control"] == "no-store"
 
 
 async def test_invalid_namespace_is_400_with_reason(client: httpx.AsyncClient) -> None:
@@ -157,47 +188,6 @@ def test_unprotected_router_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match="allow_unauthenticated=True"):
         admin_router()
     assert admin_router(allow_unauthenticated=True).prefix == "/admin/cache"
-
-
-async def test_admin_token_requires_bearer(
-    monkeypatch: pytest.MonkeyPatch, cache: CacheService
-) -> None:
-    monkeypatch.setenv("CACHEKIT_ADMIN_TOKEN", "s3cret-token")
-    app = FastAPI()
-    setup_cache(app, cache)
-    app.include_router(admin_router())
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        missing = await client.get("/admin/cache/stats")
-        wrong = await client.get("/admin/cache/stats", headers={"Authorization": "Bearer nope"})
-        right = await client.get(
-            "/admin/cache/stats", headers={"Authorization": "Bearer s3cret-token"}
-        )
-    assert missing.status_code == wrong.status_code == 401
-    assert missing.headers["www-authenticate"] == "Bearer"
-    assert missing.headers["cache-control"] == wrong.headers["cache-control"] == "no-store"
-    assert right.headers["cache-control"] == "no-store"
-    assert right.status_code == 200
-
-
-async def test_token_and_dependencies_both_apply(
-    monkeypatch: pytest.MonkeyPatch, cache: CacheService
-) -> None:
-    monkeypatch.setenv("CACHEKIT_ADMIN_TOKEN", "s3cret-token")
-    app = FastAPI()
-    setup_cache(app, cache)
-    app.include_router(admin_router(dependencies=[Depends(require_admin)]))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        token_only = await client.get(
-            "/admin/cache/stats", headers={"Authorization": "Bearer s3cret-token"}
-        )
-        both = await client.get(
-            "/admin/cache/stats",
-            headers={"Authorization": "Bearer s3cret-token", "x-admin": "yes"},
-        )
-    assert token_only.status_code == 403
-    assert both.status_code == 200
 
 
 def test_openapi_lists_the_admin_tag_with_models(cache: CacheService) -> None:
