@@ -15,6 +15,7 @@ from fastapi_cachekit import MemoryBackend
 from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis import ops as redis_ops
+from fastapi_cachekit.backends.redis.scripts import LOG_CAP
 from fastapi_cachekit.keys import GlobPattern
 from tests.backends.redis_support import (
     BackendFactory,
@@ -22,6 +23,7 @@ from tests.backends.redis_support import (
     entries,
     index_members,
     keys,
+    listed,
     open_raw,
     server_url,
     stored,
@@ -75,6 +77,11 @@ async def make_backend(url: str, topology: str, clock: FakeClock) -> AsyncIterat
 @pytest.fixture
 def backend(make_backend: BackendFactory) -> RedisBackend:
     return make_backend()
+
+
+def live_index_members(raw: RawClient, backend: RedisBackend, kind: str, name: str) -> set[str]:
+    """The members of an index that are still in an entry list."""
+    return index_members(raw, backend, kind, name) & listed(raw, backend)
 
 
 async def put(
@@ -183,6 +190,11 @@ async def test_an_overwrite_with_the_same_labels_stays_indexed(
     assert 99_000 < raw.pttl(backend.layout.shard_of("k").index("t", "a")) <= 106_250
     assert await backend.get("k") == b"w"
     assert await backend.invalidate_tags(["b"]) == 1
+    # The entry's other indexes keep a dead member (removing it would touch every index of
+    # every entry removed); writes and cleanup trim those.
+    assert live_index_members(raw, backend, "t", "a") == set()
+    assert live_index_members(raw, backend, "n", "n") == set()
+    await backend.cleanup_expired()
     assert index_members(raw, backend, "t", "a") == set()
     assert index_members(raw, backend, "n", "n") == set()
 
@@ -221,7 +233,7 @@ async def test_big_tags_are_removed_in_chunks(
     assert backend.redis.attempts - before >= math.ceil(count / redis_ops.CHUNK)
     assert set(entries(raw, backend)) == {"other"}
     assert index_members(raw, backend, "t", "big") == set()
-    assert index_members(raw, backend, "n", "items") == set()  # no orphans elsewhere
+    assert live_index_members(raw, backend, "n", "items") == set()  # no live orphans
     assert not keys(raw, "*:T:big")  # the drain keys are gone
 
 
@@ -427,17 +439,34 @@ async def test_a_fill_after_unrelated_invalidations_is_stored(
     assert await filler.get("user:1") == b"fresh"
 
 
-async def test_a_fill_older_than_the_invalidation_log_is_refused(backend: RedisBackend) -> None:
-    token = await backend.fill_token()
-    # More invalidations than the log keeps, in the shard of "k": the log no longer reaches
-    # back to the token, so the fill cannot be shown safe.
-    shard = backend.layout.shard_of("k")
+def same_shard_keys(backend: RedisBackend, key: str, count: int) -> list[str]:
+    """`count` other keys that live in the shard of `key`."""
+    shard = backend.layout.shard_of(key)
     others = (f"other-{i}" for i in itertools.count())
-    unrelated = list(
-        itertools.islice((k for k in others if backend.layout.shard_of(k) == shard), 300)
-    )
+    return list(itertools.islice((k for k in others if backend.layout.shard_of(k) == shard), count))
+
+
+async def test_a_fill_outlasting_the_log_of_unrelated_invalidations_is_stored(
+    backend: RedisBackend,
+) -> None:
+    """More unrelated invalidations than the old 256-item log kept, during one fill: the
+    log is kept per label, so the fill still finds nothing that covers it."""
+    token = await backend.fill_token()
+    unrelated = same_shard_keys(backend, "k", 300)
     for batch in range(0, 300, 50):
         await asyncio.gather(*(backend.delete(key) for key in unrelated[batch : batch + 50]))
+    await backend.invalidate_tags([f"other-tag-{i}" for i in range(300)])
+    assert await backend.set("k", b"v", ttl=None, namespace=None, tags=("t",), fill=token)
+    assert await backend.get("k") == b"v"
+
+
+async def test_a_fill_older_than_the_invalidation_log_is_refused(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await backend.fill_token()
+    # More distinct labels than the log keeps, in the shard of "k": the log no longer reaches
+    # back to the token, so the fill cannot be shown safe.
+    await backend.invalidate_tags([f"other-tag-{i}" for i in range(LOG_CAP + 1)])
     assert not await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=token)
     fresh = await backend.fill_token()
     assert await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=fresh)

@@ -92,9 +92,7 @@ async def test_the_cache_works_again_when_redis_returns(
     assert await backend.get("k") == b"w"
     assert backend.breaker.state == "closed"
     # The queued invalidation reached the restarted server before the write did.
-    assert redis_server.command("LRANGE", backend.layout.shards[0].prefix + "log", 0, -1) == [
-        b'1 ["t","t"]'
-    ]
+    assert redis_server.command("ZRANGE", backend.layout.shards[0].log, 0, -1) == [b"t:t"]
     assert backend.pending_invalidations == 0
 
 
@@ -106,7 +104,7 @@ async def test_redis_down_at_startup(
     with pytest.raises(BackendUnavailable):
         await backend.fill_token()
     redis_server.start()
-    assert await eventually(backend.fill_token) == 0
+    assert await eventually(backend.fill_token) > 0
 
 
 async def test_queued_invalidations_are_replayed_before_reads(
@@ -139,9 +137,8 @@ async def test_queued_invalidations_are_replayed_before_reads(
         False,
         True,
     ]
-    log = redis_server.command("LRANGE", backend.layout.shards[0].prefix + "log", 0, -1)
-    kinds = [item.split(b" ", 1)[1][:4] for item in reversed(log)]
-    assert kinds[-3:] == [b'["t"', b'["n"', b'["k"']  # replayed in the order they were made
+    log = redis_server.command("ZRANGE", backend.layout.shards[0].log, 0, -1)  # by number
+    assert log == [b"t:t", b"n:n", b"k:c"]  # replayed in the order they were made
 
 
 async def test_an_overflowing_queue_becomes_one_full_clear(

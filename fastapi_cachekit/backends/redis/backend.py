@@ -66,7 +66,7 @@ from typing import NamedTuple
 
 import orjson
 
-from ...errors import BackendError, BackendUnavailable, ConfigurationError
+from ...errors import BackendError, ConfigurationError
 from ...keys import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
@@ -254,7 +254,7 @@ class RedisBackend:
     async def fill_token(self) -> FillToken:
         if self._pending.size:
             await self._replay()
-        return int(await self.redis.get(self.layout.sequence) or 0)
+        return await self._ops.fill_token()
 
     async def set(
         self,
@@ -278,11 +278,20 @@ class RedisBackend:
         data = pack_envelope(value, created_ms, expires_ms, namespace, tags)
         prefix = self._entry_prefix
         shard = self.layout.shards[0] if prefix else self.layout.shard_of(key)
-        # The labels go along, so that the script need not parse `data` for them. (Constant
-        # arguments go as bytes: redis-py encodes every str argument on every call.)
+        # The labels go along, so that the script need not parse `data` for them; every key
+        # the script touches is declared (see `scripts`).
+        labels = [f"n:{namespace}"] if namespace else []
+        labels += [f"t:{tag}" for tag in tags]
+        index = shard.prefix
+        keys = [shard.entry(key), *shard.write_keys, *(index + label for label in labels)]
         token = b"" if fill is None else fill
-        args = [shard.prefix_bytes, data, px, token, namespace or b"", *tags]
-        return bool(await self.redis.script(lua.SET, [shard.entry(key)], args))
+        reply = await self.redis.script(lua.SET, keys, [data, px, token, key, *labels])
+        if reply.__class__ is list:  # the labels the old value had and this one dropped
+            dropped = [label.decode() for label in reply]
+            keys = [shard.entry(key), *(index + label for label in dropped)]
+            await self.redis.script(lua.UNINDEX, keys, [key, *dropped])
+            return True
+        return bool(reply)
 
     # --- invalidation --------------------------------------------------------------------
 
@@ -315,7 +324,7 @@ class RedisBackend:
         try:
             await self._replay()
             return await self._ops.clear()
-        except BackendUnavailable:
+        except BackendError:
             self._pending.add_clear(self._ops.clear)
             raise
 
@@ -392,11 +401,16 @@ class RedisBackend:
     async def _invalidation(
         self, invalidation: Invalidation, run: Callable[[], Awaitable[int]]
     ) -> int:
-        """Run an invalidation; when Redis cannot be reached, queue it for replay and raise."""
+        """Run an invalidation; when it fails, queue it for replay and raise.
+
+        Any failure is queued, not only an unreachable Redis: a slot moving between cluster
+        nodes, a script refused mid-failover or a timeout all leave the invalidation owed
+        (bad input never gets this far: the service validates it first).
+        """
         try:
             await self._replay()
             return await run()
-        except BackendUnavailable:
+        except BackendError:
             self._pending.add(invalidation, run)
             raise
 

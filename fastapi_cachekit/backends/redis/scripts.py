@@ -1,40 +1,58 @@
 """The Lua scripts of the Redis backend: every step that must be atomic on one shard.
 
 Each script works inside one shard (the whole database on a single node, one hash tag on a
-cluster); its first argument is the shard's key prefix and the keys it touches are built from
-it, so they share the shard's slot. Every script is `_PRELUDE` (SET: only the helpers it uses)
-plus a body; see `backend.py` and `layout.py` for the key layout and the envelope format
-these scripts parse.
+cluster) and declares every key it touches in KEYS, so that while a slot moves between nodes
+Redis checks them all before the script starts: it answers ASK or TRYAGAIN (the client
+retries) instead of failing half way through. Keys that depend on stored data (the entries of
+an index, the old indexes of an overwritten entry) are read first, by the caller, and declared
+in a second call that checks they still apply. Removing an entry touches its value, the entry
+lists and the index being invalidated, never its other indexes: those keep a dead member that
+writes trim (see SET), so a script's work is bounded by the entries it is given, whatever the
+number of tags they carry. See `layout.py` for the key layout and the envelope format.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "CLEANUP_EXPIRED",
-    "CLEAR",
     "DELETE",
-    "DRAIN",
+    "FILL_TOKEN",
     "LOG",
+    "LOG_CAP",
+    "OPEN_LOG",
     "PRUNE_INDEX",
-    "PRUNE_REGISTRY",
-    "PRUNE_X",
-    "PURGE",
+    "PRUNE_MISSING",
     "RELEASE_LOCK",
+    "REMOVE",
+    "SEQUENCE",
     "SET",
+    "START_CLEAR",
     "START_INVALIDATION",
     "STATS",
+    "TRIM",
+    "UNINDEX",
 ]
 
-# Shared helpers, in pieces so that the hot SET script defines only the few it uses (each
-# `local function` costs a closure on every call). Envelope: "CK\1", created ms (double),
-# expires ms (double, inf = never), meta length (uint32), meta (JSON array [namespace or "",
-# tag...]), value.
-_BASE = r"""
-local P = ARGV[1]
-local LOG_CAP = 256
-"""
+LOG_CAP = 1024
+"""Labels each shard's invalidation log keeps: a fill that outlasts this many distinct labels
+invalidated on its shard is refused (it can no longer be shown safe)."""
+TRIM = 4
+"""Dead members of the entry lists and the registry that each write removes."""
 
-_PARSE = r"""
+# Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
+# meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
+_COMMON = r"""
+local LOG_CAP = {log_cap}
+local TRIM = {trim}
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function score(ms)
+  if ms == math.huge then return '+inf' end
+  return string.format('%.17g', ms)
+end
+
 local function parse(v)
   if type(v) ~= 'string' or #v < 23 or string.sub(v, 1, 3) ~= 'CK\1' then return nil end
   local created, expires, size = struct.unpack('>ddI4', v, 4)
@@ -44,19 +62,8 @@ local function parse(v)
   return created, expires, meta
 end
 
-local function unindex(fk, meta)
-  if meta[1] ~= '' then redis.call('SREM', P .. 'n:' .. meta[1], fk) end
-  for i = 2, #meta do redis.call('SREM', P .. 't:' .. meta[i], fk) end
-end
-"""
-
-_HELPERS = r"""
-local function score(ms)
-  if ms == math.huge then return '+inf' end
-  return string.format('%.17g', ms)
-end
-
-local function has(meta, kind, name)
+local function has(meta, label)
+  local kind, name = string.sub(label, 1, 1), string.sub(label, 3)
   if kind == 'n' then return meta[1] == name end
   for i = 2, #meta do
     if meta[i] == name then return true end
@@ -64,450 +71,420 @@ local function has(meta, kind, name)
   return false
 end
 
--- `command` (key, ...items) in slices: Lua's unpack() has a limit on how many values it takes.
-local function each_slice(command, key, items)
-  for first = 1, #items, 1000 do
-    local last = math.min(first + 999, #items)
-    if key then
-      redis.call(command, key, unpack(items, first, last))
-    else
-      redis.call(command, unpack(items, first, last))
-    end
-  end
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
--- The values of the entries `fks` (false where missing): one MGET per 1000.
-local function values(fks)
-  if #fks <= 1000 then
-    if #fks == 0 then return {} end
-    local keys = {}
-    for i, fk in ipairs(fks) do keys[i] = P .. 'e:' .. fk end
-    return redis.call('MGET', unpack(keys))
-  end
-  local found = {}
-  for first = 1, #fks, 1000 do
-    local part = {}
-    for i = first, math.min(first + 999, #fks) do part[#part + 1] = fks[i] end
-    for _, v in ipairs(values(part)) do found[#found + 1] = v end
+-- The members of `members` that are not live entries of the expiry index `x` at `now`.
+local function dead(x, members, now)
+  if #members == 0 then return {} end
+  local found, scores = {}, redis.call('ZMSCORE', x, unpack(members))
+  for i, s in ipairs(scores) do
+    if not s or tonumber(s) <= now then found[#found + 1] = members[i] end
   end
   return found
 end
+""".replace("{log_cap}", str(LOG_CAP)).replace("{trim}", str(TRIM))
 
--- Removals are collected first (`remove`), then sent as one command per key they touch
--- (`apply`): a chunk of entries costs a handful of calls, not several per entry.
-local function removals()
-  return {entries = {}, listed = {}, labels = {}}
+# Logging an invalidation. The sequence is the server's time in microseconds, or one more
+# than the last number when invalidations come faster: a sequence Redis lost (restart without
+# persistence, failover to a lagging replica, eviction) starts again above every token handed
+# out before, so a fill older than the loss is refused. The log is a sorted set per shard,
+# label -> the last invalidation of it ('k:{full key}', 'n:{ns}', 't:{tag}', '*' for a
+# clear; patterns in their own set); past LOG_CAP labels the oldest go and the log's meta
+# records from which number on it is complete ('since').
+_LOG = r"""
+local function next_sequence(seq_key)
+  local g = math.max(tonumber(redis.call('GET', seq_key) or '0') + 1, now_us() + 1)
+  redis.call('SET', seq_key, int(g))
+  return g
 end
 
--- Remove entry `fk` (its value, its places in the entry lists, and, when its meta is known,
--- its namespace/tag index memberships).
-local function remove(r, fk, meta)
-  r.entries[#r.entries + 1] = P .. 'e:' .. fk
-  r.listed[#r.listed + 1] = fk
-  if not meta then return end
-  for i = 1, #meta do
-    local label
-    if i == 1 then
-      if meta[1] ~= '' then label = 'n:' .. meta[1] end
-    else
-      label = 't:' .. meta[i]
-    end
-    if label then
-      local fks = r.labels[label]
-      if not fks then
-        fks = {}
-        r.labels[label] = fks
-      end
-      fks[#fks + 1] = fk
-    end
-  end
-end
-
-local function apply(r)
-  each_slice('UNLINK', nil, r.entries)
-  each_slice('ZREM', P .. 'x', r.listed)
-  each_slice('ZREM', P .. 'c', r.listed)
-  for label, fks in pairs(r.labels) do each_slice('SREM', P .. label, fks) end
-end
-
--- Remove the entries `fks` that carry namespace/tag `name` (kind 'n'/'t'; '' = any entry);
--- missing ones leave the entry lists. Returns how many of the removed entries were live.
-local function purge(fks, now, kind, name)
-  local r, seen, removed = removals(), {}, 0
-  for i, v in ipairs(values(fks)) do
-    local fk = fks[i]
-    if not seen[fk] then
-      seen[fk] = true
-      if not v then
-        r.listed[#r.listed + 1] = fk
-      else
-        local _, expires, meta = parse(v)
-        if not meta then
-          if kind == '' then remove(r, fk, nil) end
-        elseif kind == '' or has(meta, kind, name) then
-          remove(r, fk, meta)
-          if expires > now then removed = removed + 1 end
-        end
-      end
-    end
-  end
-  apply(r)
-  return removed
-end
-
--- The invalidation sequence number: given by the caller (cluster), or the next one here.
-local function sequence(given, seq_key)
+-- The invalidation's number: given by the caller (cluster), or the next one of the sequence
+-- (the last key) in this same atomic step (one node).
+local function sequence(given)
   if given ~= '' then return tonumber(given) end
-  return redis.call('INCR', seq_key)
+  return next_sequence(KEYS[#KEYS])
 end
 
--- Append an invalidation to the shard's capped log; remember the newest one dropped.
-local function record(g, item)
-  local L, M = P .. 'log', P .. 'logm'
-  redis.call('LPUSH', L, g .. ' ' .. item)
-  if g > tonumber(redis.call('HGET', M, 'last') or '0') then redis.call('HSET', M, 'last', g) end
-  if redis.call('LLEN', L) > LOG_CAP then
-    local dropped = tonumber(string.match(redis.call('RPOP', L), '^(%d+)'))
-    if dropped > tonumber(redis.call('HGET', M, 'trim') or '0') then
-      redis.call('HSET', M, 'trim', dropped)
+local function record(logm, log, g, items)
+  if redis.call('HSETNX', logm, 'since', int(g)) == 0 then
+    local last = tonumber(redis.call('HGET', logm, 'last') or '0')
+    if g > last then redis.call('HSET', logm, 'last', int(g)) end
+  else
+    redis.call('HSET', logm, 'last', int(g))  -- a new log: complete from this one on
+  end
+  for first = 1, #items, 500 do
+    local args = {}
+    for i = first, math.min(first + 499, #items) do
+      args[#args + 1] = int(g)
+      args[#args + 1] = items[i]
+    end
+    redis.call('ZADD', log, 'GT', unpack(args))
+  end
+  local over = redis.call('ZCARD', log) - LOG_CAP
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', log, over)
+    local floor = tonumber(popped[#popped])
+    if floor > tonumber(redis.call('HGET', logm, 'since')) then
+      redis.call('HSET', logm, 'since', int(floor))
     end
   end
 end
 """
 
-_PRELUDE = _BASE + _PARSE + _HELPERS
+# KEYS: seq, [log meta (one node)]. Returns {token, 1 if the sequence was missing}. A missing
+# sequence is set to the token; a missing log meta is opened at it, so that only fills older
+# than the loss of the log are refused.
+FILL_TOKEN = (
+    _COMMON
+    + r"""
+local seq = redis.call('GET', KEYS[1])
+local token = math.max(tonumber(seq or '0'), now_us())
+if not seq then redis.call('SET', KEYS[1], int(token)) end
+if KEYS[2] then redis.call('HSETNX', KEYS[2], 'since', int(token)) end
+return {int(token), seq and 0 or 1}
+"""
+)
 
-# Whether a logged invalidation would have removed the entry (fk, ns, tags) being filled.
-_COVERS = r"""
-local function covers(item, fk, ns, tags)
-  local kind = item[1]
-  if kind == 'c' then return true end
-  if kind == 'k' then return item[2] == fk end
-  if kind == 'n' then return item[2] == ns end
-  if kind == 't' then
-    for i = 2, #item do
-      if tags[item[i]] then return true end
-    end
-    return false
-  end
-  -- 'p': [namespace or '', literal prefix]; any entry the prefix admits is covered.
+# KEYS: log meta. ARGV: since. Opens a shard's log if it is missing.
+OPEN_LOG = r"""
+return redis.call('HSETNX', KEYS[1], 'since', ARGV[1])
+"""
+
+# Whether the fill of entry fk (namespace ns, labels) with `token` may be stored. A missing
+# log meta means the log was lost after the token was taken: refused, and opened again.
+_FILL_OK = r"""
+local function covers(item, fk, ns)
   local subject = fk
-  if item[2] ~= '' then
-    if item[2] ~= ns then return false end
+  if item[1] ~= '' then
+    if item[1] ~= ns then return false end
     subject = string.sub(fk, #ns + 2)
   end
-  return string.sub(subject, 1, #item[3]) == item[3]
+  return string.sub(subject, 1, #item[2]) == item[2]
 end
 
-local function fill_ok(token, fk, ns, tags)
-  local M = P .. 'logm'
-  if tonumber(redis.call('HGET', M, 'last') or '0') <= token then return true end
-  if tonumber(redis.call('HGET', M, 'trim') or '0') > token then return false end
-  for _, raw in ipairs(redis.call('LRANGE', P .. 'log', 0, -1)) do
-    local g, body = string.match(raw, '^(%d+) (.*)$')
-    if tonumber(g) > token and covers(cjson.decode(body), fk, ns, tags) then return false end
+local function fill_ok(logm, log, patterns, token, fk, ns, labels)
+  local meta = redis.call('HMGET', logm, 'since', 'last')
+  if not meta[1] then
+    redis.call('HSET', logm, 'since', int(now_us()))
+    return false
+  end
+  if tonumber(meta[1]) > token then return false end
+  if tonumber(meta[2] or '0') <= token then return true end
+  local scores = redis.call('ZMSCORE', log, '*', 'k:' .. fk, unpack(labels))
+  for i = 1, #scores do
+    if scores[i] and tonumber(scores[i]) > token then return false end
+  end
+  for _, item in ipairs(redis.call('ZRANGEBYSCORE', patterns, '(' .. int(token), '+inf')) do
+    if covers(cjson.decode(item), fk, ns) then return false end
   end
   return true
 end
 """
 
-# KEYS: entry. ARGV: P, envelope, ttl ms ('' = none), fill token ('' = none), namespace ('' =
-# none), tags... (the labels, as in the envelope's meta). Stores the entry, moves it out of its
-# old indexes into its new ones; 0 if the fill is stale. The hot write: it reads the old value
-# in the same SET (GET option), and parses it only when its labels differ from the new ones.
+# KEYS: entry, expiry index, created index, registry, log meta, log, pattern log, then the
+# index of each label. ARGV: envelope, ttl ms ('' = none), fill token ('' = none), full key,
+# labels ('n:{ns}' first if any, then 't:{tag}'...). Stores the entry and indexes it; 0 if
+# the fill is stale. Returns 1, or the labels of the old value that the new one dropped (the
+# caller removes the entry from those indexes: their keys were not declared here).
 SET = (
-    _BASE
-    + _PARSE
+    _COMMON
+    + _FILL_OK
     + r"""
-local v, ttl, token, ns = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local fk = string.sub(KEYS[1], #P + 3)
+local v, px, token, fk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ttl = tonumber(px)
+local x, c, registry = KEYS[2], KEYS[3], KEYS[4]
 local created, expires, size = struct.unpack('>ddI4', v, 4)
-if token ~= '' then
-"""
-    + _COVERS
-    + r"""
-  local tags = {}
-  for i = 6, #ARGV do tags[ARGV[i]] = true end
-  if not fill_ok(tonumber(token), fk, ns, tags) then return 0 end
+local labels, ns = {}, ''
+for i = 5, #ARGV do labels[#labels + 1] = ARGV[i] end
+if labels[1] and string.sub(labels[1], 1, 2) == 'n:' then ns = string.sub(labels[1], 3) end
+if token ~= '' and not fill_ok(KEYS[5], KEYS[6], KEYS[7], tonumber(token), fk, ns, labels) then
+  return 0
 end
 
 local old
-if ttl then  -- ARGV[3], the string: a Lua number would be formatted again on every call
-  old = redis.call('SET', KEYS[1], v, 'PX', ARGV[3], 'GET')
+if ttl then
+  old = redis.call('SET', KEYS[1], v, 'PX', px, 'GET')
 else
   old = redis.call('SET', KEYS[1], v, 'GET')
 end
--- Out of the old indexes, unless the old labels are the new ones (meta length and meta, byte
--- for byte: then it stays a member of the same indexes).
-if old then
-  local last = 23 + size
-  if string.sub(old, 20, last) ~= string.sub(v, 20, last) or string.sub(old, 1, 3) ~= 'CK\1' then
-    local _, _, old_meta = parse(old)
-    if old_meta then unindex(fk, old_meta) end
+-- The old labels the new value dropped (none when the meta is the same, byte for byte).
+local dropped = {}
+if old and string.sub(old, 20, 23 + size) ~= string.sub(v, 20, 23 + size) then
+  local _, _, old_meta = parse(old)
+  if old_meta then
+    local kept = {}
+    for _, label in ipairs(labels) do kept[label] = true end
+    if old_meta[1] ~= '' and not kept['n:' .. old_meta[1]] then
+      dropped[#dropped + 1] = 'n:' .. old_meta[1]
+    end
+    for i = 2, #old_meta do
+      if not kept['t:' .. old_meta[i]] then dropped[#dropped + 1] = 't:' .. old_meta[i] end
+    end
   end
 end
--- The expiry as a Lua number: redis.call writes it with 17 significant digits (exact; inf
--- too). The creation time only orders entries for stats: whole milliseconds do, and '%d'
--- costs a fraction of the floating-point formatting.
-redis.call('ZADD', P .. 'x', expires, fk)
-redis.call('ZADD', P .. 'c', string.format('%d', created), fk)
 
--- An index lives at least as long as its longest-lived member. When a write extends it, it
--- gets 1/16 of the TTL on top, so that the writes that follow (a millisecond later or more)
--- need not extend it again. A new index is registered for cleanup; an existing one is
--- registered already (the registry forgets only missing indexes).
-local function index(kind, name)
-  local key = P .. kind .. ':' .. name
-  local left = redis.call('PTTL', key)
-  redis.call('SADD', key, fk)
+-- A structure lives at least as long as its longest-lived member: a write that outlives it
+-- extends it, with 1/16 of the TTL on top so that the writes that follow need not extend it
+-- again. `left` is its PTTL before the write (-2: it is new).
+local function outlive(key, left)
   if left == -2 then
-    if ttl then redis.call('PEXPIRE', key, ARGV[3]) end
-    redis.call('SADD', P .. 'idx', kind .. ':' .. name)
+    if ttl then redis.call('PEXPIRE', key, px) end
   elseif left >= 0 then
     if not ttl then
       redis.call('PERSIST', key)
     elseif ttl > left then
-      redis.call('PEXPIRE', key, string.format('%d', ttl + math.floor(ttl / 16)))
+      redis.call('PEXPIRE', key, int(ttl + math.floor(ttl / 16)))
     end
   end
 end
-if ns ~= '' then index('n', ns) end
-for i = 6, #ARGV do index('t', ARGV[i]) end
+
+-- Each write drops up to TRIM members of the entry lists that expired (their values are
+-- gone with Redis' own expiry), so that the lists hold the live entries plus a few.
+local left = redis.call('PTTL', x)
+local expired = redis.call('ZRANGEBYSCORE', x, '-inf', score(created), 'LIMIT', 0, TRIM)
+if #expired > 0 then
+  redis.call('ZREM', x, unpack(expired))
+  redis.call('ZREM', c, unpack(expired))
+end
+redis.call('ZADD', x, expires, fk)
+outlive(x, left)
+left = redis.call('PTTL', c)
+redis.call('ZADD', c, int(created), fk)
+outlive(c, left)
+
+-- The registry lists every index by when its last member expires, and drops up to TRIM
+-- indexes past that. Each index written to drops its sampled members that are no longer
+-- live (removed or expired entries), for at most 16 indexes per write.
+local gone = redis.call('ZRANGEBYSCORE', registry, '-inf', score(created), 'LIMIT', 0, TRIM)
+if #gone > 0 then redis.call('ZREM', registry, unpack(gone)) end
+left = redis.call('PTTL', registry)
+local start = math.floor(created) % math.max(#labels, 1)
+for i, label in ipairs(labels) do
+  local key = KEYS[7 + i]
+  local index_left = redis.call('PTTL', key)
+  if (i - 1 - start) % #labels < 16 then
+    local sampled = dead(x, redis.call('SRANDMEMBER', key, 2), created)
+    if #sampled > 0 then redis.call('SREM', key, unpack(sampled)) end
+  end
+  redis.call('SADD', key, fk)
+  outlive(key, index_left)
+  redis.call('ZADD', registry, 'GT', score(expires), label)
+end
+if #labels > 0 then outlive(registry, left) end
+if #dropped > 0 then return dropped end
 return 1
 """
 )
 
-# KEYS: entry. ARGV: P, fk, now ms, sequence ('' = INCR seq key), seq key, log item.
-# Logs the delete and removes the entry; 1 if it was live.
+# KEYS: entry, then the index of each label. ARGV: full key, labels. Takes the entry out of
+# the indexes of the labels its value no longer carries.
+UNINDEX = (
+    _COMMON
+    + r"""
+local _, _, meta = parse(redis.call('GET', KEYS[1]))
+for i = 2, #ARGV do
+  if not (meta and has(meta, ARGV[i])) then redis.call('SREM', KEYS[i], ARGV[1]) end
+end
+return 1
+"""
+)
+
+# KEYS: entry, expiry index, created index, log meta, log, [seq (one node)]. ARGV: full key,
+# now ms, sequence ('' = the next one of seq). Logs the delete and removes the entry; 1 if it
+# was live.
 DELETE = (
-    _PRELUDE
+    _COMMON
+    + _LOG
     + r"""
-record(sequence(ARGV[4], ARGV[5]), ARGV[6])
-return purge({ARGV[2]}, tonumber(ARGV[3]), '', '')
+record(KEYS[4], KEYS[5], sequence(ARGV[3]), {'k:' .. ARGV[1]})
+local v = redis.call('GET', KEYS[1])
+redis.call('UNLINK', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local _, expires = parse(v)
+if expires and expires > tonumber(ARGV[2]) then return 1 end
+return 0
 """
 )
 
-# KEYS: log meta. ARGV: P, sequence ('' = INCR seq key), seq key, log item.
+# KEYS: log meta, log (the label log, or the pattern log), [seq (one node)]. ARGV: sequence
+# ('' = the next one of seq), items.
 LOG = (
-    _PRELUDE
+    _COMMON
+    + _LOG
     + r"""
-record(sequence(ARGV[2], ARGV[3]), ARGV[4])
+local items = {}
+for i = 2, #ARGV do items[#items + 1] = ARGV[i] end
+record(KEYS[1], KEYS[2], sequence(ARGV[1]), items)
 return 1
 """
 )
 
-# KEYS: log meta. ARGV: P, now ms, sequence, seq key, log item ('' = do not log: a second
-# call for the same invalidation), kind ('n'/'t'), budget, names... Logs the invalidation;
-# removes small indexes' entries at once and renames big indexes to drain keys, so that entries
-# written from now on go to a fresh index. A big index whose drain key is still being emptied
-# (by an earlier invalidation) is left for a second call once that drain is empty: merging two
-# big sets would hold Redis for as long as both take to copy.
-# Returns {removed, {names whose drain key to empty}, {names to call again for after that}}.
+# KEYS: log meta, log, then (index, drain) of each label, [seq (one node)]. ARGV: sequence
+# ('' = the next one of seq), '1' to log ('' for a second call for the same invalidation),
+# labels. Renames each index to its drain key, so that entries written from now on go to a
+# fresh index while the caller empties the drain. An index whose drain is still being
+# emptied (by an earlier invalidation) is left for a second call once that drain is empty:
+# merging two big sets would hold Redis for as long as both take to copy.
+# Returns per label: 0 nothing to do, 1 empty the drain, 2 empty the drain and call again.
 START_INVALIDATION = (
-    _PRELUDE
+    _COMMON
+    + _LOG
     + r"""
-local now, kind, budget = tonumber(ARGV[2]), ARGV[6], tonumber(ARGV[7])
-if ARGV[5] ~= '' then record(sequence(ARGV[3], ARGV[4]), ARGV[5]) end
-local removed, drains, again = 0, {}, {}
-for i = 8, #ARGV do
-  local name = ARGV[i]
-  local key, drain = P .. kind .. ':' .. name, P .. string.upper(kind) .. ':' .. name
-  local size = redis.call('SCARD', key)
+local labels = {}
+for i = 3, #ARGV do labels[#labels + 1] = ARGV[i] end
+if ARGV[2] ~= '' then record(KEYS[1], KEYS[2], sequence(ARGV[1]), labels) end
+local todo = {}
+for i = 1, #labels do
+  local index, drain = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local draining = redis.call('EXISTS', drain) == 1
-  if size > 0 and size <= budget then
-    budget = budget - size
-    removed = removed + purge(redis.call('SMEMBERS', key), now, kind, name)
-    redis.call('DEL', key)
-  elseif size > 0 and not draining then
-    redis.call('RENAME', key, drain)
-    draining = true
-  elseif size > 0 then
-    table.insert(again, name)
-  end
-  if draining then table.insert(drains, name) end
-end
-return {removed, drains, again}
-"""
-)
-
-# KEYS: drain key. ARGV: P, now ms, kind, name, count. Removes up to `count` members' entries.
-# Returns {removed, members left}.
-DRAIN = (
-    _PRELUDE
-    + r"""
-local popped = redis.call('SPOP', KEYS[1], tonumber(ARGV[5]))
-local removed = purge(popped, tonumber(ARGV[2]), ARGV[3], ARGV[4])
-return {removed, redis.call('SCARD', KEYS[1])}
-"""
-)
-
-# KEYS: log meta. ARGV: P, now ms, 'start'/'more', sequence, seq key, log item ('' = do not
-# log), count. 'start' logs the clear and moves the expiry index to a drain key (a small one
-# is emptied at once when a drain key is left from another clear; a big one then waits: the
-# reply asks for 'start' again once the drain is empty); each call removes up to `count`
-# entries of the drain. Returns {removed, members left, 1 to call 'start' again after}.
-CLEAR = (
-    _PRELUDE
-    + r"""
-local now, count = tonumber(ARGV[2]), tonumber(ARGV[7])
-local x, drain = P .. 'x', P .. 'X'
-local removed, again = 0, 0
-if ARGV[3] == 'start' then
-  if ARGV[6] ~= '' then record(sequence(ARGV[4], ARGV[5]), ARGV[6]) end
-  local size = redis.call('ZCARD', x)
-  if size > 0 and redis.call('EXISTS', drain) == 0 then
-    redis.call('RENAME', x, drain)
-  elseif size > 0 and size <= count then
-    removed = purge(redis.call('ZRANGE', x, 0, -1), now, '', '')
-    count = count - size
-  elseif size > 0 then
-    again = 1
-  end
-end
-if count > 0 then
-  local popped, fks = redis.call('ZPOPMIN', drain, count), {}
-  for i = 1, #popped, 2 do fks[#fks + 1] = popped[i] end
-  removed = removed + purge(fks, now, '', '')
-end
-return {removed, redis.call('ZCARD', drain), again}
-"""
-)
-
-# KEYS: expiry index. ARGV: P, now ms, kind ('n' or ''), name, full keys...
-# Removes the given entries (those of namespace `name` when kind is 'n'); the live count.
-PURGE = (
-    _PRELUDE
-    + r"""
-local fks = {}
-for i = 5, #ARGV do fks[#fks + 1] = ARGV[i] end
-return purge(fks, tonumber(ARGV[2]), ARGV[3], ARGV[4])
-"""
-)
-
-# KEYS: expiry index. ARGV: P, now ms, count. Removes up to `count` entries expired at `now`
-# (and index entries of values Redis already expired). Returns {removed, examined}.
-CLEANUP_EXPIRED = (
-    _PRELUDE
-    + r"""
-local now, count = tonumber(ARGV[2]), tonumber(ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', score(now), 'LIMIT', 0, count)
-local r, removed = removals(), 0
-for i, v in ipairs(values(due)) do
-  local fk = due[i]
-  local _, expires, meta = parse(v)
-  if v and meta and expires > now then
-    redis.call('ZADD', KEYS[1], score(expires), fk)
+  if redis.call('EXISTS', index) == 0 then
+    todo[i] = draining and 1 or 0
+  elseif draining then
+    todo[i] = 2
   else
-    remove(r, fk, meta)
-    removed = removed + 1
+    redis.call('RENAME', index, drain)
+    todo[i] = 1
   end
 end
-apply(r)
-return {removed, #due}
+return todo
 """
 )
 
-# Removes the index members whose entry is gone or no longer carries the label.
-_PRUNE_MEMBERS = r"""
-local function prune(kind, name, members)
-  local dead = {}
-  for i, v in ipairs(values(members)) do
-    local _, _, meta = parse(v)
-    if not (meta and has(meta, kind, name)) then dead[#dead + 1] = members[i] end
-  end
-  each_slice('SREM', P .. kind .. ':' .. name, dead)
-  return #dead
-end
-"""
-
-# KEYS: registry. ARGV: P, cursor, count, budget. One SSCAN step over the shard's registry of
-# indexes: prunes small indexes whole, forgets indexes that no longer exist.
-# Returns {cursor, pruned, {big index labels}, {labels with a drain key left over}}.
-PRUNE_REGISTRY = (
-    _PRELUDE
-    + _PRUNE_MEMBERS
+# KEYS: log meta, log, expiry index, its drain, [seq (one node)]. ARGV: sequence ('' = the
+# next one of seq), '1' to log. Moves the expiry index to its drain (see START_INVALIDATION).
+# Returns 0 nothing to do, 1 empty the drain, 2 empty the drain and call again.
+START_CLEAR = (
+    _COMMON
+    + _LOG
     + r"""
-local budget = tonumber(ARGV[4])
-local step = redis.call('SSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-local pruned, big, drains = 0, {}, {}
-for _, label in ipairs(step[2]) do
-  local kind, name = string.sub(label, 1, 1), string.sub(label, 3)
-  local key = P .. label
-  local size = redis.call('SCARD', key)
-  local draining = redis.call('EXISTS', P .. string.upper(kind) .. ':' .. name) == 1
-  if draining then table.insert(drains, label) end
-  if size == 0 and not draining then
-    redis.call('SREM', KEYS[1], label)
-  elseif size > 0 and size <= budget then
-    budget = budget - size
-    pruned = pruned + prune(kind, name, redis.call('SMEMBERS', key))
-  elseif size > 0 then
-    table.insert(big, label)
-  end
-end
-return {step[1], pruned, big, drains}
+if ARGV[2] ~= '' then record(KEYS[1], KEYS[2], sequence(ARGV[1]), {'*'}) end
+local draining = redis.call('EXISTS', KEYS[4]) == 1
+if redis.call('EXISTS', KEYS[3]) == 0 then return draining and 1 or 0 end
+if draining then return 2 end
+redis.call('RENAME', KEYS[3], KEYS[4])
+return 1
 """
 )
 
-# KEYS: index. ARGV: P, kind, name, cursor, count. One SSCAN step of pruning a big index.
-# Returns {cursor, pruned}.
+# KEYS: expiry index, created index, source (a drain set or zset, the expiry index, or any
+# key when there is none), then the entries. ARGV: now ms, source kind ('s' set, 'z' zset,
+# '' none), what to remove ('' any entry, 'n:{ns}' / 't:{tag}' entries carrying the label,
+# 'expired' entries past their expiry), budget, full keys. Removes the entries (value and
+# places in the entry lists) and takes the full keys out of the source, stopping once their
+# metadata held `budget` labels (at least one entry each call: the work is bounded by the
+# index memberships read). Returns {live entries removed, entries removed, full keys done}.
+REMOVE = (
+    _COMMON
+    + r"""
+local now, source, what, budget = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local removed, taken, done, listed, unlink = 0, 0, {}, {}, {}
+for i = 5, #ARGV do
+  if budget <= 0 then break end
+  local fk, v = ARGV[i], redis.call('GET', KEYS[i - 1])
+  local _, expires, meta = parse(v)
+  local take
+  if what == '' then
+    take = true
+  elseif what == 'expired' then
+    take = not (expires and expires > now)
+    if not take then redis.call('ZADD', KEYS[1], score(expires), fk) end  -- listed wrongly
+  else
+    take = meta and has(meta, what)
+  end
+  if meta then budget = budget - #meta else budget = budget - 1 end
+  if take then
+    if v then unlink[#unlink + 1] = KEYS[i - 1] end
+    listed[#listed + 1] = fk
+    taken = taken + 1
+    if expires and expires > now then removed = removed + 1 end
+  elseif not v then
+    listed[#listed + 1] = fk  -- gone already (Redis expired or evicted it)
+  end
+  done[#done + 1] = fk
+end
+if #unlink > 0 then redis.call('UNLINK', unpack(unlink)) end
+if #listed > 0 then
+  redis.call('ZREM', KEYS[1], unpack(listed))
+  redis.call('ZREM', KEYS[2], unpack(listed))
+end
+if source == 's' and #done > 0 then redis.call('SREM', KEYS[3], unpack(done)) end
+if source == 'z' and #done > 0 then redis.call('ZREM', KEYS[3], unpack(done)) end
+return {removed, taken, #done}
+"""
+)
+
+# KEYS: index, its drain, expiry index, registry. ARGV: now ms, label, cursor, count. One
+# SSCAN step removing the index members that are no longer live entries; an index that is
+# gone (and not being drained) leaves the registry. Returns {cursor, pruned, 1 if a drain
+# was left over by an interrupted invalidation}.
 PRUNE_INDEX = (
-    _PRELUDE
-    + _PRUNE_MEMBERS
+    _COMMON
     + r"""
-local step = redis.call('SSCAN', KEYS[1], ARGV[4], 'COUNT', ARGV[5])
-return {step[1], prune(ARGV[2], ARGV[3], step[2])}
-"""
-)
-
-# KEYS: expiry index. ARGV: P, cursor, count. One ZSCAN step removing entries that no longer
-# exist (evicted by Redis' maxmemory policy). Returns {cursor, pruned}.
-PRUNE_X = (
-    _PRELUDE
-    + r"""
-local step = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-local r = removals()
-for i = 1, #step[2], 2 do
-  local fk = step[2][i]
-  if redis.call('EXISTS', P .. 'e:' .. fk) == 0 then r.listed[#r.listed + 1] = fk end
+local draining = redis.call('EXISTS', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if draining == 0 then redis.call('ZREM', KEYS[4], ARGV[2]) end
+  return {'0', 0, draining}
 end
-apply(r)
-return {step[1], #r.listed}
+local step = redis.call('SSCAN', KEYS[1], ARGV[3], 'COUNT', ARGV[4])
+local found = dead(KEYS[3], step[2], tonumber(ARGV[1]))
+if #found > 0 then redis.call('SREM', KEYS[1], unpack(found)) end
+return {step[1], #found, draining}
 """
 )
 
-# KEYS: expiry index. ARGV: P, now ms, sample size, walk limit. Returns {live entries, memory
-# estimate, oldest created ms, newest created ms} (strings; '' when there are none).
+# KEYS: expiry index, created index, then entries. ARGV: full keys. Removes from the entry
+# lists the entries whose value is gone (evicted by Redis' maxmemory policy).
+PRUNE_MISSING = r"""
+local gone = {}
+for i = 1, #ARGV do
+  if redis.call('EXISTS', KEYS[i + 2]) == 0 then gone[#gone + 1] = ARGV[i] end
+end
+if #gone > 0 then
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+return #gone
+"""
+
+# KEYS: expiry index, created index, registry, log meta, log, pattern log, expiry drain, then
+# sampled entries, then sampled indexes. ARGV: now ms, walk limit, number of sampled entries,
+# their full keys.
+# Returns {live entries, bytes held, oldest created ms, newest created ms} (strings; '' when
+# there are none). Bytes: the shard's own structures, plus the mean of the sampled entries
+# times the live count and the mean of the sampled indexes times the registry's size (exact
+# when the samples are everything).
 STATS = (
-    _PRELUDE
+    _COMMON
     + r"""
-local now, sample, walk = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local x, c = KEYS[1], P .. 'c'
+local now, walk, sampled = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local x, c = KEYS[1], KEYS[2]
 local live = redis.call('ZCOUNT', x, '(' .. score(now), '+inf')
-if live == 0 then return {0, 0, '', ''} end
 
 local function usage(key)
   return tonumber(redis.call('MEMORY', 'USAGE', key) or 0) or 0
 end
--- Entries: exact when few (every live one), else the mean of a random sample times the count.
-local exact = live <= sample
-local members
-if exact then
-  members = redis.call('ZRANGEBYSCORE', x, '(' .. score(now), '+inf')
-else
-  members = redis.call('ZRANDMEMBER', x, sample)
+-- The mean size of KEYS[first..last], of the live entries among them when `live_only`.
+local function mean_usage(first, last, live_only)
+  local total, seen = 0, 0
+  for i = first, last do
+    local s = live_only and redis.call('ZSCORE', x, ARGV[i - 4])
+    if not live_only or (s and (s == 'inf' or tonumber(s) > now)) then
+      local size = usage(KEYS[i])
+      if size > 0 then total, seen = total + size, seen + 1 end
+    end
+  end
+  if seen == 0 then return 0 end
+  return total / seen
 end
-local total, seen = 0, 0
-for _, fk in ipairs(members) do
-  local size = usage(P .. 'e:' .. fk)
-  if size > 0 then total, seen = total + size, seen + 1 end
-end
-local memory = usage(x) + usage(c)
-if exact then
-  memory = memory + total
-elseif seen > 0 then
-  memory = memory + total / seen * live
-end
+local memory = 0
+for i = 1, 7 do memory = memory + usage(KEYS[i]) end
+memory = memory + mean_usage(8, 7 + sampled, true) * live
+memory = memory + mean_usage(8 + sampled, #KEYS, false) * redis.call('ZCARD', KEYS[3])
+if live == 0 then return {0, int(memory), '', ''} end
 
 -- The creation time of the first live entry from one end of the created index (scanning at
 -- most `walk` entries; past that, the last one seen: an approximation).
@@ -519,7 +496,7 @@ local function first_live(command)
   end
   return items[#items] or ''
 end
-return {live, string.format('%d', memory), first_live('ZRANGE'), first_live('ZREVRANGE')}
+return {live, int(memory), first_live('ZRANGE'), first_live('ZREVRANGE')}
 """
 )
 
@@ -528,3 +505,13 @@ RELEASE_LOCK = r"""
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+# KEYS: seq. The next number of the invalidation sequence (a cluster takes it first, then
+# logs it on every shard).
+SEQUENCE = (
+    _COMMON
+    + _LOG
+    + r"""
+return int(next_sequence(KEYS[1]))
+"""
+)
