@@ -249,6 +249,36 @@ async def test_a_drain_left_by_an_interrupted_invalidation_is_finished_by_cleanu
     assert set(entries(raw, backend)) == set()
 
 
+async def test_an_interrupted_clear_is_finished_by_the_next_sweep(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    for i in range(30):
+        await put(backend, f"k{i}", tags=("t",))
+    for shard in backend.layout.shards:  # as if the process died after the clear's first step
+        if raw.exists(shard.expiries):
+            raw.rename(shard.expiries, shard.prefix + "X")
+    await backend.cleanup_expired()
+    assert [key for key in (f"k{i}" for i in range(30)) if await backend.get(key)] == []
+    assert set(entries(raw, backend)) == set()
+
+
+async def test_a_tag_invalidation_reads_a_bounded_number_of_labels_per_call(
+    backend: RedisBackend, raw: RawClient, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries carrying many tags: each removal call reads at most LABEL_BUDGET labels (and
+    at least one entry), so no call grows with the fan-out."""
+    monkeypatch.setattr(redis_ops, "LABEL_BUDGET", 200)
+    tags = tuple(f"tag-{i}" for i in range(150))
+    for i in range(8):
+        await put(backend, f"wide:{i}", tags=("wide", *tags))
+    calls = backend.redis.attempts
+    assert await backend.invalidate_tags(["wide"]) == 8
+    # 151 labels per entry (plus the namespace slot): one entry per call.
+    assert backend.redis.attempts - calls >= 8
+    assert set(entries(raw, backend)) == set()
+    assert live_index_members(raw, backend, "t", "tag-7") == set()
+
+
 @single_node
 async def test_a_big_index_waits_for_an_earlier_drain_instead_of_merging_into_it(
     backend: RedisBackend, raw: RawClient, url: str, monkeypatch: pytest.MonkeyPatch
