@@ -15,7 +15,7 @@ from fastapi_cachekit import MemoryBackend
 from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis import ops as redis_ops
-from fastapi_cachekit.backends.redis.scripts import LOG_CAP
+from fastapi_cachekit.backends.redis import scripts as redis_scripts
 from fastapi_cachekit.keys import GlobPattern
 from tests.backends.redis_support import (
     BackendFactory,
@@ -496,7 +496,7 @@ async def test_a_fill_older_than_the_invalidation_log_is_refused(
     token = await backend.fill_token()
     # More distinct labels than the log keeps, in the shard of "k": the log no longer reaches
     # back to the token, so the fill cannot be shown safe.
-    await backend.invalidate_tags([f"other-tag-{i}" for i in range(LOG_CAP + 1)])
+    await backend.invalidate_tags([f"other-tag-{i}" for i in range(redis_scripts.LOG_CAP + 1)])
     assert not await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=token)
     fresh = await backend.fill_token()
     assert await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=fresh)

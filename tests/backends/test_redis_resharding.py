@@ -34,7 +34,7 @@ class SlotMove:
         self.target.command("CLUSTER", "SETSLOT", self.slot, "IMPORTING", _id(self.source))
         self.source.command("CLUSTER", "SETSLOT", self.slot, "MIGRATING", _id(self.target))
 
-    def keys(self) -> list[bytes]:
+    def remaining(self) -> list[bytes]:
         """The slot's keys still on the source."""
         return list(self.source.command("CLUSTER", "GETKEYSINSLOT", self.slot, 100_000))
 
@@ -45,7 +45,7 @@ class SlotMove:
             )
 
     def finish(self) -> None:
-        self.migrate(self.keys())
+        self.migrate(self.remaining())
         for node in (self.target, self.source, *self.nodes):
             node.command("CLUSTER", "SETSLOT", self.slot, "NODE", _id(self.target))
 
@@ -86,7 +86,7 @@ async def test_a_slot_moved_under_load_loses_no_write_and_no_invalidation(
     move = SlotMove(nodes, slot, _owner(nodes, slot))
     move.begin()
     entry_prefix = shard.entry("").encode()
-    move.migrate([key for key in move.keys() if not key.startswith(entry_prefix)])
+    move.migrate([key for key in move.remaining() if not key.startswith(entry_prefix)])
     deleted, invalidated = {keys[0], keys[4]}, {"g2"}
     load = [
         backend.delete(keys[0]),
