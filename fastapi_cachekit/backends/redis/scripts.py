@@ -266,7 +266,7 @@ for i, label in ipairs(labels) do
   local key = KEYS[7 + i]
   local index_left = redis.call('PTTL', key)
   if (i - 1 - start) % #labels < 16 then
-    local sampled = dead(x, redis.call('SRANDMEMBER', key, 2), created)
+    local sampled = dead(x, redis.call('SRANDMEMBER', key, TRIM), created)
     if #sampled > 0 then redis.call('SREM', key, unpack(sampled)) end
   end
   redis.call('SADD', key, fk)
