@@ -17,8 +17,6 @@ from .base import BackendStats, FillToken
 __all__ = ["MemoryBackend"]
 
 Clock = Callable[[], float]
-# Decides whether an invalidation covered an entry: (full key, namespace, tags) -> bool.
-_Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
 
 # Bytes one entry costs beyond the characters of its key and the bytes of its value: the
 # ordered-dict slot and link node, the _Entry object, the str and bytes object headers
@@ -28,7 +26,7 @@ _Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
 # times more on every write: the same figure for ASCII keys, a little low for other keys.
 _ENTRY_OVERHEAD = 200 + 49 + 33
 _INDEX_MEMBER = 80
-_LOG_SIZE = 1024
+_LOG_SIZE = 16_384
 
 
 class _Entry:
@@ -100,8 +98,7 @@ class MemoryBackend:
         self._hits = 0
         self._misses = 0
         # Recent invalidations, so a fill that started before one of them is not stored.
-        self._seq = 0
-        self._log: deque[tuple[int, _Covers]] = deque(maxlen=_LOG_SIZE)
+        self._log = _InvalidationLog(_LOG_SIZE)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -138,7 +135,7 @@ class MemoryBackend:
 
     async def fill_token(self) -> FillToken:
         """A token for `set(..., fill=token)`: the current invalidation sequence number."""
-        return self._seq
+        return self._log.seq
 
     async def set(
         self,
@@ -202,15 +199,7 @@ class MemoryBackend:
     def _invalidated_since(
         self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
     ) -> bool:
-        if fill == self._seq:
-            return False
-        if not self._log or self._log[0][0] > fill + 1:
-            return True  # the log no longer reaches back to the token: assume the worst
-        return any(seq > fill and covers(key, namespace, tags) for seq, covers in self._log)
-
-    def _record(self, covers: _Covers) -> None:
-        self._seq += 1
-        self._log.append((self._seq, covers))
+        return self._log.covers_since(fill, key, namespace, tags)
 
     def _remove(self, key: str) -> _Entry:
         entry = self._entries.pop(key)
@@ -240,18 +229,18 @@ class MemoryBackend:
 
     async def delete(self, key: str) -> bool:
         """Remove one entry; True if a live one was removed."""
-        self._record(lambda k, _ns, _tags: k == key)
+        self._log.record(("k:" + key,))
         return self._remove_all((key,)) == 1
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number of live ones."""
-        self._record(lambda _k, ns, _tags: ns == namespace)
+        self._log.record(("n:" + namespace,))
         return self._remove_all(self._namespaces.get(namespace, ()))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         """Remove the entries carrying any of `tags`; the number of live ones."""
         wanted = frozenset(tags)
-        self._record(lambda _k, _ns, entry_tags: not wanted.isdisjoint(entry_tags))
+        self._log.record(["t:" + tag for tag in wanted])
         members: set[str] = set()
         for tag in wanted:
             members |= self._tags.get(tag, set())
@@ -259,7 +248,7 @@ class MemoryBackend:
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         """Remove entries whose full key (or key within `namespace`) matches `pattern`."""
-        self._record(lambda k, ns, _tags: _pattern_covers(pattern, namespace, k, ns))
+        self._log.record_pattern(pattern, namespace)
         if namespace is not None:
             candidates: Iterable[str] = self._namespaces.get(namespace, ())
         else:
@@ -270,7 +259,7 @@ class MemoryBackend:
 
     async def clear(self) -> int:
         """Remove every entry; the number of live ones."""
-        self._record(lambda _k, _ns, _tags: True)
+        self._log.record(("*",))
         return self._remove_all(self._entries)
 
     async def cleanup_expired(self) -> int:
@@ -312,6 +301,59 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
         members.discard(key)
         if not members:
             del index[label]
+
+
+class _InvalidationLog:
+    """The last invalidation of each label ("k:{key}", "n:{ns}", "t:{tag}", "*" for a clear),
+    oldest first, and recent patterns: a fill is refused when one of its labels (or a
+    pattern admitting its key) was invalidated after its token was taken.
+
+    Past `capacity` labels (or patterns) the oldest go and `since` records the newest number
+    dropped: only a fill older than that is refused for want of proof. Invalidations that
+    repeat the same labels, however many, never starve a fill.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.seq = 0
+        self.since = 0
+        self._labels: dict[str, int] = {}
+        self._patterns: deque[tuple[int, GlobPattern, str | None]] = deque()
+
+    def record(self, labels: Iterable[str]) -> None:
+        self.seq += 1
+        known = self._labels
+        for label in labels:
+            known.pop(label, None)  # to the newest end
+            known[label] = self.seq
+        while len(known) > self.capacity:
+            self.since = max(self.since, known.pop(next(iter(known))))
+
+    def record_pattern(self, pattern: GlobPattern, namespace: str | None) -> None:
+        self.seq += 1
+        self._patterns.append((self.seq, pattern, namespace))
+        if len(self._patterns) > self.capacity:
+            self.since = max(self.since, self._patterns.popleft()[0])
+
+    def covers_since(
+        self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
+    ) -> bool:
+        """Whether an invalidation after `fill` may have covered this entry."""
+        if fill == self.seq:
+            return False
+        if fill < self.since:
+            return True
+        last = self._labels.get
+        if last("*", 0) > fill or last("k:" + key, 0) > fill:
+            return True
+        if namespace is not None and last("n:" + namespace, 0) > fill:
+            return True
+        if any(last("t:" + tag, 0) > fill for tag in tags):
+            return True
+        return any(
+            seq > fill and _pattern_covers(pattern, ns, key, namespace)
+            for seq, pattern, ns in self._patterns
+        )
 
 
 def _pattern_covers(
