@@ -82,7 +82,7 @@ from .layout import (
     open_envelope,
     pack_envelope,
 )
-from .ops import RedisOps
+from .ops import SET_LABELS, RedisOps
 
 __all__ = ["RedisBackend", "RedisEntry"]
 
@@ -282,14 +282,15 @@ class RedisBackend:
         # the script touches is declared (see `scripts`).
         labels = [f"n:{namespace}"] if namespace else []
         labels += [f"t:{tag}" for tag in tags]
+        token = b"" if fill is None else fill
+        if len(labels) > SET_LABELS:
+            return await self._ops.set_wide(shard, key, data, px, token, expires_ms, labels)
         index = shard.prefix
         keys = [shard.entry(key), *shard.write_keys, *(index + label for label in labels)]
-        token = b"" if fill is None else fill
-        reply = await self.redis.script(lua.SET, keys, [data, px, token, key, *labels])
+        args = [data, px, token, key, b"", len(labels), *labels]
+        reply = await self.redis.script(lua.SET, keys, args)
         if reply.__class__ is list:  # the labels the old value had and this one dropped
-            dropped = [label.decode() for label in reply]
-            keys = [shard.entry(key), *(index + label for label in dropped)]
-            await self.redis.script(lua.UNINDEX, keys, [key, *dropped])
+            await self._ops.unindex(shard, key, reply)
             return True
         return bool(reply)
 

@@ -8,6 +8,7 @@ interrupted by a fault can be replayed from the start.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -18,7 +19,7 @@ from . import scripts as lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
 
-__all__ = ["CHUNK", "RedisOps", "ShardStats", "server_match"]
+__all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats", "server_match"]
 
 T = TypeVar("T")
 
@@ -31,6 +32,10 @@ LABEL_BUDGET = 2000
 carrying thousands of tags costs as much as thousands of entries (`python -m
 benchmarks.script_time` measures the worst case)."""
 _LABELS_PER_CALL = 100
+SET_LABELS = 64
+"""Labels one SET call indexes; a write with more has the rest indexed first (INDEX calls of
+_LABELS_PER_CALL), then stored by a SET that checks none of those was invalidated since."""
+_SET_ATTEMPTS = 3
 _INDEX_STEP = CHUNK
 _STATS_SAMPLE = 16
 _STATS_WALK = 32
@@ -76,6 +81,50 @@ class RedisOps:
     def _logging(self, keys: list[str]) -> list[str]:
         """`keys` of a logging script, and on one node the sequence it takes a number from."""
         return keys if self._redis.cluster else [*keys, self._layout.sequence]
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def set_wide(
+        self,
+        shard: Shard,
+        key: str,
+        data: bytes,
+        px: int | str,
+        token: int | bytes,
+        expires_ms: float,
+        labels: list[str],
+    ) -> bool:
+        """Store an entry with more labels than one SET call indexes (see SET_LABELS).
+
+        Gives up (False, as for a stale fill) when the labels indexed first keep being
+        invalidated before the entry is stored.
+        """
+        head, rest = labels[:SET_LABELS], labels[SET_LABELS:]
+        expires = "+inf" if math.isinf(expires_ms) else repr(expires_ms)
+        keys = [shard.entry(key), *shard.write_keys, *(shard.prefix + label for label in head)]
+        for _ in range(_SET_ATTEMPTS):
+            indexed_at = None
+            for first in range(0, len(rest), _LABELS_PER_CALL):
+                part = rest[first : first + _LABELS_PER_CALL]
+                declared = [shard.log_meta, shard.registry, *(shard.prefix + x for x in part)]
+                last = await self._redis.script(lua.INDEX, declared, [key, expires, px, *part])
+                indexed_at = last if indexed_at is None else indexed_at
+            args = [data, px, token, key, indexed_at, len(head), *labels]
+            reply = await self._redis.script(lua.SET, keys, args)
+            if reply.__class__ is list:
+                await self.unindex(shard, key, reply)
+                return True
+            if int(reply) != -1:
+                return bool(reply)
+        return False
+
+    async def unindex(self, shard: Shard, key: str, labels: list[bytes]) -> None:
+        """Take entry `key` out of the indexes of `labels`, unless it carries them again."""
+        dropped = [label.decode() for label in labels]
+        for first in range(0, len(dropped), _LABELS_PER_CALL):
+            part = dropped[first : first + _LABELS_PER_CALL]
+            keys = [shard.entry(key), *(shard.prefix + label for label in part)]
+            await self._redis.script(lua.UNINDEX, keys, [key, *part])
 
     # --- invalidations ----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 __all__ = [
     "DELETE",
     "FILL_TOKEN",
+    "INDEX",
     "LOG",
     "LOG_CAP",
     "OPEN_LOG",
@@ -184,28 +185,101 @@ local function fill_ok(logm, log, patterns, token, fk, ns, labels)
 end
 """
 
+# Indexing an entry: a structure lives at least as long as its longest-lived member, so a
+# write that outlives it extends it, with 1/16 of the TTL on top so that the writes that
+# follow need not extend it again (`left`: its PTTL before the write, -2 when new). The
+# registry lists every index by when its last member expires.
+_INDEXING = r"""
+local function outlive(key, left, ttl, px)
+  if left == -2 then
+    if ttl then redis.call('PEXPIRE', key, px) end
+  elseif left >= 0 then
+    if not ttl then
+      redis.call('PERSIST', key)
+    elseif ttl > left then
+      redis.call('PEXPIRE', key, int(ttl + math.floor(ttl / 16)))
+    end
+  end
+end
+
+-- Adds fk to the index KEYS[offset + i] of each labels[i], i in first..last, and registers
+-- them. With `x` (the expiry index), drops the dead members it samples from up to 16 of them.
+local function index_all(offset, labels, first, last, fk, expires, px, registry, x, now)
+  local ttl, count = tonumber(px), last - first + 1
+  local left, start, scores = redis.call('PTTL', registry), math.floor(now) % math.max(count, 1), {}
+  for i = first, last do
+    local key = KEYS[offset + i]
+    local index_left = redis.call('PTTL', key)
+    if x and (i - first - start) % count < 16 then
+      local sampled = dead(x, redis.call('SRANDMEMBER', key, TRIM), now)
+      if #sampled > 0 then redis.call('SREM', key, unpack(sampled)) end
+    end
+    redis.call('SADD', key, fk)
+    outlive(key, index_left, ttl, px)
+    scores[#scores + 1] = expires
+    scores[#scores + 1] = labels[i]
+  end
+  if count > 0 then
+    redis.call('ZADD', registry, 'GT', unpack(scores))
+    outlive(registry, left, ttl, px)
+  end
+end
+"""
+
+# KEYS: log meta, registry, then the index of each label. ARGV: full key, expiry score, ttl ms
+# ('' = none), labels. Adds the entry to the indexes of the labels of a write that has more of
+# them than one SET call indexes (a SET follows). Returns a number every later invalidation
+# of the shard exceeds (its last one, or its log's start if later): the SET refuses when a
+# label was logged past it, or when the log lost entries past it.
+INDEX = (
+    _COMMON
+    + _INDEXING
+    + r"""
+local labels = {}
+for i = 4, #ARGV do labels[#labels + 1] = ARGV[i] end
+-- A shard without a log opens one: the SET then knows that none was lost meanwhile.
+redis.call('HSETNX', KEYS[1], 'since', int(now_us()))
+local meta = redis.call('HMGET', KEYS[1], 'since', 'last')
+local last = int(math.max(tonumber(meta[1]), tonumber(meta[2] or '0')))
+index_all(2, labels, 1, #labels, ARGV[1], ARGV[2], ARGV[3], KEYS[2], nil, 0)
+return last
+"""
+)
+
 # KEYS: entry, expiry index, created index, registry, log meta, log, pattern log, then the
-# index of each label. ARGV: envelope, ttl ms ('' = none), fill token ('' = none), full key,
-# labels ('n:{ns}' first if any, then 't:{tag}'...). Stores the entry and indexes it; 0 if
-# the fill is stale. Returns 1, or the labels of the old value that the new one dropped (the
-# caller removes the entry from those indexes: their keys were not declared here).
+# index of each of the first `declared` labels. ARGV: envelope, ttl ms ('' = none), fill token
+# ('' = none), full key, indexed at ('' = none), declared, labels ('n:{ns}' first if any, then
+# 't:{tag}'...). Stores the entry and indexes it; the labels past `declared` were indexed by
+# INDEX calls, which returned `indexed at`. Returns 0 if the fill is stale, -1 if one of those
+# labels was invalidated since (the caller starts again), 1, or the labels of the old value
+# that the new one dropped (the caller takes the entry out of those indexes).
 SET = (
     _COMMON
     + _FILL_OK
+    + _INDEXING
     + r"""
-local v, px, token, fk = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ttl = tonumber(px)
-local x, c, registry = KEYS[2], KEYS[3], KEYS[4]
+local v, px, token, fk, indexed_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local declared = tonumber(ARGV[6])
+local x, c, registry, logm, log = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local created, expires, size = struct.unpack('>ddI4', v, 4)
 local labels, ns = {}, ''
-for i = 5, #ARGV do labels[#labels + 1] = ARGV[i] end
+for i = 7, #ARGV do labels[#labels + 1] = ARGV[i] end
 if labels[1] and string.sub(labels[1], 1, 2) == 'n:' then ns = string.sub(labels[1], 3) end
-if token ~= '' and not fill_ok(KEYS[5], KEYS[6], KEYS[7], tonumber(token), fk, ns, labels) then
+if token ~= '' and not fill_ok(logm, log, KEYS[7], tonumber(token), fk, ns, labels) then
   return 0
+end
+if indexed_at ~= '' then
+  local since = redis.call('HGET', logm, 'since')
+  if not since or tonumber(since) > tonumber(indexed_at) then return -1 end
+  local rest = {}
+  for i = declared + 1, #labels do rest[#rest + 1] = labels[i] end
+  for _, s in ipairs(redis.call('ZMSCORE', log, unpack(rest))) do
+    if s and tonumber(s) > tonumber(indexed_at) then return -1 end
+  end
 end
 
 local old
-if ttl then
+if px ~= '' then
   old = redis.call('SET', KEYS[1], v, 'PX', px, 'GET')
 else
   old = redis.call('SET', KEYS[1], v, 'GET')
@@ -226,54 +300,24 @@ if old and string.sub(old, 20, 23 + size) ~= string.sub(v, 20, 23 + size) then
   end
 end
 
--- A structure lives at least as long as its longest-lived member: a write that outlives it
--- extends it, with 1/16 of the TTL on top so that the writes that follow need not extend it
--- again. `left` is its PTTL before the write (-2: it is new).
-local function outlive(key, left)
-  if left == -2 then
-    if ttl then redis.call('PEXPIRE', key, px) end
-  elseif left >= 0 then
-    if not ttl then
-      redis.call('PERSIST', key)
-    elseif ttl > left then
-      redis.call('PEXPIRE', key, int(ttl + math.floor(ttl / 16)))
-    end
+-- Each write drops up to TRIM members of the entry lists that expired (their values are
+-- gone with Redis' own expiry), so that the lists hold the live entries plus a few; the same
+-- for the registry, and for the dead members sampled from the indexes written to.
+local ttl = tonumber(px)
+for _, key in ipairs({x, registry}) do
+  local expired = redis.call('ZRANGEBYSCORE', key, '-inf', score(created), 'LIMIT', 0, TRIM)
+  if #expired > 0 then
+    redis.call('ZREM', key, unpack(expired))
+    if key == x then redis.call('ZREM', c, unpack(expired)) end
   end
 end
-
--- Each write drops up to TRIM members of the entry lists that expired (their values are
--- gone with Redis' own expiry), so that the lists hold the live entries plus a few.
 local left = redis.call('PTTL', x)
-local expired = redis.call('ZRANGEBYSCORE', x, '-inf', score(created), 'LIMIT', 0, TRIM)
-if #expired > 0 then
-  redis.call('ZREM', x, unpack(expired))
-  redis.call('ZREM', c, unpack(expired))
-end
 redis.call('ZADD', x, expires, fk)
-outlive(x, left)
+outlive(x, left, ttl, px)
 left = redis.call('PTTL', c)
 redis.call('ZADD', c, int(created), fk)
-outlive(c, left)
-
--- The registry lists every index by when its last member expires, and drops up to TRIM
--- indexes past that. Each index written to drops its sampled members that are no longer
--- live (removed or expired entries), for at most 16 indexes per write.
-local gone = redis.call('ZRANGEBYSCORE', registry, '-inf', score(created), 'LIMIT', 0, TRIM)
-if #gone > 0 then redis.call('ZREM', registry, unpack(gone)) end
-left = redis.call('PTTL', registry)
-local start = math.floor(created) % math.max(#labels, 1)
-for i, label in ipairs(labels) do
-  local key = KEYS[7 + i]
-  local index_left = redis.call('PTTL', key)
-  if (i - 1 - start) % #labels < 16 then
-    local sampled = dead(x, redis.call('SRANDMEMBER', key, TRIM), created)
-    if #sampled > 0 then redis.call('SREM', key, unpack(sampled)) end
-  end
-  redis.call('SADD', key, fk)
-  outlive(key, index_left)
-  redis.call('ZADD', registry, 'GT', score(expires), label)
-end
-if #labels > 0 then outlive(registry, left) end
+outlive(c, left, ttl, px)
+index_all(7, labels, 1, declared, fk, score(expires), px, registry, x, created)
 if #dropped > 0 then return dropped end
 return 1
 """
