@@ -8,11 +8,12 @@ the keys, skipping those outside the pattern's literal prefix before matching.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from ..keys import GlobPattern
 from .base import BackendStats, FillToken
+from .fill_log import InvalidationLog, pattern_covers
 
 __all__ = ["MemoryBackend"]
 
@@ -98,7 +99,7 @@ class MemoryBackend:
         self._hits = 0
         self._misses = 0
         # Recent invalidations, so a fill that started before one of them is not stored.
-        self._log = _InvalidationLog(_LOG_SIZE)
+        self._log = InvalidationLog(_LOG_SIZE)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ class MemoryBackend:
         else:
             candidates = self._entries
         return self._remove_all(
-            [key for key in candidates if _pattern_covers(pattern, namespace, key, namespace)]
+            [key for key in candidates if pattern_covers(pattern, namespace, key, namespace)]
         )
 
     async def clear(self) -> int:
@@ -301,68 +302,3 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
         members.discard(key)
         if not members:
             del index[label]
-
-
-class _InvalidationLog:
-    """The last invalidation of each label ("k:{key}", "n:{ns}", "t:{tag}", "*" for a clear),
-    oldest first, and recent patterns: a fill is refused when one of its labels (or a
-    pattern admitting its key) was invalidated after its token was taken.
-
-    Past `capacity` labels (or patterns) the oldest go and `since` records the newest number
-    dropped: only a fill older than that is refused for want of proof. Invalidations that
-    repeat the same labels, however many, never starve a fill.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.seq = 0
-        self.since = 0
-        self._labels: dict[str, int] = {}
-        self._patterns: deque[tuple[int, GlobPattern, str | None]] = deque()
-
-    def record(self, labels: Iterable[str]) -> None:
-        self.seq += 1
-        known = self._labels
-        for label in labels:
-            known.pop(label, None)  # to the newest end
-            known[label] = self.seq
-        while len(known) > self.capacity:
-            self.since = max(self.since, known.pop(next(iter(known))))
-
-    def record_pattern(self, pattern: GlobPattern, namespace: str | None) -> None:
-        self.seq += 1
-        self._patterns.append((self.seq, pattern, namespace))
-        if len(self._patterns) > self.capacity:
-            self.since = max(self.since, self._patterns.popleft()[0])
-
-    def covers_since(
-        self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
-    ) -> bool:
-        """Whether an invalidation after `fill` may have covered this entry."""
-        if fill == self.seq:
-            return False
-        if fill < self.since:
-            return True
-        last = self._labels.get
-        if last("*", 0) > fill or last("k:" + key, 0) > fill:
-            return True
-        if namespace is not None and last("n:" + namespace, 0) > fill:
-            return True
-        if any(last("t:" + tag, 0) > fill for tag in tags):
-            return True
-        return any(
-            seq > fill and _pattern_covers(pattern, ns, key, namespace)
-            for seq, pattern, ns in self._patterns
-        )
-
-
-def _pattern_covers(
-    pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
-) -> bool:
-    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry."""
-    if namespace is None:
-        return key.startswith(pattern.literal_prefix) and pattern.matches(key)
-    if entry_namespace != namespace:
-        return False
-    local = key[len(namespace) + 1 :]
-    return local.startswith(pattern.literal_prefix) and pattern.matches(local)
