@@ -42,7 +42,7 @@ async def backend(
     redis_url: str, clock: FakeClock, raw: redis.Redis
 ) -> AsyncIterator[RedisBackend]:
     async with BackendFactory(redis_url, False, clock) as factory:
-        yield factory()
+        yield factory(socket_timeout=5, connect_timeout=5)  # a loaded test machine
 
 
 async def rolling_writes(backend: RedisBackend, clock: FakeClock) -> None:

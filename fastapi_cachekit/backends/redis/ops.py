@@ -15,7 +15,9 @@ from typing import TypeVar
 import orjson
 
 from ...keys import GlobPattern
+from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
+from . import sweep_scripts as sweep_lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
 
@@ -62,12 +64,16 @@ class RedisOps:
         """
         if not self._redis.cluster:
             keys = [self._layout.sequence, self._layout.shards[0].log_meta]
-            token, _ = await self._redis.script(lua.FILL_TOKEN, keys, [])
+            token, _ = await self._redis.script(invalidation_lua.FILL_TOKEN, keys, [])
             return int(token)
-        token, fresh = await self._redis.script(lua.FILL_TOKEN, [self._layout.sequence], [])
+        token, fresh = await self._redis.script(
+            invalidation_lua.FILL_TOKEN, [self._layout.sequence], []
+        )
         if int(fresh):
             await self.each_shard(
-                lambda shard: self._redis.script(lua.OPEN_LOG, [shard.log_meta], [token])
+                lambda shard: self._redis.script(
+                    invalidation_lua.OPEN_LOG, [shard.log_meta], [token]
+                )
             )
         return int(token)
 
@@ -76,7 +82,7 @@ class RedisOps:
         (in the same atomic step as the log entry), so none is given."""
         if not self._redis.cluster:
             return ""
-        return int(await self._redis.script(lua.SEQUENCE, [self._layout.sequence], []))
+        return int(await self._redis.script(invalidation_lua.SEQUENCE, [self._layout.sequence], []))
 
     def _logging(self, keys: list[str]) -> list[str]:
         """`keys` of a logging script, and on one node the sequence it takes a number from."""
@@ -134,7 +140,7 @@ class RedisOps:
         sequence = await self._sequence()
         keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
         args = [key, self._now_ms(), sequence]
-        return int(await self._redis.script(lua.DELETE, self._logging(keys), args))
+        return int(await self._redis.script(invalidation_lua.DELETE, self._logging(keys), args))
 
     async def invalidate_labels(self, kind: str, names: tuple[str, ...]) -> int:
         """Invalidate namespaces (kind "n") or tags ("t"); the live entries removed."""
@@ -157,7 +163,7 @@ class RedisOps:
             for label in pending:
                 keys += [shard.prefix + label, shard.drain(label[0], label[2:])]
             steps = await self._redis.script(
-                lua.START_INVALIDATION, self._logging(keys), [sequence, log, *pending]
+                invalidation_lua.START_INVALIDATION, self._logging(keys), [sequence, log, *pending]
             )
             again = []
             for label, step in zip(pending, steps, strict=True):
@@ -187,7 +193,7 @@ class RedisOps:
             declared = [shard.expiries, shard.created, source or shard.expiries]
             declared += [shard.entry(key) for key in keys]
             args = [self._now_ms(), kind, what, LABEL_BUDGET, *keys]
-            got, taken, done = await self._redis.script(lua.REMOVE, declared, args)
+            got, taken, done = await self._redis.script(sweep_lua.REMOVE, declared, args)
             live, removed, keys = live + int(got), removed + int(taken), keys[int(done) :]
         return live, removed
 
@@ -197,7 +203,9 @@ class RedisOps:
         item = orjson.dumps([namespace or "", pattern.literal_prefix])
         await self.each_shard(
             lambda shard: self._redis.script(
-                lua.LOG, self._logging([shard.log_meta, shard.pattern_log]), [sequence, item]
+                invalidation_lua.LOG,
+                self._logging([shard.log_meta, shard.pattern_log]),
+                [sequence, item],
             )
         )
         return sum(
@@ -234,7 +242,9 @@ class RedisOps:
             keys = [shard.log_meta, shard.log, shard.expiries, shard.clearing]
             while True:
                 step = int(
-                    await self._redis.script(lua.START_CLEAR, self._logging(keys), [sequence, log])
+                    await self._redis.script(
+                        invalidation_lua.START_CLEAR, self._logging(keys), [sequence, log]
+                    )
                 )
                 if step:
                     removed += (await self._finish_clear(shard))[0]
@@ -285,7 +295,7 @@ class RedisOps:
         cursor, draining = 0, 0
         while True:
             args = [self._now_ms(), label, cursor, _INDEX_STEP]
-            reply = await self._redis.script(lua.PRUNE_INDEX, keys, args)
+            reply = await self._redis.script(sweep_lua.PRUNE_INDEX, keys, args)
             cursor, draining = int(reply[0]), int(reply[2])
             if cursor == 0:
                 break
@@ -299,7 +309,7 @@ class RedisOps:
             cursor, keys = await self._redis.scan(shard.expiries, cursor, "*", sorted_set=True)
             if keys:
                 declared = [shard.expiries, shard.created, *map(shard.entry, keys)]
-                await self._redis.script(lua.PRUNE_MISSING, declared, keys)
+                await self._redis.script(sweep_lua.PRUNE_MISSING, declared, keys)
             if cursor == 0:
                 return
 
@@ -313,7 +323,7 @@ class RedisOps:
             keys = [*shard.structures(), *map(shard.entry, sample)]
             keys += [shard.prefix + label for label in labels]
             entries, memory, oldest, newest = await self._redis.script(
-                lua.STATS, keys, [now, _STATS_WALK, len(sample), *sample]
+                sweep_lua.STATS, keys, [now, _STATS_WALK, len(sample), *sample]
             )
             return int(entries), int(memory), _ms(oldest), _ms(newest)
 
