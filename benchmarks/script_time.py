@@ -106,7 +106,11 @@ async def _run(url: str, quick: bool) -> list[tuple[str, int, float, float, int]
             times = _script_times(raw)
         finally:
             await backend.close()
-        p99 = statistics.quantiles(times, n=100)[98] if len(times) > 1 else times[0]
+        p99 = (
+            statistics.quantiles(times, n=100, method="inclusive")[98]
+            if len(times) > 1
+            else times[0]
+        )
         rows.append((name, len(times), statistics.median(times), p99, max(times)))
     raw.close()
     return rows
