@@ -8,6 +8,8 @@ the old one. That is the state a reshard passes through for every slot it moves.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -127,3 +129,56 @@ async def test_a_slot_moved_under_load_loses_no_write_and_no_invalidation(
     back.target = move.source
     back.begin()
     back.finish()
+
+
+async def test_redis_cli_reshard_under_load_loses_no_invalidation(
+    backend: RedisBackend, redis_servers: RedisServers
+) -> None:
+    """`redis-cli --cluster reshard` moves the slots up to a shard's while writes, deletes and a
+    tag invalidation run; afterwards nothing deleted is readable and nothing survives."""
+    nodes = redis_servers.cluster()
+    ticks = FakeClock()
+    backend.redis.breaker = CircuitBreaker(5.0, monotonic=ticks)
+    source = _owner(nodes, 0)
+    moved = sorted(key_slot(shard.prefix.encode()) for shard in backend.layout.shards)[:1]
+    shards = {s for s in backend.layout.shards if key_slot(s.prefix.encode()) in moved}
+    names = (f"item:{i}" for i in range(100_000))
+    keys = [key for key in names if backend.layout.shard_of(key) in shards][:60]
+    doomed, deleted, written = keys[:20], keys[20:40], keys[40:]
+    for key in doomed:
+        await backend.set(key, b"v0", ttl=None, namespace=None, tags=("doomed",))
+    for key in deleted:
+        await backend.set(key, b"v0", ttl=None, namespace=None, tags=("other",))
+
+    async def load_round() -> int:
+        calls = [backend.delete(key) for key in deleted]
+        calls += [backend.set(k, b"v1", ttl=None, namespace=None, tags=("live",)) for k in written]
+        calls.insert(len(calls) // 2, backend.invalidate_tags(["doomed"]))
+        for call in calls:
+            with contextlib.suppress(BackendError):  # a miss to the service; invalidations queue
+                await call
+        return len(calls)
+
+    target = next(node for node in nodes if node is not source)
+    reshard = await asyncio.create_subprocess_exec(
+        "redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}",
+        "--cluster-from", _id(source), "--cluster-to", _id(target),
+        "--cluster-slots", str(moved[-1] + 1), "--cluster-yes",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    calls = 0
+    while reshard.returncode is None:  # the load runs for as long as the reshard does
+        calls += await load_round()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reshard.wait(), 0)
+    _, errors = await reshard.communicate()
+    assert reshard.returncode == 0, errors
+    assert _owner(nodes, moved[-1]) is target
+    print(f"\n{moved[-1] + 1} slots moved under {calls} cache calls")
+    ticks.advance(60)
+    await backend.get(keys[0])  # replays what was queued
+    assert backend.pending_invalidations == 0
+    readable = [key for key in doomed + deleted if await backend.get(key) is not None]
+    assert readable == []
+    live = [key for key in written if await backend.get(key) is not None]
+    assert await backend.invalidate_tags(["live"]) == len(live)  # each write was indexed
