@@ -143,8 +143,8 @@ async def test_redis_cli_reshard_under_load_loses_no_invalidation(
     moved = sorted(key_slot(shard.prefix.encode()) for shard in backend.layout.shards)[:1]
     shards = {s for s in backend.layout.shards if key_slot(s.prefix.encode()) in moved}
     names = (f"item:{i}" for i in range(100_000))
-    keys = [key for key in names if backend.layout.shard_of(key) in shards][:60]
-    doomed, deleted, written = keys[:20], keys[20:40], keys[40:]
+    keys = [key for key in names if backend.layout.shard_of(key) in shards][:150]
+    doomed, deleted, written = keys[:50], keys[50:100], keys[100:]
     for key in doomed:
         await backend.set(key, b"v0", ttl=None, namespace=None, tags=("doomed",))
     for key in deleted:
@@ -163,7 +163,7 @@ async def test_redis_cli_reshard_under_load_loses_no_invalidation(
     reshard = await asyncio.create_subprocess_exec(
         "redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}",
         "--cluster-from", _id(source), "--cluster-to", _id(target),
-        "--cluster-slots", str(moved[-1] + 1), "--cluster-yes",
+        "--cluster-slots", str(moved[-1] + 1), "--cluster-yes", "--cluster-pipeline", "1",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     calls = 0
