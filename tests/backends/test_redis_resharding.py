@@ -164,15 +164,15 @@ async def test_redis_cli_reshard_under_load_loses_no_invalidation(
         "redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}",
         "--cluster-from", _id(source), "--cluster-to", _id(target),
         "--cluster-slots", str(moved[-1] + 1), "--cluster-yes", "--cluster-pipeline", "1",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     calls = 0
     while reshard.returncode is None:  # the load runs for as long as the reshard does
         calls += await load_round()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reshard.wait(), 0)
-    _, errors = await reshard.communicate()
-    assert reshard.returncode == 0, errors
+    output, _ = await reshard.communicate()
+    assert reshard.returncode == 0, output.decode()[-2000:]
     assert _owner(nodes, moved[-1]) is target
     print(f"\n{moved[-1] + 1} slots moved under {calls} cache calls")
     ticks.advance(60)
