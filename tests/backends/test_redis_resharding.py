@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 from redis.crc import key_slot
@@ -132,7 +133,7 @@ async def test_a_slot_moved_under_load_loses_no_write_and_no_invalidation(
 
 
 async def test_redis_cli_reshard_under_load_loses_no_invalidation(
-    backend: RedisBackend, redis_servers: RedisServers
+    backend: RedisBackend, redis_servers: RedisServers, tmp_path: Path
 ) -> None:
     """`redis-cli --cluster reshard` moves the slots up to a shard's while writes, deletes and a
     tag invalidation run; afterwards nothing deleted is readable and nothing survives."""
@@ -160,19 +161,20 @@ async def test_redis_cli_reshard_under_load_loses_no_invalidation(
         return len(calls)
 
     target = next(node for node in nodes if node is not source)
-    reshard = await asyncio.create_subprocess_exec(
-        "redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}",
-        "--cluster-from", _id(source), "--cluster-to", _id(target),
-        "--cluster-slots", str(moved[-1] + 1), "--cluster-yes", "--cluster-pipeline", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    calls = 0
-    while reshard.returncode is None:  # the load runs for as long as the reshard does
-        calls += await load_round()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reshard.wait(), 0)
-    output, _ = await reshard.communicate()
-    assert reshard.returncode == 0, output.decode()[-2000:]
+    log = tmp_path / "reshard.log"
+    with log.open("wb") as output:  # a file, not a pipe: nobody reads while the load runs
+        reshard = await asyncio.create_subprocess_exec(
+            "redis-cli", "--cluster", "reshard", f"127.0.0.1:{source.port}",
+            "--cluster-from", _id(source), "--cluster-to", _id(target),
+            "--cluster-slots", str(moved[-1] + 1), "--cluster-yes", "--cluster-pipeline", "1",
+            stdout=output, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        calls = 0
+        while reshard.returncode is None:  # the load runs for as long as the reshard does
+            calls += await load_round()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reshard.wait(), 0)
+    assert reshard.returncode == 0, log.read_text()[-2000:]
     assert _owner(nodes, moved[-1]) is target
     print(f"\n{moved[-1] + 1} slots moved under {calls} cache calls")
     ticks.advance(60)
