@@ -91,12 +91,14 @@ def _script_times(raw: redis.Redis) -> list[int]:
     return [int(e["duration"]) for e in entries if e["command"].startswith(b"EVALSHA")]
 
 
-async def _run(url: str, quick: bool) -> list[tuple[str, int, float, float, int]]:
+async def _run(url: str, quick: bool, only: str) -> list[tuple[str, int, float, float, int]]:
     raw = redis.Redis.from_url(url)
     raw.config_set("slowlog-log-slower-than", 0)
     raw.config_set("slowlog-max-len", 1_000_000)
     rows = []
     for name, setup, operation in _cases(quick):
+        if only not in name:
+            continue
         raw.flushall()
         backend = RedisBackend(url, clock=_Clock(), socket_timeout=30)
         try:
@@ -119,12 +121,13 @@ async def _run(url: str, quick: bool) -> list[tuple[str, int, float, float, int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    quick = parser.parse_args().quick
+    parser.add_argument("--only", default="", help="the cases whose name contains this")
+    options = parser.parse_args()
     missing = redis_server_missing()
     if missing:
         raise SystemExit(missing)
     with redis_server() as server:
-        rows = asyncio.run(_run(server.url, quick))
+        rows = asyncio.run(_run(server.url, options.quick, options.only))
     print("| case | script calls | median µs | p99 µs | worst µs |\n|---|--:|--:|--:|--:|")
     for name, calls, median, p99, worst in rows:
         print(f"| {name} | {calls} | {median:.0f} | {p99:.0f} | {worst} |")
