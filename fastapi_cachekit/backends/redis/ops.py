@@ -27,8 +27,8 @@ T = TypeVar("T")
 
 CHUNK = 100
 """Entries one script call removes (or examines) at most: keeps every call to a few
-milliseconds. Measured on a 2-core VM shared with the client, invalidating a 100k-entry tag:
-about 1.1 ms per call (median), 2.5 ms at worst; 200 took 2.9 ms, 500 took 5.6 ms."""
+milliseconds (`python -m benchmarks.script_time`: invalidating a 100k-entry tag, about 2 ms
+per call, median, on a busy 2-core VM)."""
 LABEL_BUDGET = 2000
 """Labels (namespace and tags) of the entries one removal call reads at most: an entry
 carrying thousands of tags costs as much as thousands of entries (`python -m
