@@ -21,6 +21,7 @@ __all__ = [
     "INDEX",
     "LOG_CAP",
     "RELEASE_LOCK",
+    "SAMPLE",
     "SET",
     "TRIM",
     "UNINDEX",
@@ -30,13 +31,18 @@ LOG_CAP = 1024
 """Labels each shard's invalidation log keeps: a fill that outlasts this many distinct labels
 invalidated on its shard is refused (it can no longer be shown safe)."""
 TRIM = 4
-"""Dead members of the entry lists and the registry that each write removes."""
+"""Dead members of the entry lists and the registry that each write removes at most."""
+SAMPLE = 8
+"""Members of one of its indexes that each write checks, removing the dead ones: an index
+settles at about 1.6 times its live members when each write touches three."""
 
 # Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
 # meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
-HELPERS = r"""
+HELPERS = (
+    r"""
 local LOG_CAP = {log_cap}
 local TRIM = {trim}
+local SAMPLE = {sample}
 
 local function int(n)
   return string.format('%d', n)
@@ -79,7 +85,10 @@ local function dead(x, members, now)
   end
   return found
 end
-""".replace("{log_cap}", str(LOG_CAP)).replace("{trim}", str(TRIM))
+""".replace("{log_cap}", str(LOG_CAP))
+    .replace("{trim}", str(TRIM))
+    .replace("{sample}", str(SAMPLE))
+)
 
 # Whether the fill of entry fk (namespace ns, labels) with `token` may be stored. A missing
 # log meta means the log was lost after the token was taken: refused, and opened again.
@@ -129,24 +138,32 @@ local function outlive(key, left, ttl, px)
   end
 end
 
--- Adds fk to the index KEYS[offset + i] of each labels[i], i in first..last, and registers
--- them. With `x` (the expiry index), drops the dead members it samples from up to 16 of them.
+-- Adds fk to the index KEYS[offset + i] of each labels[i], i in first..last. An index that is
+-- new, or that this write outlives, is (re)registered with the write's expiry (the registry
+-- then drops up to TRIM indexes past theirs). With `x` (the expiry index), one of the indexes
+-- (in turn, by `now`) drops the dead members among SAMPLE of its members.
 local function index_all(offset, labels, first, last, fk, expires, px, registry, x, now)
-  local ttl, count = tonumber(px), last - first + 1
-  local left, start, scores = redis.call('PTTL', registry), math.floor(now) % math.max(count, 1), {}
+  local ttl, count, scores = tonumber(px), last - first + 1, {}
+  if count <= 0 then return end
+  local sampled = first + math.floor(now) % count
   for i = first, last do
     local key = KEYS[offset + i]
-    local index_left = redis.call('PTTL', key)
-    if x and (i - first - start) % count < 16 then
-      local sampled = dead(x, redis.call('SRANDMEMBER', key, TRIM), now)
-      if #sampled > 0 then redis.call('SREM', key, unpack(sampled)) end
+    local left = redis.call('PTTL', key)
+    if x and i == sampled then
+      local found = dead(x, redis.call('SRANDMEMBER', key, SAMPLE), now)
+      if #found > 0 then redis.call('SREM', key, unpack(found)) end
     end
     redis.call('SADD', key, fk)
-    outlive(key, index_left, ttl, px)
-    scores[#scores + 1] = expires
-    scores[#scores + 1] = labels[i]
+    if left == -2 or (left >= 0 and (not ttl or ttl > left)) then
+      outlive(key, left, ttl, px)
+      scores[#scores + 1] = expires
+      scores[#scores + 1] = labels[i]
+    end
   end
-  if count > 0 then
+  if #scores > 0 then
+    local gone = redis.call('ZRANGEBYSCORE', registry, '-inf', score(now), 'LIMIT', 0, TRIM)
+    if #gone > 0 then redis.call('ZREM', registry, unpack(gone)) end
+    local left = redis.call('PTTL', registry)
     redis.call('ZADD', registry, 'GT', unpack(scores))
     outlive(registry, left, ttl, px)
   end
@@ -228,15 +245,13 @@ if old and string.sub(old, 20, 23 + size) ~= string.sub(v, 20, 23 + size) then
 end
 
 -- Each write drops up to TRIM members of the entry lists that expired (their values are
--- gone with Redis' own expiry), so that the lists hold the live entries plus a few; the same
--- for the registry, and for the dead members sampled from the indexes written to.
+-- gone with Redis' own expiry), so that the lists hold the live entries plus a few; the
+-- registry and the indexes are trimmed likewise (see index_all).
 local ttl = tonumber(px)
-for _, key in ipairs({x, registry}) do
-  local expired = redis.call('ZRANGEBYSCORE', key, '-inf', score(created), 'LIMIT', 0, TRIM)
-  if #expired > 0 then
-    redis.call('ZREM', key, unpack(expired))
-    if key == x then redis.call('ZREM', c, unpack(expired)) end
-  end
+local expired = redis.call('ZRANGEBYSCORE', x, '-inf', score(created), 'LIMIT', 0, TRIM)
+if #expired > 0 then
+  redis.call('ZREM', x, unpack(expired))
+  redis.call('ZREM', c, unpack(expired))
 end
 local left = redis.call('PTTL', x)
 redis.call('ZADD', x, expires, fk)
