@@ -79,12 +79,13 @@ async def test_without_a_sweeper_the_entry_lists_and_indexes_stay_near_the_live_
     print(f"\n{WRITES} writes, about {LIVE} live: {held} bytes outside entry values; {sizes}")
     shard = backend.layout.shards[0]
     # Each write drops up to TRIM expired members of the entry lists: they follow the live
-    # entries; each index drops the dead members it samples on every write to it.
+    # entries; writes now and then drop the dead members they sample from an index (4 checks
+    # per write on average): with three indexes per write, each settles near 4x its live ones.
     assert sizes[shard.expiries] <= LIVE + BATCH
     assert sizes[shard.prefix + "c"] <= LIVE + BATCH
-    assert sizes[shard.index("t", "feed")] <= 2 * LIVE
-    assert sizes[shard.index("n", "items")] <= 2 * LIVE
-    assert held <= 600 * LIVE
+    assert sizes[shard.index("t", "feed")] <= 5 * LIVE
+    assert sizes[shard.index("n", "items")] <= 5 * LIVE
+    assert held <= 1500 * LIVE  # about 5,600 bytes per live entry without trimming
 
 
 async def test_stats_count_the_bytes_the_kit_holds_even_with_nothing_live(

@@ -22,6 +22,7 @@ __all__ = [
     "LOG_CAP",
     "RELEASE_LOCK",
     "SAMPLE",
+    "SAMPLE_EVERY",
     "SET",
     "TRIM",
     "UNINDEX",
@@ -32,9 +33,11 @@ LOG_CAP = 1024
 invalidated on its shard is refused (it can no longer be shown safe)."""
 TRIM = 4
 """Dead members of the entry lists and the registry that each write removes at most."""
-SAMPLE = 8
-"""Members of one of its indexes that each write checks, removing the dead ones: an index
-settles at about 1.6 times its live members when each write touches three."""
+SAMPLE = 16
+SAMPLE_EVERY = 4
+"""One write in SAMPLE_EVERY checks SAMPLE members of one of its indexes, removing the dead
+ones: 4 checks per write on average, so an index settles at about 4 times its live members
+when each write touches three indexes (2 times with one)."""
 
 # Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
 # meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
@@ -43,6 +46,7 @@ HELPERS = (
 local LOG_CAP = {log_cap}
 local TRIM = {trim}
 local SAMPLE = {sample}
+local SAMPLE_EVERY = {sample_every}
 
 local function int(n)
   return string.format('%d', n)
@@ -88,6 +92,7 @@ end
 """.replace("{log_cap}", str(LOG_CAP))
     .replace("{trim}", str(TRIM))
     .replace("{sample}", str(SAMPLE))
+    .replace("{sample_every}", str(SAMPLE_EVERY))
 )
 
 # Whether the fill of entry fk (namespace ns, labels) with `token` may be stored. A missing
@@ -141,16 +146,20 @@ end
 -- Adds fk to the index KEYS[offset + i] of each labels[i], i in first..last. An index that is
 -- new, or that this write outlives, is (re)registered with the write's expiry (the registry
 -- then drops up to TRIM indexes past theirs). With `x` (the expiry index), one of the indexes
--- (in turn, by `now`) drops the dead members among SAMPLE of its members.
+-- (in turn, by `now`) drops the dead members among SAMPLE of its members, now and then.
 local function index_all(offset, labels, first, last, fk, expires, px, registry, x, now)
   local ttl, count, scores = tonumber(px), last - first + 1, {}
   if count <= 0 then return end
-  local sampled = first + math.floor(now) % count
+  -- One write in SAMPLE_EVERY samples (by the server's clock), so that most writes do no more
+  -- than they must; it checks SAMPLE members of one of its indexes, in turn.
+  local sampled = -1
+  if x and now_us() % SAMPLE_EVERY == 0 then sampled = first + math.floor(now) % count end
   for i = first, last do
     local key = KEYS[offset + i]
     local left = redis.call('PTTL', key)
-    if x and i == sampled then
-      local found = dead(x, redis.call('SRANDMEMBER', key, SAMPLE), now)
+    if i == sampled then
+      -- A negative count may repeat a member: Redis then needs no set to rule repeats out.
+      local found = dead(x, redis.call('SRANDMEMBER', key, -SAMPLE), now)
       if #found > 0 then redis.call('SREM', key, unpack(found)) end
     end
     redis.call('SADD', key, fk)
