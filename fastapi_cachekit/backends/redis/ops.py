@@ -57,7 +57,7 @@ class RedisOps:
     # --- the invalidation sequence ----------------------------------------------------
 
     async def fill_token(self) -> int:
-        """The sequence's current number (or the server's time, if later): see scripts.FILL_TOKEN.
+        """The sequence's number, or the server's time if later (invalidation_scripts.FILL_TOKEN).
 
         On a cluster, a sequence found missing opens every shard's log at the token, so that
         the shards do not refuse the fills that follow.
@@ -186,7 +186,7 @@ class RedisOps:
     async def _remove(
         self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str
     ) -> tuple[int, int]:
-        """Remove the entries `keys` (those `what` selects: see scripts.REMOVE) and take them
+        """Remove the entries `keys` (those `what` selects: sweep_scripts.REMOVE) and take them
         out of `source`; (live entries removed, entries removed)."""
         live = removed = 0
         while keys:
