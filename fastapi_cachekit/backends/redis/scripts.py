@@ -37,7 +37,7 @@ SAMPLE = 16
 SAMPLE_EVERY = 4
 """One write in SAMPLE_EVERY checks SAMPLE members of one of its indexes, removing the dead
 ones: 4 checks per write on average, so an index settles at about 4 times its live members
-when each write touches three indexes (2 times with one)."""
+when each write touches three indexes (about 1.3 times with one)."""
 
 # Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
 # meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
