@@ -15,7 +15,7 @@ import redis
 
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.errors import BackendUnavailable
+from fastapi_cachekit.errors import BackendError, BackendUnavailable
 from tests.backends.redis_support import BackendFactory
 from tests.clock import FakeClock
 from tests.redis_servers import RedisServer
@@ -203,3 +203,18 @@ async def test_the_service_fails_open_when_redis_is_down(
     stats = await service.get_stats()
     assert stats.errors > 0
     await service.close()
+
+
+async def test_an_invalidation_that_redis_refuses_is_queued_and_replayed(
+    make_backend: BackendFactory, redis_server: RedisServer
+) -> None:
+    """Not only an unreachable Redis: any failure leaves the invalidation owed."""
+    backend = make_backend()
+    await backend.set("k", b"v", ttl=None, namespace=None, tags=())
+    redis_server.command("SET", backend.layout.sequence, "not a number")  # refused mid-step
+    with pytest.raises(BackendError):
+        await backend.delete("k")
+    assert backend.pending_invalidations == 1
+    redis_server.command("DEL", backend.layout.sequence)
+    assert await backend.get("k") is None  # replayed before the read
+    assert backend.pending_invalidations == 0
