@@ -13,11 +13,12 @@ import asyncio
 import logging
 import math
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
-from ..keys import GlobPattern, display_key
+from ..keys import GlobPattern
 from .base import BackendStats, FillToken
+from .fill_log import InvalidationLog, pattern_covers
 
 __all__ = ["MemoryBackend"]
 
@@ -25,8 +26,6 @@ logger = logging.getLogger("fastapi_cachekit.memory")
 _REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too big to store
 
 Clock = Callable[[], float]
-# Decides whether an invalidation covered an entry: (full key, namespace, tags) -> bool.
-_Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
 
 # Bytes one entry costs beyond the characters of its key and the bytes of its value: the
 # ordered-dict slot and link node, the _Entry object, the str and bytes object headers
@@ -36,7 +35,7 @@ _Covers = Callable[[str, "str | None", "tuple[str, ...]"], bool]
 # times more on every write: the same figure for ASCII keys, a little low for other keys.
 _ENTRY_OVERHEAD = 200 + 49 + 33
 _INDEX_MEMBER = 80
-_LOG_SIZE = 1024
+_LOG_SIZE = 16_384
 # Keys a pattern scan matches before it lets other tasks run: about a millisecond of work.
 _SCAN_CHUNK = 1000
 
@@ -132,8 +131,7 @@ class MemoryBackend:
         self._hits = 0
         self._misses = 0
         # Recent invalidations, so a fill that started before one of them is not stored.
-        self._seq = 0
-        self._log: deque[tuple[int, _Covers]] = deque(maxlen=_LOG_SIZE)
+        self._log = InvalidationLog(_LOG_SIZE)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -170,7 +168,7 @@ class MemoryBackend:
 
     async def fill_token(self) -> FillToken:
         """A token for `set(..., fill=token)`: the current invalidation sequence number."""
-        return self._seq
+        return self._log.seq
 
     async def set(
         self,
@@ -260,15 +258,7 @@ class MemoryBackend:
     def _invalidated_since(
         self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
     ) -> bool:
-        if fill == self._seq:
-            return False
-        if not self._log or self._log[0][0] > fill + 1:
-            return True  # the log no longer reaches back to the token: assume the worst
-        return any(seq > fill and covers(key, namespace, tags) for seq, covers in self._log)
-
-    def _record(self, covers: _Covers) -> None:
-        self._seq += 1
-        self._log.append((self._seq, covers))
+        return self._log.covers_since(fill, key, namespace, tags)
 
     def _remove(self, key: str) -> _Entry:
         entry = self._entries.pop(key)
@@ -298,18 +288,18 @@ class MemoryBackend:
 
     async def delete(self, key: str) -> bool:
         """Remove one entry; True if a live one was removed."""
-        self._record(lambda k, _ns, _tags: k == key)
+        self._log.record(("k:" + key,))
         return self._remove_all((key,)) == 1
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number of live ones."""
-        self._record(lambda _k, ns, _tags: ns == namespace)
+        self._log.record(("n:" + namespace,))
         return self._remove_all(self._namespaces.get(namespace, ()))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         """Remove the entries carrying any of `tags`; the number of live ones."""
         wanted = frozenset(tags)
-        self._record(lambda _k, _ns, entry_tags: not wanted.isdisjoint(entry_tags))
+        self._log.record(["t:" + tag for tag in wanted])
         members: set[str] = set()
         for tag in wanted:
             members |= self._tags.get(tag, set())
@@ -321,7 +311,7 @@ class MemoryBackend:
         The keys are matched in chunks with a pause between them, so that a scan of a large
         cache does not hold up every other request of this process.
         """
-        self._record(lambda k, ns, _tags: _pattern_covers(pattern, namespace, k, ns))
+        self._log.record_pattern(pattern, namespace)
         if namespace is not None:
             candidates: Iterable[str] = self._namespaces.get(namespace, ())
         else:
@@ -342,12 +332,12 @@ class MemoryBackend:
             key
             for key in keys
             if (entry := entries.get(key)) is not None
-            and _pattern_covers(pattern, namespace, key, entry.namespace)
+            and pattern_covers(pattern, namespace, key, entry.namespace)
         ]
 
     async def clear(self) -> int:
         """Remove every entry; the number of live ones."""
-        self._record(lambda _k, _ns, _tags: True)
+        self._log.record(("*",))
         return self._remove_all(self._entries)
 
     async def cleanup_expired(self) -> int:
@@ -397,17 +387,3 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
         members.discard(key)
         if not members:
             del index[label]
-
-
-def _pattern_covers(
-    pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
-) -> bool:
-    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
-    `key`): the pattern is matched against its full key, or its key within `namespace`."""
-    if namespace is None:
-        text = display_key(key)
-    elif entry_namespace == namespace:
-        text = display_key(key)[len(namespace) + 1 :]
-    else:
-        return False
-    return text.startswith(pattern.literal_prefix) and pattern.matches(text)

@@ -15,6 +15,8 @@ from fastapi_cachekit import MemoryBackend
 from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis import ops as redis_ops
+from fastapi_cachekit.backends.redis import scripts as redis_scripts
+from fastapi_cachekit.backends.redis.layout import pack_envelope
 from fastapi_cachekit.keys import GlobPattern
 from tests.backends.redis_support import (
     BackendFactory,
@@ -22,6 +24,7 @@ from tests.backends.redis_support import (
     entries,
     index_members,
     keys,
+    listed,
     open_raw,
     server_url,
     stored,
@@ -75,6 +78,11 @@ async def make_backend(url: str, topology: str, clock: FakeClock) -> AsyncIterat
 @pytest.fixture
 def backend(make_backend: BackendFactory) -> RedisBackend:
     return make_backend()
+
+
+def live_index_members(raw: RawClient, backend: RedisBackend, kind: str, name: str) -> set[str]:
+    """The members of an index that are still in an entry list."""
+    return index_members(raw, backend, kind, name) & listed(raw, backend)
 
 
 async def put(
@@ -183,6 +191,11 @@ async def test_an_overwrite_with_the_same_labels_stays_indexed(
     assert 99_000 < raw.pttl(backend.layout.shard_of("k").index("t", "a")) <= 106_250
     assert await backend.get("k") == b"w"
     assert await backend.invalidate_tags(["b"]) == 1
+    # The entry's other indexes keep a dead member (removing it would touch every index of
+    # every entry removed); writes and cleanup trim those.
+    assert live_index_members(raw, backend, "t", "a") == set()
+    assert live_index_members(raw, backend, "n", "n") == set()
+    await backend.cleanup_expired()
     assert index_members(raw, backend, "t", "a") == set()
     assert index_members(raw, backend, "n", "n") == set()
 
@@ -221,7 +234,7 @@ async def test_big_tags_are_removed_in_chunks(
     assert backend.redis.attempts - before >= math.ceil(count / redis_ops.CHUNK)
     assert set(entries(raw, backend)) == {"other"}
     assert index_members(raw, backend, "t", "big") == set()
-    assert index_members(raw, backend, "n", "items") == set()  # no orphans elsewhere
+    assert live_index_members(raw, backend, "n", "items") == set()  # no live orphans
     assert not keys(raw, "*:T:big")  # the drain keys are gone
 
 
@@ -235,6 +248,64 @@ async def test_a_drain_left_by_an_interrupted_invalidation_is_finished_by_cleanu
             raw.rename(shard.index("t", "t"), shard.drain("t", "t"))
     await backend.cleanup_expired()
     assert set(entries(raw, backend)) == set()
+
+
+async def test_an_interrupted_clear_is_finished_by_the_next_sweep(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    for i in range(30):
+        await put(backend, f"k{i}", tags=("t",))
+    for shard in backend.layout.shards:  # as if the process died after the clear's first step
+        if raw.exists(shard.expiries):
+            raw.rename(shard.expiries, shard.prefix + "X")
+    await backend.cleanup_expired()
+    assert [key for key in (f"k{i}" for i in range(30)) if await backend.get(key)] == []
+    assert set(entries(raw, backend)) == set()
+
+
+async def test_a_tag_invalidation_reads_a_bounded_number_of_labels_per_call(
+    backend: RedisBackend, raw: RawClient, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries carrying many tags: each removal call reads at most LABEL_BUDGET labels (and
+    at least one entry), so no call grows with the fan-out."""
+    monkeypatch.setattr(redis_ops, "LABEL_BUDGET", 100)
+    tags = tuple(f"tag-{i}" for i in range(150))
+    for i in range(8):
+        await put(backend, f"wide:{i}", tags=("wide", *tags))
+    calls = backend.redis.attempts
+    assert await backend.invalidate_tags(["wide"]) == 8
+    # 151 labels per entry, more than the budget: one entry per call.
+    assert backend.redis.attempts - calls >= 8
+    assert set(entries(raw, backend)) == set()
+    assert live_index_members(raw, backend, "t", "tag-7") == set()
+
+
+async def test_a_write_with_many_tags_is_stored_and_indexed_under_every_tag(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    tags = tuple(f"tag-{i}" for i in range(redis_ops.SET_LABELS + 150))
+    assert await put(backend, "wide", namespace="n", tags=tags)
+    assert all(index_members(raw, backend, "t", tag) == {"wide"} for tag in tags)
+    assert await backend.invalidate_tags([tags[-1]]) == 1
+
+
+@single_node
+async def test_a_write_is_refused_when_a_tag_it_indexed_first_is_invalidated_before_it_lands(
+    backend: RedisBackend, raw: RawClient
+) -> None:
+    """The labels past SET_LABELS are indexed by INDEX calls before the SET: an invalidation
+    of one of them in between would have missed the entry, so the SET refuses (-1) and the
+    backend starts again."""
+    shard = backend.layout.shards[0]
+    head = [f"t:head-{i}" for i in range(redis_ops.SET_LABELS)]
+    keys = [shard.log_meta, shard.registry, shard.prefix + "t:late"]
+    indexed_at = await backend.redis.script(redis_scripts.INDEX, keys, ["k", "+inf", "", "t:late"])
+    await backend.invalidate_tags(["late"])
+    envelope = pack_envelope(b"v", 0.0, math.inf, None, [label[2:] for label in head] + ["late"])
+    set_keys = [shard.entry("k"), *shard.write_keys, *(shard.prefix + label for label in head)]
+    args = [envelope, "", "", "k", indexed_at, len(head), *head, "t:late"]
+    assert await backend.redis.script(redis_scripts.SET, set_keys, args) == -1
+    assert raw.get(shard.entry("k")) is None
 
 
 @single_node
@@ -427,17 +498,34 @@ async def test_a_fill_after_unrelated_invalidations_is_stored(
     assert await filler.get("user:1") == b"fresh"
 
 
-async def test_a_fill_older_than_the_invalidation_log_is_refused(backend: RedisBackend) -> None:
-    token = await backend.fill_token()
-    # More invalidations than the log keeps, in the shard of "k": the log no longer reaches
-    # back to the token, so the fill cannot be shown safe.
-    shard = backend.layout.shard_of("k")
+def same_shard_keys(backend: RedisBackend, key: str, count: int) -> list[str]:
+    """`count` other keys that live in the shard of `key`."""
+    shard = backend.layout.shard_of(key)
     others = (f"other-{i}" for i in itertools.count())
-    unrelated = list(
-        itertools.islice((k for k in others if backend.layout.shard_of(k) == shard), 300)
-    )
+    return list(itertools.islice((k for k in others if backend.layout.shard_of(k) == shard), count))
+
+
+async def test_a_fill_outlasting_the_log_of_unrelated_invalidations_is_stored(
+    backend: RedisBackend,
+) -> None:
+    """More unrelated invalidations than the old 256-item log kept, during one fill: the
+    log is kept per label, so the fill still finds nothing that covers it."""
+    token = await backend.fill_token()
+    unrelated = same_shard_keys(backend, "k", 300)
     for batch in range(0, 300, 50):
         await asyncio.gather(*(backend.delete(key) for key in unrelated[batch : batch + 50]))
+    await backend.invalidate_tags([f"other-tag-{i}" for i in range(300)])
+    assert await backend.set("k", b"v", ttl=None, namespace=None, tags=("t",), fill=token)
+    assert await backend.get("k") == b"v"
+
+
+async def test_a_fill_older_than_the_invalidation_log_is_refused(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = await backend.fill_token()
+    # More distinct labels than the log keeps, in the shard of "k": the log no longer reaches
+    # back to the token, so the fill cannot be shown safe.
+    await backend.invalidate_tags([f"other-tag-{i}" for i in range(redis_scripts.LOG_CAP + 1)])
     assert not await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=token)
     fresh = await backend.fill_token()
     assert await backend.set("k", b"v", ttl=None, namespace=None, tags=(), fill=fresh)

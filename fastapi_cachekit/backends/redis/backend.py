@@ -9,49 +9,51 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   expiry is the backstop that frees memory. A value that is not an envelope is a miss (and an
   error in stats).
 - A `get` is one GET; a `set` one EVALSHA (SCRIPT LOAD and EVALSHA again only when Redis
-  answers NOSCRIPT). Index updates happen in the same script as the write: an overwrite
-  leaves its old namespace/tag indexes, indexes live at least as long as their longest-lived
-  member, and invalidations check each member's envelope before removing it, so a stale index
-  member can never remove an entry that has since moved elsewhere.
-- Big indexes are invalidated in chunks: the first script renames the index to a drain key
-  (new writes go to a fresh index, so the call ends) and the drain is emptied `CHUNK` members
-  per script call, each chunk with one command per key it touches (MGET, UNLINK, ZREM, SREM
-  per index). A big index met while an earlier invalidation's drain is still being emptied
-  waits for it (and helps empty it) instead of being merged into it, which would copy both
-  sets in one command. Patterns ZSCAN the entry list with MATCH and are filtered here with
-  `GlobPattern.matches`, so results agree exactly with the memory backend.
+  answers NOSCRIPT; a write with more than `SET_LABELS` labels has the rest indexed first).
+  Index updates happen in the same script as the write, and every script declares every key
+  it touches (see `scripts`), so a slot moving between cluster nodes makes Redis answer ASK
+  or TRYAGAIN before a script starts: a write is stored and indexed, or not at all.
+- Invalidations rename the index (or, for `clear`, the entry list) to a drain key, so new
+  writes go to a fresh one, and empty the drain `CHUNK` entries per script call, reading at
+  most `LABEL_BUDGET` labels per call: removing an entry touches its value, the entry lists
+  and that index, never its other indexes, which keep a dead member. Each removal reads the
+  entry first, so a stale member never removes an entry that has since moved elsewhere.
+  Patterns ZSCAN the entry list with MATCH and are filtered here with `GlobPattern.matches`,
+  so results agree exactly with the memory backend.
 - Cluster mode (`cluster=True` or a `redis+cluster://` / `rediss+cluster://` URL): keys are
   spread over a fixed set of shards, each one Redis hash tag; an entry and its shard's indexes
   share a slot, so one script still updates both atomically and a `get` is still one GET.
   Namespace, tag and pattern invalidations and `clear` fan out to every shard (concurrently),
   so they remove every matching entry written before the call began, wherever it lives.
-- Fill tokens: every invalidation takes the next number of the sequence "{prefix}:seq" and
-  appends it, with what it invalidated, to a capped log in each shard it touches; a
-  `set(fill=token)` script checks its shard's log for a later invalidation of its key,
-  namespace, tags (patterns: by their literal prefix; clear: always), and refuses to store if
-  one is found or the log no longer reaches back to the token. On one node the sequence is
-  taken inside the invalidation's script, so the check is exact. On a cluster the number is
-  taken first (INCR) and then logged on the shards: exact for an invalidation that reached the
-  shard before the write, and an invalidation that reaches it later removes the entry anyway;
-  best effort when a shard was unreachable mid-invalidation.
-- Entries that Redis itself expired or evicted leave index members behind; they are harmless
-  (every removal checks the envelope) and `cleanup_expired` prunes them, SSCAN/ZSCAN step by
-  step, in one process at a time (a SET NX PX lock).
+- Fill tokens: every invalidation takes a number of the sequence "{prefix}:seq", which follows
+  the server's clock (so a sequence Redis lost restarts above every token handed out), and
+  records it against each label it invalidated in each shard it touches (see `scripts`); a
+  `set(fill=token)` refuses to store if one of its labels (key, namespace, tags; patterns by
+  their literal prefix; clear: always) was invalidated after the token, or if the shard's log
+  no longer reaches back to it (lost, or more than `LOG_CAP` labels since). On one node the
+  sequence is taken inside the invalidation's script, so the check is exact. On a cluster the
+  number is taken first and then logged on the shards: exact for an invalidation that reached
+  the shard before the write, and an invalidation that reaches it later removes the entry
+  anyway.
+- Memory without a sweeper: each write drops a few dead members of its shard's entry lists,
+  registry and the indexes it writes to, and those expire with their longest-lived member.
+  `cleanup_expired` prunes the rest (dead index members, entries Redis evicted, clears and
+  invalidations a killed process left half done), in one process at a time (a SET NX PX lock).
 - Stats: `entries` is exact for the clock (a ZCOUNT of live expiries; entries evicted by Redis
-  count until the next cleanup); `memory_bytes` is MEMORY USAGE of the live entries when there
-  are at most 16, else of a random sample of 16 times the count, plus the entry lists (the
-  namespace/tag indexes are not counted); oldest/newest look at most 32 entries in from either
-  end of the creation index (approximate past that; creation times to the millisecond). One
-  round trip per shard, whatever the number of entries. `errors` counts values that did not
+  count until the next cleanup); `memory_bytes` is what the kit holds: MEMORY USAGE of the
+  shard's own keys, plus the live entries and the indexes (exact up to 16 of each, else a
+  random sample of 16 times the count); oldest/newest look at most 32 entries in from either
+  end of the creation index (approximate past that; creation times to the millisecond). Two
+  round trips per shard, whatever the number of entries. `errors` counts values that did not
   decode (the service counts the failed calls it sees).
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
-  (doubling up to `breaker_max_backoff`). An invalidation that cannot reach Redis is queued and
-  replayed, in order, before the next call is served once Redis answers (see `faults`), and
-  by a background task as soon as Redis answers again, so that an idle process does not hold
-  it back; `on_replayed`, when set, is told about each one after it has been replayed (the
-  hybrid backend announces it to the other processes then).
+  (doubling up to `breaker_max_backoff`). An invalidation that fails, for whatever reason, is
+  queued and replayed, in order, before the next call is served once Redis answers (see
+  `faults`), and by a background task as soon as Redis answers again, so that an idle process
+  does not hold it back; `on_replayed`, when set, is told about each one after it has been
+  replayed (the hybrid backend announces it to the other processes then).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from typing import NamedTuple
 
 import orjson
 
-from ...errors import BackendError, BackendUnavailable, ConfigurationError
+from ...errors import BackendError, ConfigurationError
 from ...keys import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
@@ -84,7 +86,7 @@ from .layout import (
     open_envelope,
     pack_envelope,
 )
-from .ops import RedisOps
+from .ops import SET_LABELS, RedisOps
 
 __all__ = ["RedisBackend", "RedisEntry"]
 
@@ -271,7 +273,7 @@ class RedisBackend:
     async def fill_token(self) -> FillToken:
         if self._pending.size:
             await self._replay()
-        return int(await self.redis.get(self.layout.sequence) or 0)
+        return await self._ops.fill_token()
 
     async def set(
         self,
@@ -295,11 +297,21 @@ class RedisBackend:
         data = pack_envelope(value, created_ms, expires_ms, namespace, tags)
         prefix = self._entry_prefix
         shard = self.layout.shards[0] if prefix else self.layout.shard_of(key)
-        # The labels go along, so that the script need not parse `data` for them. (Constant
-        # arguments go as bytes: redis-py encodes every str argument on every call.)
+        # The labels go along, so that the script need not parse `data` for them; every key
+        # the script touches is declared (see `scripts`).
+        labels = [f"n:{namespace}"] if namespace else []
+        labels += [f"t:{tag}" for tag in tags]
         token = b"" if fill is None else fill
-        args = [shard.prefix_bytes, data, px, token, namespace or b"", *tags]
-        return bool(await self.redis.script(lua.SET, [shard.entry(key)], args))
+        if len(labels) > SET_LABELS:
+            return await self._ops.set_wide(shard, key, data, px, token, expires_ms, labels)
+        index = shard.prefix
+        keys = [shard.entry(key), *shard.write_keys, *(index + label for label in labels)]
+        args = [data, px, token, key, b"", len(labels), *labels]
+        reply = await self.redis.script(lua.SET, keys, args)
+        if reply.__class__ is list:  # the labels the old value had and this one dropped
+            await self._ops.unindex(shard, key, reply)
+            return True
+        return bool(reply)
 
     # --- invalidation --------------------------------------------------------------------
 
@@ -332,7 +344,7 @@ class RedisBackend:
         try:
             await self._replay()
             return await self._ops.clear()
-        except BackendUnavailable:
+        except BackendError:
             self._pending.add_clear(self._ops.clear)
             raise
 
@@ -413,11 +425,16 @@ class RedisBackend:
     async def _invalidation(
         self, invalidation: Invalidation, run: Callable[[], Awaitable[int]]
     ) -> int:
-        """Run an invalidation; when Redis cannot be reached, queue it for replay and raise."""
+        """Run an invalidation; when it fails, queue it for replay and raise.
+
+        Any failure is queued, not only an unreachable Redis: a slot moving between cluster
+        nodes, a script refused mid-failover or a timeout all leave the invalidation owed
+        (bad input never gets this far: the service validates it first).
+        """
         try:
             await self._replay()
             return await run()
-        except BackendUnavailable:
+        except BackendError:
             self._pending.add(invalidation, run)
             raise
 

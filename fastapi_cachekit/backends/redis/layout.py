@@ -12,11 +12,15 @@ shards spread evenly over the 16384 slots. Keys of a shard (after its prefix):
     N:{ns} T:{tag} an index being invalidated in chunks (renamed from n:/t:)
     f:{full key}   the claim of the process computing a missing entry (SET NX PX)
     X              the expiry index being drained by clear()
-    idx            set of "n:{ns}" / "t:{tag}" labels: the indexes cleanup must visit
-    log, logm      recent invalidations (for fill tokens) and {last, trim} sequence numbers
+    reg            zset "n:{ns}" / "t:{tag}" -> when the index's last member expires (ms)
+    inv, invp      the invalidation log: zset label ("k:{full key}", "n:{ns}", "t:{tag}", "*"
+                   for a clear) -> its last invalidation's number; patterns ([ns, prefix])
+    logm           hash: "since" (the log holds every invalidation numbered after it), "last"
 
-Keys shared by all shards: "{key_prefix}:seq" (the invalidation sequence), ":stats" (hits and
-misses of every process), ":lock:cleanup".
+The entry lists, the registry and each index expire with their longest-lived member, and
+writes trim their dead members (see scripts.SET). Keys shared by all shards:
+"{key_prefix}:seq" (the invalidation sequence), ":stats" (hits and misses of every process),
+":lock:cleanup".
 """
 
 from __future__ import annotations
@@ -133,12 +137,53 @@ class Shard:
         return f"{self.prefix}x"
 
     @property
+    def created(self) -> str:
+        return f"{self.prefix}c"
+
+    @property
+    def clearing(self) -> str:
+        """The expiry index being drained by a clear."""
+        return f"{self.prefix}X"
+
+    @property
     def registry(self) -> str:
-        return f"{self.prefix}idx"
+        return f"{self.prefix}reg"
 
     @property
     def log_meta(self) -> str:
         return f"{self.prefix}logm"
+
+    @property
+    def log(self) -> str:
+        return f"{self.prefix}inv"
+
+    @property
+    def pattern_log(self) -> str:
+        return f"{self.prefix}invp"
+
+    @cached_property
+    def write_keys(self) -> tuple[str, ...]:
+        """The keys every SET touches after the entry's (see scripts.SET), made once."""
+        return (
+            self.expiries,
+            self.created,
+            self.registry,
+            self.log_meta,
+            self.log,
+            self.pattern_log,
+        )
+
+    def structures(self) -> list[str]:
+        """The shard's own keys, in the order the STATS script takes them."""
+        return [
+            self.expiries,
+            self.created,
+            self.registry,
+            self.log_meta,
+            self.log,
+            self.pattern_log,
+            self.clearing,
+        ]
 
 
 @dataclass(frozen=True)

@@ -8,31 +8,42 @@ interrupted by a fault can be replayed from the start.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 
 from ...keys import GlobPattern, display_key
+from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
+from . import sweep_scripts as sweep_lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
 
-__all__ = ["CHUNK", "RedisOps", "ShardStats", "server_match"]
+__all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats", "server_match"]
 
 T = TypeVar("T")
 
 CHUNK = 100
 """Entries one script call removes (or examines) at most: keeps every call to a few
-milliseconds. Measured on a 2-core VM shared with the client, invalidating a 100k-entry tag:
-about 1.1 ms per call (median), 2.5 ms at worst; 200 took 2.9 ms, 500 took 5.6 ms."""
-_REGISTRY_STEP = 100
+milliseconds (`python -m benchmarks.script_time`: invalidating a 100k-entry tag, about 2 ms
+per call, median, on a busy 2-core VM)."""
+LABEL_BUDGET = 2000
+"""Labels (namespace and tags) of the entries one removal call reads at most: an entry
+carrying thousands of tags costs as much as thousands of entries (`python -m
+benchmarks.script_time` measures the worst case)."""
+_LABELS_PER_CALL = 100
+SET_LABELS = 64
+"""Labels one SET call indexes; a write with more has the rest indexed first (INDEX calls of
+_LABELS_PER_CALL), then stored by a SET that checks none of those was invalidated since."""
+_SET_ATTEMPTS = 3
 _INDEX_STEP = CHUNK
 _STATS_SAMPLE = 16
 _STATS_WALK = 32
 
 ShardStats = tuple[int, int, float | None, float | None]
-"""Live entries, memory estimate, oldest and newest creation (ms) of one shard."""
+"""Live entries, bytes held, oldest and newest creation (ms) of one shard."""
 
 
 class RedisOps:
@@ -43,54 +54,158 @@ class RedisOps:
         self._layout = layout
         self._now_ms = now_ms
 
+    # --- the invalidation sequence ----------------------------------------------------
+
+    async def fill_token(self) -> int:
+        """The sequence's number, or the server's time if later (invalidation_scripts.FILL_TOKEN).
+
+        On a cluster, a sequence found missing opens every shard's log at the token, so that
+        the shards do not refuse the fills that follow.
+        """
+        if not self._redis.cluster:
+            keys = [self._layout.sequence, self._layout.shards[0].log_meta]
+            token, _ = await self._redis.script(invalidation_lua.FILL_TOKEN, keys, [])
+            return int(token)
+        token, fresh = await self._redis.script(
+            invalidation_lua.FILL_TOKEN, [self._layout.sequence], []
+        )
+        if int(fresh):
+            await self.each_shard(
+                lambda shard: self._redis.script(
+                    invalidation_lua.OPEN_LOG, [shard.log_meta], [token]
+                )
+            )
+        return int(token)
+
+    async def _sequence(self) -> int | str:
+        """On a cluster, the invalidation's sequence number; on one node the script takes it
+        (in the same atomic step as the log entry), so none is given."""
+        if not self._redis.cluster:
+            return ""
+        return int(await self._redis.script(invalidation_lua.SEQUENCE, [self._layout.sequence], []))
+
+    def _logging(self, keys: list[str]) -> list[str]:
+        """`keys` of a logging script, and on one node the sequence it takes a number from."""
+        return keys if self._redis.cluster else [*keys, self._layout.sequence]
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def set_wide(
+        self,
+        shard: Shard,
+        key: str,
+        data: bytes,
+        px: int | str,
+        token: int | bytes,
+        expires_ms: float,
+        labels: list[str],
+    ) -> bool:
+        """Store an entry with more labels than one SET call indexes (see SET_LABELS).
+
+        Gives up (False, as for a stale fill) when the labels indexed first keep being
+        invalidated before the entry is stored.
+        """
+        head, rest = labels[:SET_LABELS], labels[SET_LABELS:]
+        expires = "+inf" if math.isinf(expires_ms) else repr(expires_ms)
+        keys = [shard.entry(key), *shard.write_keys, *(shard.prefix + label for label in head)]
+        for _ in range(_SET_ATTEMPTS):
+            indexed_at = None
+            for first in range(0, len(rest), _LABELS_PER_CALL):
+                part = rest[first : first + _LABELS_PER_CALL]
+                declared = [shard.log_meta, shard.registry, *(shard.prefix + x for x in part)]
+                last = await self._redis.script(lua.INDEX, declared, [key, expires, px, *part])
+                indexed_at = last if indexed_at is None else indexed_at
+            args = [data, px, token, key, indexed_at, len(head), *labels]
+            reply = await self._redis.script(lua.SET, keys, args)
+            if reply.__class__ is list:
+                await self.unindex(shard, key, reply)
+                return True
+            if int(reply) != -1:
+                return bool(reply)
+        return False
+
+    async def unindex(self, shard: Shard, key: str, labels: list[bytes]) -> None:
+        """Take entry `key` out of the indexes of `labels`, unless it carries them again."""
+        dropped = [label.decode() for label in labels]
+        for first in range(0, len(dropped), _LABELS_PER_CALL):
+            part = dropped[first : first + _LABELS_PER_CALL]
+            keys = [shard.entry(key), *(shard.prefix + label for label in part)]
+            await self._redis.script(lua.UNINDEX, keys, [key, *part])
+
+    # --- invalidations ----------------------------------------------------------------
+
     async def delete(self, key: str) -> int:
         """Log a delete of `key` and remove its entry; 1 if it was live."""
         shard = self._layout.shard_of(key)
         sequence = await self._sequence()
-        args = [shard.prefix, key, self._now_ms(), sequence, self._layout.sequence]
-        item = orjson.dumps(["k", key])
-        return int(await self._redis.script(lua.DELETE, [shard.entry(key)], [*args, item]))
+        keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
+        args = [key, self._now_ms(), sequence]
+        return int(await self._redis.script(invalidation_lua.DELETE, self._logging(keys), args))
 
     async def invalidate_labels(self, kind: str, names: tuple[str, ...]) -> int:
         """Invalidate namespaces (kind "n") or tags ("t"); the live entries removed."""
         sequence = await self._sequence()
-        item = orjson.dumps([kind, *names])
+        labels = [f"{kind}:{name}" for name in names]
 
         async def on_shard(shard: Shard) -> int:
-            removed, pending, log = 0, names, item
-            while pending:
-                head = [shard.prefix, self._now_ms(), sequence, self._layout.sequence, log]
-                args = [*head, kind, CHUNK, *pending]
-                done, drains, again = await self._redis.script(
-                    lua.START_INVALIDATION, [shard.log_meta], args
-                )
-                removed += int(done)
-                for name in drains:
-                    removed += await self.drain(shard, kind, name.decode())
-                # Big indexes met while an earlier invalidation's drain was in progress: their
-                # turn comes now that it is empty (logged already, so not again).
-                pending, log = tuple(name.decode() for name in again), b""
+            removed = 0
+            for first in range(0, len(labels), _LABELS_PER_CALL):
+                part = labels[first : first + _LABELS_PER_CALL]
+                removed += await self._invalidate_on(shard, sequence, part)
             return removed
 
         return sum(await self.each_shard(on_shard))
 
-    async def drain(self, shard: Shard, kind: str, name: str) -> int:
+    async def _invalidate_on(self, shard: Shard, sequence: int | str, labels: list[str]) -> int:
+        removed, pending, log = 0, labels, b"1"
+        while pending:
+            keys = [shard.log_meta, shard.log]
+            for label in pending:
+                keys += [shard.prefix + label, shard.drain(label[0], label[2:])]
+            steps = await self._redis.script(
+                invalidation_lua.START_INVALIDATION, self._logging(keys), [sequence, log, *pending]
+            )
+            again = []
+            for label, step in zip(pending, steps, strict=True):
+                if int(step):
+                    removed += await self.drain(shard, label)
+                if int(step) == 2:
+                    again.append(label)
+            # Big indexes met while an earlier invalidation's drain was in progress: their
+            # turn comes now that it is empty (logged already, so not again).
+            pending, log = again, b""
+        return removed
+
+    async def drain(self, shard: Shard, label: str) -> int:
         """Empty the drain key of an index, CHUNK members per call; the live entries removed."""
-        removed, key = 0, shard.drain(kind, name)
-        while True:
-            args = [shard.prefix, self._now_ms(), kind, name, CHUNK]
-            got, left = await self._redis.script(lua.DRAIN, [key], args)
-            removed += int(got)
-            if int(left) == 0:
-                return removed
+        removed, key = 0, shard.drain(label[0], label[2:])
+        while members := await self._redis.command("SRANDMEMBER", key, CHUNK):
+            removed += (await self._remove(shard, _texts(members), key, "s", label))[0]
+        return removed
+
+    async def _remove(
+        self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str
+    ) -> tuple[int, int]:
+        """Remove the entries `keys` (those `what` selects: sweep_scripts.REMOVE) and take them
+        out of `source`; (live entries removed, entries removed)."""
+        live = removed = 0
+        while keys:
+            declared = [shard.expiries, shard.created, source or shard.expiries]
+            declared += [shard.entry(key) for key in keys]
+            args = [self._now_ms(), kind, what, LABEL_BUDGET, *keys]
+            got, taken, done = await self._redis.script(sweep_lua.REMOVE, declared, args)
+            live, removed, keys = live + int(got), removed + int(taken), keys[int(done) :]
+        return live, removed
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         """Log the pattern on every shard, then scan, match here, and remove in batches."""
         sequence = await self._sequence()
-        item = orjson.dumps(["p", namespace or "", pattern.literal_prefix])
+        item = orjson.dumps([namespace or "", pattern.literal_prefix])
         await self.each_shard(
             lambda shard: self._redis.script(
-                lua.LOG, [shard.log_meta], [shard.prefix, sequence, self._layout.sequence, item]
+                invalidation_lua.LOG,
+                self._logging([shard.log_meta, shard.pattern_log]),
+                [sequence, item],
             )
         )
         return sum(
@@ -103,93 +218,114 @@ class RedisOps:
         # The pattern applies to full keys, which begin stored keys (keys.storage_key): the
         # trailing "*" admits what follows them.
         if namespace is None:
-            source, match, skip = shard.expiries, server_match(pattern) + "*", 0
+            source, match, skip, what = shard.expiries, server_match(pattern) + "*", 0, ""
         else:  # the namespace's own index; the pattern applies to keys within it
             source = shard.index("n", namespace)
             match = _glob_literal(namespace) + ":" + server_match(pattern) + "*"
-            skip = len(namespace) + 1
+            skip, what = len(namespace) + 1, f"n:{namespace}"
         removed, cursor = 0, 0
         while True:
             cursor, members = await self._redis.scan(
                 source, cursor, match, sorted_set=namespace is None
             )
             keys = [key for key in members if pattern.matches(display_key(key)[skip:])]
-            kind = "" if namespace is None else "n"
             for first in range(0, len(keys), CHUNK):  # a scan step may find more than CHUNK
-                head = [shard.prefix, self._now_ms(), kind, namespace or ""]
-                args = [*head, *keys[first : first + CHUNK]]
-                removed += int(await self._redis.script(lua.PURGE, [shard.expiries], args))
+                part = keys[first : first + CHUNK]
+                removed += (await self._remove(shard, part, None, "", what))[0]
             if cursor == 0:
                 return removed
 
     async def clear(self) -> int:
         """Log a clear and remove every entry of every shard; the live entries removed."""
         sequence = await self._sequence()
-        item = orjson.dumps(["c"])
 
         async def on_shard(shard: Shard) -> int:
-            removed, step, log, again = 0, "start", item, False
+            removed, log = 0, b"1"
+            keys = [shard.log_meta, shard.log, shard.expiries, shard.clearing]
             while True:
-                head = [shard.prefix, self._now_ms(), step, sequence, self._layout.sequence]
-                reply = await self._redis.script(lua.CLEAR, [shard.log_meta], [*head, log, CHUNK])
-                removed, step = removed + int(reply[0]), "more"
-                again = again or bool(int(reply[2]))
-                if int(reply[1]) == 0:
-                    if not again:
-                        return removed
-                    # The entry list could not join a drain left by another clear: now it can.
-                    step, log, again = "start", b"", False
+                step = int(
+                    await self._redis.script(
+                        invalidation_lua.START_CLEAR, self._logging(keys), [sequence, log]
+                    )
+                )
+                if step:
+                    removed += (await self._finish_clear(shard))[0]
+                if step != 2:
+                    return removed
+                # The entry list could not join a drain left by another clear: now it can.
+                log = b""
 
         return sum(await self.each_shard(on_shard))
 
+    async def _finish_clear(self, shard: Shard) -> tuple[int, int]:
+        """Empty the drain of a clear; (live entries removed, entries removed)."""
+        live = removed = 0
+        while members := await self._redis.command("ZRANGE", shard.clearing, 0, CHUNK - 1):
+            got, taken = await self._remove(shard, _texts(members), shard.clearing, "z", "")
+            live, removed = live + got, removed + taken
+        return live, removed
+
+    # --- maintenance --------------------------------------------------------------------
+
     async def cleanup(self) -> int:
-        """Remove expired entries (counted) and dead index members on every shard."""
+        """Remove expired entries (counted), finish interrupted clears and invalidations, and
+        remove dead index members, on every shard."""
         return sum(await self.each_shard(self._cleanup_shard))
 
     async def _cleanup_shard(self, shard: Shard) -> int:
-        removed = 0
+        removed = (await self._finish_clear(shard))[1]
         while True:
-            args = [shard.prefix, self._now_ms(), CHUNK]
-            got, examined = await self._redis.script(lua.CLEANUP_EXPIRED, [shard.expiries], args)
-            removed += int(got)
-            if int(examined) < CHUNK:
+            now = self._now_ms()
+            due = await self._redis.command(
+                "ZRANGEBYSCORE", shard.expiries, "-inf", now, "LIMIT", 0, CHUNK
+            )
+            removed += (await self._remove(shard, _texts(due), None, "", "expired"))[1]
+            if len(due) < CHUNK:
                 break
+        await self._prune_missing(shard)
         cursor = 0
         while True:
-            args = [shard.prefix, cursor, _REGISTRY_STEP, CHUNK]
-            reply = await self._redis.script(lua.PRUNE_REGISTRY, [shard.registry], args)
-            cursor = int(reply[0])
-            for label in reply[2]:
-                await self._prune_index(shard, label.decode())
-            for label in reply[3]:  # an invalidation that was interrupted: finish it
-                text = label.decode()
-                await self.drain(shard, text[0], text[2:])
+            cursor, labels = await self._redis.scan(shard.registry, cursor, "*", sorted_set=True)
+            for label in labels:
+                await self._prune_index(shard, label)
             if cursor == 0:
-                break
-        await self._steps(lua.PRUNE_X, shard.expiries, [shard.prefix])
-        return removed
+                return removed
 
     async def _prune_index(self, shard: Shard, label: str) -> None:
-        kind, name = label[0], label[2:]
-        await self._steps(lua.PRUNE_INDEX, shard.index(kind, name), [shard.prefix, kind, name])
+        keys = [shard.prefix + label, shard.drain(label[0], label[2:])]
+        keys += [shard.expiries, shard.registry]
+        cursor, draining = 0, 0
+        while True:
+            args = [self._now_ms(), label, cursor, _INDEX_STEP]
+            reply = await self._redis.script(sweep_lua.PRUNE_INDEX, keys, args)
+            cursor, draining = int(reply[0]), int(reply[2])
+            if cursor == 0:
+                break
+        if draining:  # an invalidation that was interrupted: finish it
+            await self.drain(shard, label)
 
-    async def _steps(self, source: str, key: str, head: list[Any]) -> None:
-        """Run a cursor-driven script until its scan completes."""
+    async def _prune_missing(self, shard: Shard) -> None:
+        """Take entries that Redis evicted (maxmemory) out of the entry lists."""
         cursor = 0
         while True:
-            reply = await self._redis.script(source, [key], [*head, cursor, _INDEX_STEP])
-            cursor = int(reply[0])
+            cursor, keys = await self._redis.scan(shard.expiries, cursor, "*", sorted_set=True)
+            if keys:
+                declared = [shard.expiries, shard.created, *map(shard.entry, keys)]
+                await self._redis.script(sweep_lua.PRUNE_MISSING, declared, keys)
             if cursor == 0:
                 return
 
     async def shard_stats(self) -> list[ShardStats]:
-        """Live entries, memory estimate and oldest/newest creation of every shard."""
+        """Live entries, bytes held and oldest/newest creation of every shard."""
         now = self._now_ms()
 
         async def on_shard(shard: Shard) -> ShardStats:
-            args = [shard.prefix, now, _STATS_SAMPLE, _STATS_WALK]
+            sample = _texts(await self._redis.command("ZRANDMEMBER", shard.expiries, _STATS_SAMPLE))
+            labels = _texts(await self._redis.command("ZRANDMEMBER", shard.registry, _STATS_SAMPLE))
+            keys = [*shard.structures(), *map(shard.entry, sample)]
+            keys += [shard.prefix + label for label in labels]
             entries, memory, oldest, newest = await self._redis.script(
-                lua.STATS, [shard.expiries], args
+                sweep_lua.STATS, keys, [now, _STATS_WALK, len(sample), *sample]
             )
             return int(entries), int(memory), _ms(oldest), _ms(newest)
 
@@ -208,12 +344,9 @@ class RedisOps:
             values.append(result)
         return values
 
-    async def _sequence(self) -> int | str:
-        """On a cluster, the invalidation's sequence number; on one node the script takes it
-        (in the same atomic step as the log entry), so none is given."""
-        if not self._redis.cluster:
-            return ""
-        return await self._redis.incr(self._layout.sequence)
+
+def _texts(values: list[bytes] | None) -> list[str]:
+    return [value.decode() for value in values or ()]
 
 
 def _ms(value: bytes | str) -> float | None:
