@@ -497,11 +497,11 @@ def test_app_age_header_counts_and_is_not_replayed() -> None:
     assert (decision.age, decision.ttl) == (50, 50)
 
 
-def test_age_header_value_invalid_is_zero_and_largest_wins() -> None:
+def test_age_header_value_absent_is_zero_invalid_is_none() -> None:
     assert age_header_value([]) == 0
-    assert age_header_value([b"abc"]) == 0
-    assert age_header_value([b"-5"]) == 0
-    assert age_header_value([b"3", b"9", b"x"]) == 9
+    assert age_header_value([b"abc"]) is None
+    assert age_header_value([b"-5"]) is None
+    assert age_header_value([b"3", b"9", b"x"]) == 3
 
 
 def test_whole_seconds_floor_and_cap() -> None:

@@ -220,8 +220,11 @@ def _plan(
     vary = vary_values(keyed_field_names(headers, request_headers), request_headers)
     if not _encodable(stored, vary, etag, last_modified):
         return StoreDecision("invalid-header")
+    age_value = age_header_value(header_values(headers, b"age"))
+    if age_value is None:  # an age we cannot read: its freshness cannot be trusted (§5.1)
+        lifetime = 0.0
     initial_age = corrected_initial_age(
-        age_value=age_header_value(header_values(headers, b"age")),
+        age_value=age_value or 0.0,
         date=date,
         request_time=request_time,
         response_time=response_time,
