@@ -730,7 +730,7 @@ def test_stale_on_arrival_without_validators_is_not_stored() -> None:
 def test_stale_on_arrival_with_validators_is_kept_for_revalidation() -> None:
     plan = store(hdrs(cache_control="max-age=0", etag='"a"')).plan
     assert plan is not None
-    assert plan.storage_ttl == DEFAULT.revalidation_window
+    assert plan.storage_ttl == DEFAULT.keep_stale
 
 
 def test_storage_ttl_covers_freshness_stale_windows_and_revalidation() -> None:
@@ -741,7 +741,7 @@ def test_storage_ttl_covers_freshness_stale_windows_and_revalidation() -> None:
     assert plan.storage_ttl == 60 + 90
     with_validator = store(hdrs(cache_control="max-age=60", last_modified=T0_HTTP.decode())).plan
     assert with_validator is not None
-    assert with_validator.storage_ttl == 60 + DEFAULT.revalidation_window
+    assert with_validator.storage_ttl == 60 + DEFAULT.keep_stale
     forbidding = store(hdrs(cache_control="max-age=60, must-revalidate, stale-if-error=90")).plan
     assert forbidding is not None
     assert forbidding.storage_ttl == 60
@@ -1675,7 +1675,7 @@ def test_path_filter_globs() -> None:
         {"ttl": -5},
         {"heuristic_fraction": 2},
         {"max_heuristic_lifetime": -1},
-        {"revalidation_window": -1},
+        {"keep_stale": -1},
         {"max_body_bytes": -1},
     ],
 )

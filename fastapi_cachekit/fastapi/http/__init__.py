@@ -41,7 +41,8 @@ RFC 9110 §8.8.3             `generate_etag`, `parse_entity_tags`, `weak_match`,
 RFC 9110 §13.1.2-3, §13.2.2 `not_modified`
 RFC 9110 §15.4.5            `not_modified_headers`, `hit_response`
 RFC 5861 §3                 `Action.SERVE_STALE`
-RFC 5861 §4                 `stale_if_error_allows`, `Revalidation.STALE_ON_ERROR`
+RFC 5861 §4                 `stale_if_error_allows`, `stale_on_error`,
+                            `Revalidation.STALE_ON_ERROR`
 RFC 9211                    `CacheStatus`
 ==========================  ==========================================================
 
@@ -117,6 +118,7 @@ from .lookup import (
     hit_response,
     revalidation_headers,
     stale_if_error_allows,
+    stale_on_error,
     without_conditionals,
 )
 from .policy import (
@@ -205,6 +207,7 @@ __all__ = [
     "revalidation_headers",
     "split_list",
     "stale_if_error_allows",
+    "stale_on_error",
     "storable_headers",
     "strip_hop_by_hop",
     "strong_match",

@@ -30,6 +30,7 @@ __all__ = [
     "hit_response",
     "revalidation_headers",
     "stale_if_error_allows",
+    "stale_on_error",
     "without_conditionals",
 ]
 
@@ -205,6 +206,24 @@ def stale_if_error_allows(
     if request_cc is not None and request_cc.stale_if_error is not None:
         window = max(window, float(request_cc.stale_if_error))
     return window > 0 and -entry.ttl(now) <= window
+
+
+def stale_on_error(
+    entry: StoredResponse,
+    now: float,
+    request_cc: CacheControl | None = None,
+    *,
+    window: float = 0.0,
+) -> str | None:
+    """Why the stored response may replace an app failure at `now`, or None when it may not:
+    `stale-if-error` (the response's or the request's window, RFC 5861 §4), else
+    `stale-on-error` (the cache's own `window`, RFC 9111 §4.2.4: a shared cache may serve
+    stale unless `no-cache`, `must-revalidate`, `proxy-revalidate` or `s-maxage` forbid it)."""
+    if stale_if_error_allows(entry, now, request_cc):
+        return "stale-if-error"
+    if window > 0 and not entry.forbids_max_stale and -entry.ttl(now) <= window:
+        return "stale-on-error"
+    return None
 
 
 def without_conditionals(request_headers: Headers) -> HeaderList:

@@ -306,10 +306,22 @@ def _storage_ttl(
     validators: bool,
     policy: CachePolicy,
 ) -> float:
+    """Remaining freshness plus the longest time the response stays usable once stale."""
+    return max(0.0, remaining) + _stale_use(cc, max(swr, sie), validators, policy)
+
+
+def _stale_use(cc: CacheControl, windows: float, validators: bool, policy: CachePolicy) -> float:
+    """Seconds a stale response can still serve: its own stale windows, and `keep_stale` for
+    a revalidation, a request's `max-stale` or an app failure where those may use it."""
     forbids_stale = cc.no_cache or cc.must_revalidate or cc.proxy_revalidate
-    stale_window = 0.0 if forbids_stale else max(swr, sie)
-    keep = policy.revalidation_window if validators else 0.0
-    return max(0.0, remaining) + stale_window + keep
+    # s-maxage forbids serving stale to max-stale and on errors the response did not name.
+    stale_by_cache = not forbids_stale and cc.s_maxage is None
+    own = 0.0 if forbids_stale else windows
+    usable = validators or (
+        stale_by_cache and (policy.respect_request_cache_control or policy.stale_on_error > 0)
+    )
+    on_error = policy.stale_on_error if stale_by_cache else 0.0
+    return max(own, policy.keep_stale if usable else 0.0, on_error)
 
 
 def _flags(cc: CacheControl) -> int:

@@ -19,7 +19,7 @@ from .dates import format_http_date
 from .entry import StoredResponse
 from .freshness import whole_seconds
 from .headers import HeaderList, Headers, header_values, lowercase_names
-from .lookup import Action, LookupDecision, stale_if_error_allows
+from .lookup import Action, LookupDecision, stale_on_error
 from .policy import CachePolicy
 from .store import StoragePlan, decide_storage, storable_headers
 
@@ -49,7 +49,8 @@ class Revalidation(Enum):
     REMOVED = "removed"
     """A full response that may not be stored: pass it on and delete the stored one."""
     STALE_ON_ERROR = "stale-on-error"
-    """A 5xx within `stale-if-error`: serve the stored `entry` instead; keep it."""
+    """A 5xx within `stale-if-error` or the cache's `stale_on_error` window (`reason` says
+    which): serve the stored `entry` instead; keep it."""
     ERROR = "error"
     """A 5xx outside `stale-if-error`: pass the error on; keep the stored response."""
     MISMATCH = "mismatch"
@@ -167,11 +168,10 @@ def decide_revalidation(
             entry, response_headers, request_headers, policy, request_time, response_time
         )
     if status >= 500:
-        if stale_if_error_allows(entry, response_time, request_cc):
-            serve = _serve(entry, request_headers, response_time, "stale-if-error")
-            return RevalidationDecision(
-                Revalidation.STALE_ON_ERROR, "stale-if-error", entry, None, serve
-            )
+        why = stale_on_error(entry, response_time, request_cc, window=policy.stale_on_error)
+        if why is not None:
+            serve = _serve(entry, request_headers, response_time, why)
+            return RevalidationDecision(Revalidation.STALE_ON_ERROR, why, entry, None, serve)
         return RevalidationDecision(Revalidation.ERROR, "server-error")
     stored = decide_storage(
         "GET",

@@ -79,6 +79,13 @@ class CacheMiddleware:
     - `max_variants`: Vary variants kept per URL (32); storing one more drops the least
       recently stored, so a client sending a new Accept-Language each time cannot fill the
       cache.
+    - `keep_stale`: seconds (600) a stale response stays stored while it can still be used:
+      revalidated (it has an ETag or Last-Modified), served to a request's `max-stale` (with
+      `respect_request_cache_control`) or on an app failure (`serve_stale_on_error`).
+    - `serve_stale_on_error`: seconds of staleness (off) within which a stored response is
+      served when the app fails (a 5xx or an exception), as if it had said `stale-if-error`;
+      never when it says `no-cache`, `must-revalidate`, `proxy-revalidate` or `s-maxage`.
+      Cache-Status then says `detail=stale-on-error` with the (negative) ttl.
     - `clock`: seconds since the epoch (for tests).
 
     Raises ConfigurationError for an invalid option.
@@ -104,6 +111,8 @@ class CacheMiddleware:
         single_flight: bool = True,
         cache_status_name: str = DEFAULT_CACHE_NAME,
         max_variants: int = DEFAULT_MAX_VARIANTS,
+        keep_stale: float | timedelta = 600.0,
+        serve_stale_on_error: float | timedelta | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.app = app
@@ -125,6 +134,8 @@ class CacheMiddleware:
             cache_status_name=cache_status_name,
             clock=clock,
             max_variants=max_variants,
+            keep_stale=keep_stale,
+            serve_stale_on_error=serve_stale_on_error,
         )
         policy = config.policy
         # Requests that must not share a flight: their response may be theirs alone.

@@ -69,6 +69,8 @@ def configure(
     cache_status_name: str,
     clock: Clock,
     max_variants: int,
+    keep_stale: float | timedelta = 600.0,
+    serve_stale_on_error: float | timedelta | None = None,
 ) -> MiddlewareConfig:
     """Check every option and build the middleware's configuration (ConfigurationError)."""
     if cache is not None and not isinstance(cache, CacheService):
@@ -84,6 +86,8 @@ def configure(
         private_request_headers=_field_names(private_request_headers),
         cache_private_requests=bool(cache_private_requests),
         respect_request_cache_control=bool(respect_request_cache_control),
+        keep_stale=_seconds("keep_stale", keep_stale),
+        stale_on_error=_stale_on_error(serve_stale_on_error),
     )
     return MiddlewareConfig(
         policy=policy,
@@ -123,6 +127,33 @@ def _ttl(ttl: Any) -> float | None:
             "leave it out to store only responses that state their own freshness"
         )
     return float(ttl)
+
+
+def _seconds(option: str, value: Any) -> float:
+    """A number of seconds (int, float or timedelta): finite and not negative."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not (math.isfinite(seconds) and seconds >= 0)
+    ):
+        raise ConfigurationError(
+            f"{option} must be a finite, non-negative number of seconds or a timedelta, "
+            f"got {value!r}"
+        )
+    return float(seconds)
+
+
+def _stale_on_error(window: Any) -> float:
+    """The serve_stale_on_error window; 0 (off) for None."""
+    if window is None:
+        return 0.0
+    if window is True or window is False:
+        raise ConfigurationError(
+            "serve_stale_on_error takes the longest staleness to serve on an error, "
+            f"e.g. serve_stale_on_error=300 (seconds) or a timedelta, got {window!r}"
+        )
+    return _seconds("serve_stale_on_error", window)
 
 
 def _size(max_body_bytes: Any) -> int | None:
