@@ -947,14 +947,14 @@ def test_vary_field_names_lowercased_unique_in_order() -> None:
 
 def test_vary_normalisation_folds_whitespace_and_combines_lines() -> None:
     assert normalise_field_value(b"accept", [b"text/html ,  application/json"]) == (
-        b"text/html,application/json"
+        b"application/json,text/html"
     )
     assert normalise_field_value(b"accept", [b"text/html", b"application/json"]) == (
-        b"text/html,application/json"
+        b"application/json,text/html"
     )
     assert normalise_field_value(b"x-a", [b"  a \t b  "]) == b"a b"
     assert normalise_field_value(b"x-a", [b"Mixed"]) == b"Mixed"
-    assert normalise_field_value(b"accept-encoding", [b"GZIP, Br"]) == b"gzip,br"
+    assert normalise_field_value(b"accept-encoding", [b"GZIP, Br"]) == b"br,gzip"
     assert normalise_field_value(b"x-a", []) is None
 
 

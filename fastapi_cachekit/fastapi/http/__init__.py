@@ -22,6 +22,7 @@ Map of the standards to the functions:
 RFC 9111 §1.2.2             `MAX_DELTA_SECONDS`, `parse_delta_seconds`
 RFC 9111 §2, §4.1           `request_key`, `canonical_url`, `qualified_key`, `vary_values`,
                             `vary_matches`, `keyed_field_names`, `FORWARDING_FIELDS`
+RFC 9111 §4.1, 9110 §12.5   `normalise_field_value`, `preference_list`
 RFC 9111 §3, §3.5           `decide_storage`, `StoreDecision`, `CachePolicy`
 RFC 9111 §3.1               `storable_headers`, `strip_hop_by_hop`, `HOP_BY_HOP`
 RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`
@@ -93,6 +94,7 @@ from .headers import (
     keyed_field_names,
     lowercase_names,
     normalise_field_value,
+    preference_list,
     split_list,
     strip_hop_by_hop,
     vary_field_names,
@@ -201,6 +203,7 @@ __all__ = [
     "parse_delta_seconds",
     "parse_entity_tags",
     "parse_http_date",
+    "preference_list",
     "qualified_key",
     "request_cache_control",
     "request_key",
