@@ -18,7 +18,7 @@ from .cache_control import CacheControl, parse_cache_control
 from .conditional import not_modified, not_modified_headers
 from .entry import StoredResponse
 from .freshness import whole_seconds
-from .headers import HeaderList, Headers, vary_matches
+from .headers import Header, HeaderList, Headers, vary_matches
 from .policy import CachePolicy
 
 __all__ = [
@@ -244,12 +244,22 @@ def revalidation_headers(request_headers: Headers, entry: StoredResponse) -> Hea
 
 
 def hit_response(
-    entry: StoredResponse, decision: LookupDecision, cache_status: bytes
+    entry: StoredResponse, decision: LookupDecision, cache_status: bytes, *, date: bool = True
 ) -> tuple[int, HeaderList, bytes]:
     """(status, headers, body) answering the request from `entry`: the stored response, or a
     304 when the decision says `not_modified`; with Age and Cache-Status appended. For a HEAD
-    request send the headers and drop the body (Content-Length stays that of the GET)."""
+    request send the headers and drop the body (Content-Length stays that of the GET).
+
+    `date=False` leaves the stored Date out, for a server that adds its own to every response
+    (a second Date would contradict it); Age still says how old the response is (§5.1)."""
     extra = [(b"age", str(decision.age).encode("ascii")), (b"cache-status", cache_status)]
+    headers = entry.headers if date else _without_date(entry.headers)
     if decision.not_modified:
-        return 304, not_modified_headers(entry) + extra, b""
-    return entry.status, [*entry.headers, *extra], entry.body
+        return 304, not_modified_headers(entry._replace(headers=headers)) + extra, b""
+    return entry.status, [*headers, *extra], entry.body
+
+
+def _without_date(headers: tuple[Header, ...]) -> tuple[Header, ...]:
+    if headers and headers[0][0] == b"date":  # where storage puts it: one slice
+        return headers[1:]
+    return tuple(pair for pair in headers if pair[0] != b"date")

@@ -210,8 +210,7 @@ def _plan(
     if not policy.store_set_cookie and any(name == b"set-cookie" for name, _ in stored):
         return StoreDecision("set-cookie")
     date = _date(headers, response_time)
-    if not header_values(stored, b"date"):
-        stored.append((b"date", format_http_date(response_time)))
+    stored = _date_first(stored, response_time)
     lifetime, source = _lifetime(status, headers, cc, policy, date, response_time)
     if lifetime is None:
         return StoreDecision(source)
@@ -267,6 +266,15 @@ def _date(headers: Headers, response_time: float) -> float:
     values = header_values(headers, b"date")
     parsed = parse_http_date(values[0], now=response_time) if len(values) == 1 else None
     return response_time if parsed is None else parsed
+
+
+def _date_first(headers: HeaderList, response_time: float) -> HeaderList:
+    """The stored fields with exactly one Date, first: the app's first line, or the time the
+    response was received when it sent none (RFC 9110 §6.6.1). A hit under a server that
+    adds its own Date then leaves this one out with a slice (`hit_response`)."""
+    dates = header_values(headers, b"date")
+    date = dates[0] if dates else format_http_date(response_time)
+    return [(b"date", date), *((name, value) for name, value in headers if name != b"date")]
 
 
 def _lifetime(

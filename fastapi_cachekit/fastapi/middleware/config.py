@@ -48,6 +48,8 @@ class MiddlewareConfig:
     status: CacheStatus
     clock: Clock
     max_variants: int
+    send_date: bool
+    """False when the server adds Date to every response: hits then leave the stored one out."""
 
 
 def configure(
@@ -71,6 +73,7 @@ def configure(
     max_variants: int,
     keep_stale: float | timedelta = 600.0,
     serve_stale_on_error: float | timedelta | None = None,
+    server_date: bool = True,
 ) -> MiddlewareConfig:
     """Check every option and build the middleware's configuration (ConfigurationError)."""
     if cache is not None and not isinstance(cache, CacheService):
@@ -100,6 +103,7 @@ def configure(
         status=CacheStatus(cache_status_name),
         clock=clock,
         max_variants=check_max_variants(max_variants),
+        send_date=not server_date,
     )
 
 

@@ -305,7 +305,7 @@ class Fetch:
             stored=stored,
             detail=detail,
         )
-        code, headers, body = hit_response(entry, decision, status)
+        code, headers, body = hit_response(entry, decision, status, date=self._rt.config.send_date)
         await send_response(
             self._send, code, headers, b"" if self._state.method == "HEAD" else body
         )
