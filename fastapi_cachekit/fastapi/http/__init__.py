@@ -25,7 +25,7 @@ RFC 9111 §2, §4.1           `request_key`, `canonical_url`, `qualified_key`, `
 RFC 9111 §4.1, 9110 §12.5   `normalise_field_value`, `preference_list`
 RFC 9111 §3, §3.5           `decide_storage`, `StoreDecision`, `CachePolicy`
 RFC 9111 §3.1               `storable_headers`, `strip_hop_by_hop`, `HOP_BY_HOP`
-RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`
+RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`, `select_updated`
 RFC 9111 §3.3               `StoragePlan.entry` (incomplete bodies are not stored)
 RFC 9111 §4.2.1             `explicit_lifetime`
 RFC 9111 §4.2.2             `heuristic_lifetime`
@@ -137,6 +137,7 @@ from .validation import (
     decide_revalidation,
     freshen,
     merge_headers,
+    select_updated,
     validators_agree,
 )
 
@@ -208,6 +209,7 @@ __all__ = [
     "request_cache_control",
     "request_key",
     "revalidation_headers",
+    "select_updated",
     "split_list",
     "stale_if_error_allows",
     "stale_on_error",

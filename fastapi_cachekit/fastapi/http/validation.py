@@ -1,6 +1,7 @@
 """Handling the app's answer to a revalidation (RFC 9111 §3.2, §4.3.3, §4.3.4; RFC 5861 §4).
 
-A 304 freshens the stored response: its fields replace the stored ones (except those that
+A 304 freshens the stored response it names by its validator (another stored variant of the
+URL when it names that one): its fields replace the stored ones (except those that
 describe the stored body), its Date/Age and the new request/response times restart the age
 arithmetic, and the storage rules run again on the result. A full response replaces the stored
 one, or removes it when it may not be stored. A 5xx keeps the stored response, which may then
@@ -10,6 +11,7 @@ be served under `stale-if-error`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -30,6 +32,7 @@ __all__ = [
     "decide_revalidation",
     "freshen",
     "merge_headers",
+    "select_updated",
     "validators_agree",
 ]
 
@@ -104,6 +107,27 @@ def validators_agree(entry: StoredResponse, headers: Headers) -> bool:
     if modified and entry.last_modified:
         return modified[0].strip() == entry.last_modified
     return True
+
+
+def select_updated(
+    candidates: Iterable[StoredResponse], headers: Headers
+) -> StoredResponse | None:
+    """The stored response a 304 that does not match the one revalidated updates (§4.3.4):
+    the first candidate with the 304's ETag (strongly equal, or weakly for a weak ETag), else,
+    without an ETag, with its Last-Modified. None when the 304 names none of them; it then
+    updates nothing, and the request is sent again without conditionals."""
+    update = lowercase_names(headers)
+    etags = header_values(update, b"etag")
+    modified = header_values(update, b"last-modified")
+    for entry in candidates:
+        if etags:
+            tag = etags[0].strip()
+            match = weak_match if is_weak(tag) else strong_match
+            if entry.origin_etag and match(tag, entry.origin_etag):
+                return entry
+        elif modified and entry.last_modified == modified[0].strip():
+            return entry
+    return None
 
 
 def freshen(

@@ -30,6 +30,7 @@ from ..http import (
     lowercase_names,
     request_cache_control,
     revalidation_headers,
+    select_updated,
     without_conditionals,
 )
 from .asgi import ReplayReceive, RequestState, send_response
@@ -211,10 +212,22 @@ class Fetch:
             self._stale_served = True
             await self._answer(self._entry, decision.serve, detail=decision.reason)
         elif outcome is Revalidation.MISMATCH:
+            other = await self._named_variant(headers)
+            if other is not None:  # the 304 is about another stored variant: update that one
+                self._entry = other
+                return await self._revalidated(status, headers)
             self._phase, self._mismatch = _ANSWERED, True  # drop this 304, ask again (_retry)
         elif outcome is Revalidation.REMOVED:
             await rt.storage.remove(rt.cache, state.storage_key)
         return decision.plan
+
+    async def _named_variant(self, headers: list[tuple[bytes, bytes]]) -> StoredResponse | None:
+        """The stored variant of this URL a mismatched 304 names by its validator (§4.3.4)."""
+        entry, rt = self._entry, self._rt
+        if entry is None or not entry.vary:
+            return None
+        variants = await rt.storage.variants(rt.cache, self._state.key)
+        return select_updated((v for v in variants if v.etag != entry.etag), headers)
 
     def _request_directives(self) -> CacheControl | None:
         if not self._rt.config.policy.respect_request_cache_control:
