@@ -109,9 +109,7 @@ def validators_agree(entry: StoredResponse, headers: Headers) -> bool:
     return True
 
 
-def select_updated(
-    candidates: Iterable[StoredResponse], headers: Headers
-) -> StoredResponse | None:
+def select_updated(candidates: Iterable[StoredResponse], headers: Headers) -> StoredResponse | None:
     """The stored response a 304 that does not match the one revalidated updates (§4.3.4):
     the first candidate with the 304's ETag (strongly equal, or weakly for a weak ETag), else,
     without an ETag, with its Last-Modified. None when the 304 names none of them; it then
