@@ -35,7 +35,8 @@ RFC 9111 §4.2.4             `decide_lookup` (never stale when forbidden)
 RFC 9111 §4.3.1             `revalidation_headers`
 RFC 9111 §4.3.2             `not_modified` (client conditionals from a stored response)
 RFC 9111 §4.3.3             `decide_revalidation`
-RFC 9111 §4.4               `invalidation_targets`
+RFC 9111 §4.4               `invalidation_targets`, `same_origin_reference`
+RFC 9110 §9.3.3             `post_content_target`, `decide_post_storage`
 RFC 9111 §5.2, §5.4         `parse_cache_control`, `request_cache_control`, `CacheControl`
 RFC 9110 §5.6.7             `parse_http_date`, `format_http_date`
 RFC 9110 §8.8.3             `generate_etag`, `parse_entity_tags`, `weak_match`, `strong_match`
@@ -110,6 +111,7 @@ from .keys import (
     invalidation_targets,
     qualified_key,
     request_key,
+    same_origin_reference,
 )
 from .lookup import (
     CONDITIONAL_FIELDS,
@@ -129,6 +131,7 @@ from .policy import (
     UNDERSTOOD_STATUSES,
     CachePolicy,
 )
+from .post import EXPLICIT_FRESHNESS, decide_post_storage, post_content_target
 from .store import StoragePlan, StoreDecision, decide_storage, storable_headers
 from .validation import (
     PROTECTED_FIELDS,
@@ -146,6 +149,7 @@ __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
     "DEFAULT_CACHE_NAME",
     "DEFAULT_PRIVATE_REQUEST_HEADERS",
+    "EXPLICIT_FRESHNESS",
     "FORWARDING_FIELDS",
     "FORWARD_REASONS",
     "HOP_BY_HOP",
@@ -181,6 +185,7 @@ __all__ = [
     "current_age",
     "decide_lookup",
     "decide_miss",
+    "decide_post_storage",
     "decide_revalidation",
     "decide_storage",
     "decode_entry",
@@ -204,11 +209,13 @@ __all__ = [
     "parse_delta_seconds",
     "parse_entity_tags",
     "parse_http_date",
+    "post_content_target",
     "preference_list",
     "qualified_key",
     "request_cache_control",
     "request_key",
     "revalidation_headers",
+    "same_origin_reference",
     "select_updated",
     "split_list",
     "stale_if_error_allows",
