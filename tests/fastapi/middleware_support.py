@@ -63,6 +63,7 @@ class Harness:
         self.clock = FakeClock(T0)
         self.cache = CacheService(new_backend(self.clock))
         options.setdefault("cache", self.cache)
+        options.setdefault("server_date", False)  # no server here adds a Date
         self.middleware = CacheMiddleware(app, clock=self.clock, **options)
         transport = httpx.ASGITransport(app=self.middleware)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")

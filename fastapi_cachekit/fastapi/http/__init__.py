@@ -22,9 +22,10 @@ Map of the standards to the functions:
 RFC 9111 §1.2.2             `MAX_DELTA_SECONDS`, `parse_delta_seconds`
 RFC 9111 §2, §4.1           `request_key`, `canonical_url`, `qualified_key`, `vary_values`,
                             `vary_matches`, `keyed_field_names`, `FORWARDING_FIELDS`
+RFC 9111 §4.1, 9110 §12.5   `normalise_field_value`, `preference_list`
 RFC 9111 §3, §3.5           `decide_storage`, `StoreDecision`, `CachePolicy`
 RFC 9111 §3.1               `storable_headers`, `strip_hop_by_hop`, `HOP_BY_HOP`
-RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`
+RFC 9111 §3.2, §4.3.4       `merge_headers`, `freshen`, `validators_agree`, `select_updated`
 RFC 9111 §3.3               `StoragePlan.entry` (incomplete bodies are not stored)
 RFC 9111 §4.2.1             `explicit_lifetime`
 RFC 9111 §4.2.2             `heuristic_lifetime`
@@ -34,14 +35,16 @@ RFC 9111 §4.2.4             `decide_lookup` (never stale when forbidden)
 RFC 9111 §4.3.1             `revalidation_headers`
 RFC 9111 §4.3.2             `not_modified` (client conditionals from a stored response)
 RFC 9111 §4.3.3             `decide_revalidation`
-RFC 9111 §4.4               `invalidation_targets`
+RFC 9111 §4.4               `invalidation_targets`, `same_origin_reference`
+RFC 9110 §9.3.3             `post_content_target`, `decide_post_storage`
 RFC 9111 §5.2, §5.4         `parse_cache_control`, `request_cache_control`, `CacheControl`
 RFC 9110 §5.6.7             `parse_http_date`, `format_http_date`
 RFC 9110 §8.8.3             `generate_etag`, `parse_entity_tags`, `weak_match`, `strong_match`
 RFC 9110 §13.1.2-3, §13.2.2 `not_modified`
 RFC 9110 §15.4.5            `not_modified_headers`, `hit_response`
 RFC 5861 §3                 `Action.SERVE_STALE`
-RFC 5861 §4                 `stale_if_error_allows`, `Revalidation.STALE_ON_ERROR`
+RFC 5861 §4                 `stale_if_error_allows`, `stale_on_error`,
+                            `Revalidation.STALE_ON_ERROR`
 RFC 9211                    `CacheStatus`
 ==========================  ==========================================================
 
@@ -92,6 +95,7 @@ from .headers import (
     keyed_field_names,
     lowercase_names,
     normalise_field_value,
+    preference_list,
     split_list,
     strip_hop_by_hop,
     vary_field_names,
@@ -107,6 +111,7 @@ from .keys import (
     invalidation_targets,
     qualified_key,
     request_key,
+    same_origin_reference,
 )
 from .lookup import (
     CONDITIONAL_FIELDS,
@@ -117,6 +122,7 @@ from .lookup import (
     hit_response,
     revalidation_headers,
     stale_if_error_allows,
+    stale_on_error,
     without_conditionals,
 )
 from .policy import (
@@ -125,6 +131,7 @@ from .policy import (
     UNDERSTOOD_STATUSES,
     CachePolicy,
 )
+from .post import EXPLICIT_FRESHNESS, decide_post_storage, post_content_target
 from .store import StoragePlan, StoreDecision, decide_storage, storable_headers
 from .validation import (
     PROTECTED_FIELDS,
@@ -133,6 +140,7 @@ from .validation import (
     decide_revalidation,
     freshen,
     merge_headers,
+    select_updated,
     validators_agree,
 )
 
@@ -141,6 +149,7 @@ __all__ = [
     "DEFAULT_CACHEABLE_STATUSES",
     "DEFAULT_CACHE_NAME",
     "DEFAULT_PRIVATE_REQUEST_HEADERS",
+    "EXPLICIT_FRESHNESS",
     "FORWARDING_FIELDS",
     "FORWARD_REASONS",
     "HOP_BY_HOP",
@@ -176,6 +185,7 @@ __all__ = [
     "current_age",
     "decide_lookup",
     "decide_miss",
+    "decide_post_storage",
     "decide_revalidation",
     "decide_storage",
     "decode_entry",
@@ -199,12 +209,17 @@ __all__ = [
     "parse_delta_seconds",
     "parse_entity_tags",
     "parse_http_date",
+    "post_content_target",
+    "preference_list",
     "qualified_key",
     "request_cache_control",
     "request_key",
     "revalidation_headers",
+    "same_origin_reference",
+    "select_updated",
     "split_list",
     "stale_if_error_allows",
+    "stale_on_error",
     "storable_headers",
     "strip_hop_by_hop",
     "strong_match",

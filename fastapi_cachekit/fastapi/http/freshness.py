@@ -62,13 +62,20 @@ def heuristic_lifetime(
     return min((date - last_modified) * fraction, cap)
 
 
-def age_header_value(values: Sequence[bytes]) -> float:
-    """The `Age` the sender stated, in seconds; 0 when absent or invalid (RFC 9111 §5.1).
+def age_header_value(values: Sequence[bytes]) -> float | None:
+    """The `Age` the sender stated, in seconds: 0 when absent, None when invalid (§5.1).
 
-    With several lines the largest valid one counts (the conservative choice).
+    `Age` is a singleton sent as a list by some intermediaries: the first member of the
+    combined field value counts (`0, 7200` on one line or on two lines mean the same) and the
+    rest is discarded. A first member that is not delta-seconds makes the stated age unknown,
+    so the caller must not trust the response's freshness.
     """
-    ages = (parse_delta_seconds(value.decode("latin-1").strip()) for value in values)
-    return float(max((age for age in ages if age is not None), default=0))
+    members = (member.strip() for value in values for member in value.split(b","))
+    first = next((member for member in members if member), None)
+    if first is None:
+        return 0.0
+    age = parse_delta_seconds(first.decode("latin-1"))
+    return None if age is None else float(age)
 
 
 def corrected_initial_age(

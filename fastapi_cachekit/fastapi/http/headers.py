@@ -6,7 +6,9 @@ that), response names are lowercased once when a response is analysed for storag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import TypeAlias
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "keyed_field_names",
     "lowercase_names",
     "normalise_field_value",
+    "preference_list",
     "split_list",
     "strip_hop_by_hop",
     "vary_field_names",
@@ -75,8 +78,14 @@ scheme or method than the request line's. Frameworks reflect them into links and
 yet no response names them in Vary; the cache keys on them as if every response did.
 X-Forwarded-For and X-Real-IP are not here: they name the client, one value per client."""
 
-# Fields whose values are case-insensitive tokens, so Vary matching may lowercase them (§4.1).
-_CASE_INSENSITIVE_VALUES = frozenset({b"accept-encoding", b"accept-charset", b"accept-language"})
+# Proactive negotiation fields (RFC 9110 §12.5): a list of case-insensitive ranges, each with
+# an optional weight. Requests that state the same preferences in another order, case, spacing
+# or weight spelling ask for the same thing, so Vary matching compares a normal form (§4.1).
+_PREFERENCE_LISTS = frozenset(
+    {b"accept", b"accept-charset", b"accept-encoding", b"accept-language"}
+)
+_QVALUE = re.compile(rb"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+_MEMO_MAX_VALUE = 256  # longer values are normalised each time, so the memo stays small
 
 
 def header_values(headers: Headers, name: bytes) -> list[bytes]:
@@ -156,18 +165,54 @@ def vary_field_names(headers: Headers) -> tuple[bytes, ...]:
 def normalise_field_value(name: bytes, values: Sequence[bytes]) -> bytes | None:
     """One comparable value for a request field: lines combined, whitespace folded.
 
-    Whitespace around commas is removed and runs of spaces/tabs become one space; values of
-    fields defined as case-insensitive tokens (Accept-Encoding, ...) are lowercased. An absent
-    field is None, which only matches another absent field.
+    Whitespace around commas is removed and runs of spaces/tabs become one space. The
+    negotiation fields (Accept, Accept-Charset, Accept-Encoding, Accept-Language) are put in a
+    normal form (`preference_list`). An absent field is None, which only matches another
+    absent field.
     """
     if not values:
         return None
     joined = values[0] if len(values) == 1 else b",".join(values)
+    if name in _PREFERENCE_LISTS:
+        if len(joined) <= _MEMO_MAX_VALUE:
+            return _memo_preference_list(joined)
+        return preference_list(joined)
     if b"," in joined:
-        folded = b",".join(b" ".join(part.split()) for part in joined.split(b","))
-    else:
-        folded = b" ".join(joined.split())
-    return folded.lower() if name in _CASE_INSENSITIVE_VALUES else folded
+        return b",".join(b" ".join(part.split()) for part in joined.split(b","))
+    return b" ".join(joined.split())
+
+
+def preference_list(value: bytes) -> bytes:
+    """A negotiation field in normal form (RFC 9110 §12.4.2, §12.5): members lowercased and
+    stripped, weights written canonically (`q=1` dropped, `q=0.500` as `q=0.5`), a repeated
+    member counted once (its first weight), and members ordered by weight, then by name.
+    `en, de` and `DE;q=1.0,en` are then one value. A weight that is not a qvalue stays part
+    of its member, so such requests are never merged."""
+    weights: dict[bytes, bytes] = {}
+    for member in value.split(b","):
+        member_range, weight = _weighted(member)
+        if member_range or weight != b"1":
+            weights.setdefault(member_range, weight)
+    ordered = sorted(weights.items(), key=lambda item: (-float(item[1]), item[0]))
+    return b",".join(r if w == b"1" else r + b";q=" + w for r, w in ordered)
+
+
+_memo_preference_list = lru_cache(maxsize=1024)(preference_list)
+
+
+def _weighted(member: bytes) -> tuple[bytes, bytes]:
+    """(the member without its weight, the weight as a canonical qvalue)."""
+    parts = [part.strip(b" \t") for part in member.split(b";")]
+    kept = [parts[0].lower()]
+    weight = b"1"
+    for param in parts[1:]:
+        key, equals, raw = param.partition(b"=")
+        key, raw = key.strip(b" \t").lower(), raw.strip(b" \t")
+        if key == b"q" and _QVALUE.fullmatch(raw):
+            weight = (b"%.3f" % float(raw)).rstrip(b"0").rstrip(b".")
+        elif param:
+            kept.append(key + equals + raw)
+    return b";".join(kept), weight
 
 
 def keyed_field_names(response_headers: Headers, request_headers: Headers) -> tuple[bytes, ...]:

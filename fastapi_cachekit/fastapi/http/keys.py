@@ -28,6 +28,7 @@ __all__ = [
     "invalidation_targets",
     "qualified_key",
     "request_key",
+    "same_origin_reference",
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -145,18 +146,34 @@ def invalidation_targets(
     against it when they are on the same origin. Empty for safe methods and errors."""
     if method.upper() in SAFE_METHODS or not 200 <= status < 400:
         return []
-    raw_query = query if isinstance(query, bytes) else query.encode("utf-8", "surrogateescape")
-    query_text = raw_query.decode("latin-1")
-    target = TargetURL(scheme.lower(), _host(scheme.lower(), host), path, raw_query)
+    target, base = _target_and_base(scheme, host, path, query)
     targets = [target]
-    base = f"{target.scheme}://{target.host}{quote(path, safe=_PATH_SAFE)}"
-    base += f"?{query_text}" if query_text else ""
     for name in (b"location", b"content-location"):
         for value in header_values(response_headers, name)[:1]:
             resolved = _resolve(base, value.decode("latin-1").strip(), target)
             if resolved is not None and resolved not in targets:
                 targets.append(resolved)
     return targets
+
+
+def same_origin_reference(
+    scheme: str, host: str, path: str, query: bytes | str, reference: bytes
+) -> TargetURL | None:
+    """The URL a reference (a Location or Content-Location value) names, resolved against the
+    request's; None when it is on another origin or is not a URL."""
+    target, base = _target_and_base(scheme, host, path, query)
+    return _resolve(base, reference.decode("latin-1").strip(), target)
+
+
+def _target_and_base(
+    scheme: str, host: str, path: str, query: bytes | str
+) -> tuple[TargetURL, str]:
+    """The request's URL in parts, and as the base that references resolve against."""
+    raw_query = query if isinstance(query, bytes) else query.encode("utf-8", "surrogateescape")
+    query_text = raw_query.decode("latin-1")
+    target = TargetURL(scheme.lower(), _host(scheme.lower(), host), path, raw_query)
+    base = f"{target.scheme}://{target.host}{quote(path, safe=_PATH_SAFE)}"
+    return target, base + (f"?{query_text}" if query_text else "")
 
 
 def _resolve(base: str, reference: str, target: TargetURL) -> TargetURL | None:

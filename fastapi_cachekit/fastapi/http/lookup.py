@@ -18,7 +18,7 @@ from .cache_control import CacheControl, parse_cache_control
 from .conditional import not_modified, not_modified_headers
 from .entry import StoredResponse
 from .freshness import whole_seconds
-from .headers import HeaderList, Headers, vary_matches
+from .headers import Header, HeaderList, Headers, vary_matches
 from .policy import CachePolicy
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "hit_response",
     "revalidation_headers",
     "stale_if_error_allows",
+    "stale_on_error",
     "without_conditionals",
 ]
 
@@ -207,6 +208,24 @@ def stale_if_error_allows(
     return window > 0 and -entry.ttl(now) <= window
 
 
+def stale_on_error(
+    entry: StoredResponse,
+    now: float,
+    request_cc: CacheControl | None = None,
+    *,
+    window: float = 0.0,
+) -> str | None:
+    """Why the stored response may replace an app failure at `now`, or None when it may not:
+    `stale-if-error` (the response's or the request's window, RFC 5861 §4), else
+    `stale-on-error` (the cache's own `window`, RFC 9111 §4.2.4: a shared cache may serve
+    stale unless `no-cache`, `must-revalidate`, `proxy-revalidate` or `s-maxage` forbid it)."""
+    if stale_if_error_allows(entry, now, request_cc):
+        return "stale-if-error"
+    if window > 0 and not entry.forbids_max_stale and -entry.ttl(now) <= window:
+        return "stale-on-error"
+    return None
+
+
 def without_conditionals(request_headers: Headers) -> HeaderList:
     """The request's headers minus If-None-Match/If-Modified-Since (to fetch a full response)."""
     return [(name, value) for name, value in request_headers if name not in CONDITIONAL_FIELDS]
@@ -225,12 +244,22 @@ def revalidation_headers(request_headers: Headers, entry: StoredResponse) -> Hea
 
 
 def hit_response(
-    entry: StoredResponse, decision: LookupDecision, cache_status: bytes
+    entry: StoredResponse, decision: LookupDecision, cache_status: bytes, *, date: bool = True
 ) -> tuple[int, HeaderList, bytes]:
     """(status, headers, body) answering the request from `entry`: the stored response, or a
     304 when the decision says `not_modified`; with Age and Cache-Status appended. For a HEAD
-    request send the headers and drop the body (Content-Length stays that of the GET)."""
+    request send the headers and drop the body (Content-Length stays that of the GET).
+
+    `date=False` leaves the stored Date out, for a server that adds its own to every response
+    (a second Date would contradict it); Age still says how old the response is (§5.1)."""
     extra = [(b"age", str(decision.age).encode("ascii")), (b"cache-status", cache_status)]
+    headers = entry.headers if date else _without_date(entry.headers)
     if decision.not_modified:
-        return 304, not_modified_headers(entry) + extra, b""
-    return entry.status, [*entry.headers, *extra], entry.body
+        return 304, not_modified_headers(entry._replace(headers=headers)) + extra, b""
+    return entry.status, [*headers, *extra], entry.body
+
+
+def _without_date(headers: tuple[Header, ...]) -> tuple[Header, ...]:
+    if headers and headers[0][0] == b"date":  # where storage puts it: one slice
+        return headers[1:]
+    return tuple(pair for pair in headers if pair[0] != b"date")

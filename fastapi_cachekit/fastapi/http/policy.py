@@ -48,8 +48,12 @@ class CachePolicy:
     - `cache_private_requests`: ...or this opt-in is set.
     - `respect_request_cache_control`: obey request directives and Pragma (off: clients cannot
       force origin hits).
-    - `revalidation_window`: seconds a stale response that has validators is kept so that it
-      can be revalidated with a conditional request instead of fetched again.
+    - `keep_stale`: seconds a stale response is kept while it can still be used: revalidated
+      with a conditional request (it has validators), served to a request's `max-stale`
+      (request directives respected), or served on an app failure (`stale_on_error`).
+    - `stale_on_error`: seconds of staleness within which a stored response replaces an app
+      failure (a 5xx or an exception) even without `stale-if-error`, unless `no-cache`,
+      `must-revalidate`, `proxy-revalidate` or `s-maxage` forbid it (0: off).
     """
 
     ttl: float | None = None
@@ -62,7 +66,8 @@ class CachePolicy:
     private_request_headers: frozenset[bytes] = DEFAULT_PRIVATE_REQUEST_HEADERS
     cache_private_requests: bool = False
     respect_request_cache_control: bool = False
-    revalidation_window: float = 600.0
+    keep_stale: float = 600.0
+    stale_on_error: float = 0.0
     personal_fields: frozenset[bytes] = field(init=False, repr=False, compare=False)
     """Derived: the fields that make a request personal under these options (empty unless in
     ttl mode without `cache_private_requests`; without Authorization if `cache_authorized`)."""
@@ -76,9 +81,9 @@ class CachePolicy:
             raise ConfigurationError(str(exc)) from exc
         if not 0 <= self.heuristic_fraction <= 1:
             raise ConfigurationError("heuristic_fraction must be between 0 and 1")
-        if self.max_heuristic_lifetime < 0 or self.revalidation_window < 0:
+        if min(self.max_heuristic_lifetime, self.keep_stale, self.stale_on_error) < 0:
             raise ConfigurationError(
-                "max_heuristic_lifetime and revalidation_window must not be negative"
+                "max_heuristic_lifetime, keep_stale and stale_on_error must not be negative"
             )
         size = self.max_body_bytes
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):

@@ -210,8 +210,7 @@ def _plan(
     if not policy.store_set_cookie and any(name == b"set-cookie" for name, _ in stored):
         return StoreDecision("set-cookie")
     date = _date(headers, response_time)
-    if not header_values(stored, b"date"):
-        stored.append((b"date", format_http_date(response_time)))
+    stored = _date_first(stored, response_time)
     lifetime, source = _lifetime(status, headers, cc, policy, date, response_time)
     if lifetime is None:
         return StoreDecision(source)
@@ -220,8 +219,11 @@ def _plan(
     vary = vary_values(keyed_field_names(headers, request_headers), request_headers)
     if not _encodable(stored, vary, etag, last_modified):
         return StoreDecision("invalid-header")
+    age_value = age_header_value(header_values(headers, b"age"))
+    if age_value is None:  # an age we cannot read: its freshness cannot be trusted (§5.1)
+        lifetime = 0.0
     initial_age = corrected_initial_age(
-        age_value=age_header_value(header_values(headers, b"age")),
+        age_value=age_value or 0.0,
         date=date,
         request_time=request_time,
         response_time=response_time,
@@ -266,6 +268,15 @@ def _date(headers: Headers, response_time: float) -> float:
     return response_time if parsed is None else parsed
 
 
+def _date_first(headers: HeaderList, response_time: float) -> HeaderList:
+    """The stored fields with exactly one Date, first: the app's first line, or the time the
+    response was received when it sent none (RFC 9110 §6.6.1). A hit under a server that
+    adds its own Date then leaves this one out with a slice (`hit_response`)."""
+    dates = header_values(headers, b"date")
+    date = dates[0] if dates else format_http_date(response_time)
+    return [(b"date", date), *((name, value) for name, value in headers if name != b"date")]
+
+
 def _lifetime(
     status: int,
     headers: HeaderList,
@@ -303,10 +314,22 @@ def _storage_ttl(
     validators: bool,
     policy: CachePolicy,
 ) -> float:
+    """Remaining freshness plus the longest time the response stays usable once stale."""
+    return max(0.0, remaining) + _stale_use(cc, max(swr, sie), validators, policy)
+
+
+def _stale_use(cc: CacheControl, windows: float, validators: bool, policy: CachePolicy) -> float:
+    """Seconds a stale response can still serve: its own stale windows, and `keep_stale` for
+    a revalidation, a request's `max-stale` or an app failure where those may use it."""
     forbids_stale = cc.no_cache or cc.must_revalidate or cc.proxy_revalidate
-    stale_window = 0.0 if forbids_stale else max(swr, sie)
-    keep = policy.revalidation_window if validators else 0.0
-    return max(0.0, remaining) + stale_window + keep
+    # s-maxage forbids serving stale to max-stale and on errors the response did not name.
+    stale_by_cache = not forbids_stale and cc.s_maxage is None
+    own = 0.0 if forbids_stale else windows
+    usable = validators or (
+        stale_by_cache and (policy.respect_request_cache_control or policy.stale_on_error > 0)
+    )
+    on_error = policy.stale_on_error if stale_by_cache else 0.0
+    return max(own, policy.keep_stale if usable else 0.0, on_error)
 
 
 def _flags(cc: CacheControl) -> int:

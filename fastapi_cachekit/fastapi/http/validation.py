@@ -1,6 +1,7 @@
 """Handling the app's answer to a revalidation (RFC 9111 §3.2, §4.3.3, §4.3.4; RFC 5861 §4).
 
-A 304 freshens the stored response: its fields replace the stored ones (except those that
+A 304 freshens the stored response it names by its validator (another stored variant of the
+URL when it names that one): its fields replace the stored ones (except those that
 describe the stored body), its Date/Age and the new request/response times restart the age
 arithmetic, and the storage rules run again on the result. A full response replaces the stored
 one, or removes it when it may not be stored. A 5xx keeps the stored response, which may then
@@ -10,6 +11,7 @@ be served under `stale-if-error`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -19,7 +21,7 @@ from .dates import format_http_date
 from .entry import StoredResponse
 from .freshness import whole_seconds
 from .headers import HeaderList, Headers, header_values, lowercase_names
-from .lookup import Action, LookupDecision, stale_if_error_allows
+from .lookup import Action, LookupDecision, stale_on_error
 from .policy import CachePolicy
 from .store import StoragePlan, decide_storage, storable_headers
 
@@ -30,6 +32,7 @@ __all__ = [
     "decide_revalidation",
     "freshen",
     "merge_headers",
+    "select_updated",
     "validators_agree",
 ]
 
@@ -49,7 +52,8 @@ class Revalidation(Enum):
     REMOVED = "removed"
     """A full response that may not be stored: pass it on and delete the stored one."""
     STALE_ON_ERROR = "stale-on-error"
-    """A 5xx within `stale-if-error`: serve the stored `entry` instead; keep it."""
+    """A 5xx within `stale-if-error` or the cache's `stale_on_error` window (`reason` says
+    which): serve the stored `entry` instead; keep it."""
     ERROR = "error"
     """A 5xx outside `stale-if-error`: pass the error on; keep the stored response."""
     MISMATCH = "mismatch"
@@ -103,6 +107,25 @@ def validators_agree(entry: StoredResponse, headers: Headers) -> bool:
     if modified and entry.last_modified:
         return modified[0].strip() == entry.last_modified
     return True
+
+
+def select_updated(candidates: Iterable[StoredResponse], headers: Headers) -> StoredResponse | None:
+    """The stored response a 304 that does not match the one revalidated updates (§4.3.4):
+    the first candidate with the 304's ETag (strongly equal, or weakly for a weak ETag), else,
+    without an ETag, with its Last-Modified. None when the 304 names none of them; it then
+    updates nothing, and the request is sent again without conditionals."""
+    update = lowercase_names(headers)
+    etags = header_values(update, b"etag")
+    modified = header_values(update, b"last-modified")
+    for entry in candidates:
+        if etags:
+            tag = etags[0].strip()
+            match = weak_match if is_weak(tag) else strong_match
+            if entry.origin_etag and match(tag, entry.origin_etag):
+                return entry
+        elif modified and entry.last_modified == modified[0].strip():
+            return entry
+    return None
 
 
 def freshen(
@@ -167,11 +190,10 @@ def decide_revalidation(
             entry, response_headers, request_headers, policy, request_time, response_time
         )
     if status >= 500:
-        if stale_if_error_allows(entry, response_time, request_cc):
-            serve = _serve(entry, request_headers, response_time, "stale-if-error")
-            return RevalidationDecision(
-                Revalidation.STALE_ON_ERROR, "stale-if-error", entry, None, serve
-            )
+        why = stale_on_error(entry, response_time, request_cc, window=policy.stale_on_error)
+        if why is not None:
+            serve = _serve(entry, request_headers, response_time, why)
+            return RevalidationDecision(Revalidation.STALE_ON_ERROR, why, entry, None, serve)
         return RevalidationDecision(Revalidation.ERROR, "server-error")
     stored = decide_storage(
         "GET",

@@ -79,6 +79,17 @@ class CacheMiddleware:
     - `max_variants`: Vary variants kept per URL (32); storing one more drops the least
       recently stored, so a client sending a new Accept-Language each time cannot fill the
       cache.
+    - `keep_stale`: seconds (600) a stale response stays stored while it can still be used:
+      revalidated (it has an ETag or Last-Modified), served to a request's `max-stale` (with
+      `respect_request_cache_control`) or on an app failure (`serve_stale_on_error`).
+    - `serve_stale_on_error`: seconds of staleness (off) within which a stored response is
+      served when the app fails (a 5xx or an exception), as if it had said `stale-if-error`;
+      never when it says `no-cache`, `must-revalidate`, `proxy-revalidate` or `s-maxage`.
+      Cache-Status then says `detail=stale-on-error` with the (negative) ttl.
+    - `server_date`: the server adds a Date to every response, as uvicorn, hypercorn and
+      granian do (on): a hit then leaves the stored Date out, so the client gets one Date
+      (the server's) and an Age that says how old the response is. Pass False where nothing
+      adds a Date (a bare ASGI call), so that hits carry the stored one.
     - `clock`: seconds since the epoch (for tests).
 
     Raises ConfigurationError for an invalid option.
@@ -104,6 +115,9 @@ class CacheMiddleware:
         single_flight: bool = True,
         cache_status_name: str = DEFAULT_CACHE_NAME,
         max_variants: int = DEFAULT_MAX_VARIANTS,
+        keep_stale: float | timedelta = 600.0,
+        serve_stale_on_error: float | timedelta | None = None,
+        server_date: bool = True,
         clock: Clock = time.time,
     ) -> None:
         self.app = app
@@ -125,6 +139,9 @@ class CacheMiddleware:
             cache_status_name=cache_status_name,
             clock=clock,
             max_variants=max_variants,
+            keep_stale=keep_stale,
+            serve_stale_on_error=serve_stale_on_error,
+            server_date=server_date,
         )
         policy = config.policy
         # Requests that must not share a flight: their response may be theirs alone.
@@ -194,7 +211,7 @@ class CacheMiddleware:
             )
             if decision.action is _SERVE:
                 status, headers, body = hit_response(
-                    entry, decision, config.status.hit(decision.ttl)
+                    entry, decision, config.status.hit(decision.ttl), date=config.send_date
                 )
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body if method == "GET" else b""})
@@ -230,7 +247,9 @@ class CacheMiddleware:
         action = decision.action
         status = self.config.status
         if action is Action.SERVE_STALE and entry is not None:
-            await serve_stored(state, entry, decision, status.hit(decision.ttl), send)
+            await serve_stored(
+                state, entry, decision, status.hit(decision.ttl), send, date=self.config.send_date
+            )
             self._revalidations.start(rt, state, entry)
             return
         if action is Action.GATEWAY_TIMEOUT:

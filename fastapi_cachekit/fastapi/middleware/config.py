@@ -48,6 +48,8 @@ class MiddlewareConfig:
     status: CacheStatus
     clock: Clock
     max_variants: int
+    send_date: bool
+    """False when the server adds Date to every response: hits then leave the stored one out."""
 
 
 def configure(
@@ -69,6 +71,9 @@ def configure(
     cache_status_name: str,
     clock: Clock,
     max_variants: int,
+    keep_stale: float | timedelta = 600.0,
+    serve_stale_on_error: float | timedelta | None = None,
+    server_date: bool = True,
 ) -> MiddlewareConfig:
     """Check every option and build the middleware's configuration (ConfigurationError)."""
     if cache is not None and not isinstance(cache, CacheService):
@@ -84,6 +89,8 @@ def configure(
         private_request_headers=_field_names(private_request_headers),
         cache_private_requests=bool(cache_private_requests),
         respect_request_cache_control=bool(respect_request_cache_control),
+        keep_stale=_seconds("keep_stale", keep_stale),
+        stale_on_error=_stale_on_error(serve_stale_on_error),
     )
     return MiddlewareConfig(
         policy=policy,
@@ -96,6 +103,7 @@ def configure(
         status=CacheStatus(cache_status_name),
         clock=clock,
         max_variants=check_max_variants(max_variants),
+        send_date=not server_date,
     )
 
 
@@ -115,6 +123,31 @@ def _ttl(ttl: Any) -> float | None:
         raise ConfigurationError(
             f"{exc} (or leave ttl out to store only responses that state their own freshness)"
         ) from exc
+
+
+def _seconds(option: str, value: Any) -> float:
+    """A window of seconds (int, float or timedelta) within the TTL bounds, or 0 for none."""
+    if not isinstance(value, bool) and value in (0, timedelta(0)):
+        return 0.0
+    try:
+        seconds = ttl_seconds(value)
+    except InvalidTTLError as exc:
+        raise ConfigurationError(f"{option}: {exc}; 0 turns it off") from exc
+    if seconds is None:
+        raise ConfigurationError(f"{option} must be seconds or a timedelta (0: off), not None")
+    return seconds
+
+
+def _stale_on_error(window: Any) -> float:
+    """The serve_stale_on_error window; 0 (off) for None."""
+    if window is None:
+        return 0.0
+    if window is True or window is False:
+        raise ConfigurationError(
+            "serve_stale_on_error takes the longest staleness to serve on an error, "
+            f"e.g. serve_stale_on_error=300 (seconds) or a timedelta, got {window!r}"
+        )
+    return _seconds("serve_stale_on_error", window)
 
 
 def _strings(option: str, values: Any) -> list[str]:

@@ -4,7 +4,7 @@ response), made for one client request and dropped after it.
 The app's `http.response.start` is held back until the cache knows what to do with it: when
 the response may be stored, until the first body message (a body that arrives whole can then
 be given its generated ETag and an exact Cache-Status); when revalidating, until the status
-says whether the client gets the app's response or the stored one (304, stale-if-error).
+says whether the client gets the app's response or the stored one (304, stale on error).
 A body is buffered for storage up to `max_body_bytes` and never further; the client gets
 every message as the app sent it, so streaming stays streaming.
 """
@@ -30,6 +30,7 @@ from ..http import (
     lowercase_names,
     request_cache_control,
     revalidation_headers,
+    select_updated,
     without_conditionals,
 )
 from .asgi import ReplayReceive, RequestState, send_response
@@ -122,7 +123,7 @@ class Fetch:
                 # The client got the stale response instead of this error: log, do not raise
                 # (Starlette's error middleware sends a 500, then re-raises).
                 logger.warning(
-                    "the app failed while revalidating %s; served stale (stale-if-error)",
+                    "the app failed while revalidating %s; served the stale response",
                     state.scope["path"],
                     exc_info=True,
                 )
@@ -209,12 +210,24 @@ class Fetch:
         elif outcome is Revalidation.STALE_ON_ERROR:
             assert decision.serve is not None
             self._stale_served = True
-            await self._answer(self._entry, decision.serve, detail="stale-if-error")
+            await self._answer(self._entry, decision.serve, detail=decision.reason)
         elif outcome is Revalidation.MISMATCH:
+            other = await self._named_variant(headers)
+            if other is not None:  # the 304 is about another stored variant: update that one
+                self._entry = other
+                return await self._revalidated(status, headers)
             self._phase, self._mismatch = _ANSWERED, True  # drop this 304, ask again (_retry)
         elif outcome is Revalidation.REMOVED:
             await rt.storage.remove(rt.cache, state.storage_key)
         return decision.plan
+
+    async def _named_variant(self, headers: list[tuple[bytes, bytes]]) -> StoredResponse | None:
+        """The stored variant of this URL a mismatched 304 names by its validator (§4.3.4)."""
+        entry, rt = self._entry, self._rt
+        if entry is None or not entry.vary:
+            return None
+        variants = await rt.storage.variants(rt.cache, self._state.key)
+        return select_updated((v for v in variants if v.etag != entry.etag), headers)
 
     def _request_directives(self) -> CacheControl | None:
         if not self._rt.config.policy.respect_request_cache_control:
@@ -295,19 +308,25 @@ class Fetch:
         stored: bool = False,
         detail: str | None = None,
     ) -> None:
-        """Answer the client with the stored response (the app's own answer is dropped)."""
+        """Answer the client with the stored response (the app's own answer is dropped).
+        A `detail` says a stale response replaced a failure; its negative `ttl` says how stale."""
         self._phase = _ANSWERED
         status = self._rt.config.status.forward(
-            self._fwd, fwd_status=self._fwd_status, stored=stored, detail=detail
+            self._fwd,
+            fwd_status=self._fwd_status,
+            ttl=None if detail is None else decision.ttl,
+            stored=stored,
+            detail=detail,
         )
-        code, headers, body = hit_response(entry, decision, status)
+        code, headers, body = hit_response(entry, decision, status, date=self._rt.config.send_date)
         await send_response(
             self._send, code, headers, b"" if self._state.method == "HEAD" else body
         )
 
     async def _stale_on_exception(self) -> bool:
-        """After the app raised: serve the stale response if stale-if-error allows and the
-        client has received nothing yet (RFC 5861 §4); True when it was served."""
+        """After the app raised: serve the stale response if stale-if-error or the cache's
+        `stale_on_error` window allows and the client has received nothing yet (RFC 5861 §4,
+        RFC 9111 §4.2.4); True when it was served."""
         entry = self._entry
         if entry is None or self._phase not in (_WAITING, _HOLDING):
             return False
@@ -324,7 +343,7 @@ class Fetch:
         if decision.outcome is not Revalidation.STALE_ON_ERROR or decision.serve is None:
             return False
         self._give_up()
-        await self._answer(entry, decision.serve, detail="stale-if-error")
+        await self._answer(entry, decision.serve, detail=decision.reason)
         return True
 
     async def _retry(self, receive: Receive) -> None:

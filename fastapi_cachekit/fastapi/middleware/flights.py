@@ -25,9 +25,12 @@ async def serve_stored(
     decision: LookupDecision,
     cache_status: bytes,
     send: Send,
+    *,
+    date: bool,
 ) -> None:
-    """Answer `state`'s request with a stored response (no body for a HEAD)."""
-    status, headers, body = hit_response(entry, decision, cache_status)
+    """Answer `state`'s request with a stored response (no body for a HEAD); `date`: with
+    the stored Date (see `hit_response`)."""
+    status, headers, body = hit_response(entry, decision, cache_status, date=date)
     await send_response(send, status, headers, b"" if state.method == "HEAD" else body)
 
 
@@ -87,7 +90,7 @@ class Flights:
             decision = decide_lookup(entry, state.headers, policy=config.policy, now=config.clock())
             if decision.action is Action.SERVE:
                 status = config.status.forward(fwd, collapsed=True)
-                await serve_stored(state, entry, decision, status, send)
+                await serve_stored(state, entry, decision, status, send, date=config.send_date)
                 return
         await Fetch(rt, state, send, fwd=fwd).run(receive)
 

@@ -172,6 +172,17 @@ class Storage:
         data = await cache.get_raw(storage_key, self.namespace)
         return (decode_entry(data) if data is not None else None), storage_key
 
+    async def variants(self, cache: CacheService, key: str) -> list[StoredResponse]:
+        """The stored variants of primary key `key` (none when its response does not vary)."""
+        listed = marker_variants(await cache.get_raw(key, self.namespace, count=False))
+        found: list[StoredResponse] = []
+        for digest in listed:
+            raw = await cache.get_raw(variant_key(key, digest), self.namespace, count=False)
+            entry = decode_entry(raw) if raw is not None else None
+            if entry is not None:
+                found.append(entry)
+        return found
+
     async def put(
         self,
         cache: CacheService,
