@@ -23,6 +23,8 @@ from .models import CacheEntry, CacheKey, CacheStats
 from .service import DEFAULT_TTL, CacheService
 from .settings import CacheSettings
 
+__version__ = "0.1.0"
+
 __all__ = [
     "DEFAULT_TTL",
     "BackendError",

@@ -39,6 +39,7 @@ def create_cache(
         cleanup_interval=config.cleanup_interval_seconds or None,
         stats_flush_interval=config.stats_flush_interval_seconds,
         fill_lock_timeout=config.fill_lock_timeout_seconds or None,
+        enabled=config.enabled,
     )
 
 

@@ -31,6 +31,9 @@ class CacheSettings(BaseSettings):
     enable_stats: bool = Field(True, description="Count hits and misses.")
 
     # Beyond the spec.
+    enabled: bool = Field(
+        True, description="False turns the cache off: factories run, nothing is stored."
+    )
     key_prefix: str = Field(
         "cachekit", min_length=1, description="Prefix of every key this kit writes to Redis."
     )
