@@ -66,7 +66,7 @@ class CacheEvent:
 class CacheRecorder:
     """What the cache was asked, per key: reads (hits and misses) and stores, in order.
 
-    Keys are full keys, `namespace:key` (see `CachedFunction.cache_key` for a function's);
+    Keys are full keys, `namespace:key` (a `@cached` call's key is `CachedFunction.cache_key`);
     every method takes a glob `pattern` (`*`, `?`, `[...]`) and looks only at matching keys.
     """
 
