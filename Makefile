@@ -13,8 +13,16 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-demo: install
-	CACHEKIT_BACKEND=memory $(BIN)/uvicorn examples.app:app --port 8000
+# The demo needs the package and a server, not the dev, docs or benchmark tools.
+PORT ?= 8000
+
+$(BIN)/.demo-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $@
+
+demo: $(BIN)/.demo-installed
+	CACHEKIT_BACKEND=memory $(BIN)/uvicorn examples.app:app --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -43,4 +51,4 @@ chaos: install
 	$(BIN)/python -m tests.chaos.run
 
 clean:
-	rm -rf $(VENV) site .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) site dist .mypy_cache .pytest_cache .ruff_cache

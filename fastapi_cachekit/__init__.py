@@ -24,6 +24,8 @@ from .service import CacheService
 from .settings import CacheSettings
 from .ttl import DEFAULT_TTL
 
+__version__ = "0.1.0"
+
 __all__ = [
     "DEFAULT_TTL",
     "BackendError",

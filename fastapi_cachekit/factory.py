@@ -40,6 +40,7 @@ def create_cache(
         stats_flush_interval=config.stats_flush_interval_seconds,
         fill_lock_timeout=config.fill_lock_timeout_seconds or None,
         admin_token=config.admin_token,
+        enabled=config.enabled,
     )
 
 

@@ -91,3 +91,6 @@ class CacheStats(BaseModel):
     newest_entry: datetime | None = None
     errors: int = 0
     pending_invalidations: int = 0
+    bypasses: int = Field(
+        0, description="Reads and writes skipped because the cache was turned off."
+    )

@@ -12,7 +12,7 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -62,6 +62,7 @@ class CacheService:
         stats_flush_interval: float = 1.0,
         fill_lock_timeout: float | None = None,
         admin_token: str | SecretStr | None = None,
+        enabled: bool = True,
     ) -> None:
         self._backend = backend
         self._admin_token = _admin_token(admin_token)
@@ -72,6 +73,11 @@ class CacheService:
             nowait_twin(backend, "get") or _deferred
         )
         self._set_nowait: Callable[..., bool | Deferred] = nowait_twin(backend, "set") or _deferred
+        self._live_io = (self._get_nowait, self._set_nowait)
+        self._enabled = True
+        self._bypasses = 0
+        if not enabled:
+            self._switch(enabled=False)
         self._codec: Codec = codec or JsonCodec()
         self._default_ttl = ttl_seconds(default_ttl)
         self._default_namespace = (
@@ -103,6 +109,43 @@ class CacheService:
     def default_ttl(self) -> float | None:
         """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
         return self._default_ttl
+
+    @property
+    def enabled(self) -> bool:
+        """False while the cache is turned off (`enabled=False`, `CACHEKIT_ENABLED=false`,
+        or inside `disabled()`)."""
+        return self._enabled
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Turn the cache off for the block, for every caller of this service.
+
+        Reads miss, writes store nothing, `get_or_set_async` (and so `@cached`) runs its
+        factory on every call and returns its value; each skipped read or write is counted
+        in `CacheStats.bypasses`. Invalidations still reach the backend, so entries stored
+        before do not outlive the data they were computed from.
+        """
+        was_enabled = self._enabled
+        self._switch(enabled=False)
+        try:
+            yield
+        finally:
+            self._switch(enabled=was_enabled)
+
+    def _switch(self, *, enabled: bool) -> None:
+        # Turning off swaps the read and write entry points for stand-ins, so that the hot
+        # paths carry no "is it on?" test.
+        self._enabled = enabled
+        self._get_nowait, self._set_nowait = (
+            self._live_io if enabled else (self._bypass_read, self._bypass_write)
+        )
+
+    def _bypass_read(self, fk: str) -> None:
+        self._bypasses += 1
+
+    def _bypass_write(self, *args: Any, **kwargs: Any) -> bool:
+        self._bypasses += 1
+        return False
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -151,6 +194,8 @@ class CacheService:
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         """Whether a live entry is stored for `key` (counts neither a hit nor a miss)."""
         fk = self._full_key(key, namespace)
+        if not self._enabled:
+            return False
         try:
             return await self._backend.exists(fk)
         except BackendError as exc:
@@ -179,6 +224,11 @@ class CacheService:
         fk = self._full_key(key, namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
+        if not self._enabled:  # no shared flight either: every caller runs its factory
+            self._bypasses += 1
+            self._count(hit=False)
+            result = value_factory()
+            return await result if inspect.isawaitable(result) else result
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
@@ -319,8 +369,8 @@ class CacheService:
 
     async def fill_token(self) -> FillToken | None:
         """A token to pass to `set_raw(..., fill=...)`; None when the backend is unavailable
-        (then storing is pointless anyway)."""
-        return await self._fill_token()
+        (then storing is pointless anyway), and while the cache is turned off."""
+        return await self._fill_token() if self._enabled else None
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
@@ -384,6 +434,7 @@ class CacheService:
                 total_misses=self._misses,
                 hit_rate=_rate(self._hits, self._misses),
                 errors=self._errors,
+                bypasses=self._bypasses,
                 # Reported by backends that queue invalidations while they are unreachable.
                 pending_invalidations=getattr(self._backend, "pending_invalidations", 0),
             )
@@ -398,6 +449,7 @@ class CacheService:
             newest_entry=None if stats.newest is None else utc_from_timestamp(stats.newest),
             errors=self._errors + stats.errors,
             pending_invalidations=stats.pending_invalidations,
+            bypasses=self._bypasses,
         )
 
     async def flush(self) -> None:

@@ -40,6 +40,9 @@ class CacheSettings(BaseSettings):
     enable_stats: bool = Field(True, description="Count hits and misses.")
 
     # Beyond the spec.
+    enabled: bool = Field(
+        True, description="False turns the cache off: factories run, nothing is stored."
+    )
     max_memory_bytes: int | None = Field(
         256 * 1024 * 1024,
         ge=1,

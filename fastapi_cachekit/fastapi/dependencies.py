@@ -16,6 +16,7 @@ from ..service import CacheService
 __all__ = ["cache_for_app", "get_cache", "setup_cache"]
 
 _STATE_ATTR = "cachekit"
+_LIFESPAN_ATTR = "cachekit_lifespan"
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
@@ -25,29 +26,42 @@ def setup_cache(app: Any, cache: CacheService | None = None) -> CacheService:
 
     The service connects lazily, so the app works without a lifespan run. On shutdown the
     app's lifespan flushes the service's counters, and closes it if it was created here; a
-    lifespan the app already has keeps running around it.
+    lifespan the app already has keeps running around it. Calling it again replaces the
+    service without wrapping the lifespan again.
     """
     created = cache is None
     service = create_cache() if cache is None else cache
     setattr(app.state, _STATE_ATTR, service)
-    router = app.router
-    router.lifespan_context = _closing(router.lifespan_context, service, close=created)
+    hook = getattr(app.state, _LIFESPAN_ATTR, None)
+    if not isinstance(hook, _CacheLifespan):
+        hook = _CacheLifespan(app.router.lifespan_context)
+        setattr(app.state, _LIFESPAN_ATTR, hook)
+        app.router.lifespan_context = hook
+    hook.service = service
+    if created:
+        hook.owned.append(service)
     return service
 
 
-def _closing(inner: Lifespan, service: CacheService, *, close: bool) -> Lifespan:
+class _CacheLifespan:
+    """The app's lifespan, wrapped once: on shutdown it flushes the current service and
+    closes the services setup_cache created."""
+
+    def __init__(self, inner: Lifespan) -> None:
+        self.inner = inner
+        self.service: CacheService | None = None
+        self.owned: list[CacheService] = []
+
     @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Any]:
-        async with inner(app) as state:
+    async def __call__(self, app: Any) -> AsyncIterator[Any]:
+        async with self.inner(app) as state:
             try:
                 yield state
             finally:
-                if close:
+                if self.service is not None and self.service not in self.owned:
+                    await self.service.flush()
+                for service in self.owned:
                     await service.close()
-                else:
-                    await service.flush()
-
-    return lifespan
 
 
 def cache_for_app(app: ASGIApp) -> CacheService:
