@@ -25,6 +25,7 @@ import pytest
 from .backends.base import FillToken
 from .backends.memory import MemoryBackend
 from .fastapi.dependencies import setup_cache
+from .keys import display_key
 from .service import CacheService
 
 __all__ = [
@@ -131,7 +132,7 @@ class _RecordingMemoryBackend(MemoryBackend):
 
     def get_nowait(self, key: str) -> bytes | None:
         value = super().get_nowait(key)
-        self._recorder.record("miss" if value is None else "hit", key)
+        self._recorder.record("miss" if value is None else "hit", display_key(key))
         return value
 
     async def set(
@@ -158,7 +159,7 @@ class _RecordingMemoryBackend(MemoryBackend):
     ) -> bool:
         stored = super().set_nowait(key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
         if stored:
-            self._recorder.record("store", key)
+            self._recorder.record("store", display_key(key))
         return stored
 
 

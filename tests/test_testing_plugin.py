@@ -149,14 +149,12 @@ def test_the_app_has_its_own_cache_back():
 def test_the_plugin_in_a_users_test_session(tmp_path: Path) -> None:
     (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
     (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
-    # `-p fastapi_cachekit.testing` stands for the entry point an installed package has.
+    # The plugin comes from the installed package's pytest11 entry point, as for a user.
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
-            "-p",
-            "fastapi_cachekit.testing",
             "-q",
             "-p",
             "no:cacheprovider",
