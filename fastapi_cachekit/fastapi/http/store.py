@@ -1,4 +1,4 @@
-"""Whether and how to store a response (RFC 9111 §3, §3.1, §3.5, §4.2, §5.2.2; issue safety rules).
+"""Whether and how to store a response (RFC 9111 §3, §3.1, §3.5, §4.2, §5.2.2; safety defaults).
 
 `decide_storage` runs when the response starts (status and headers known, body not yet): it
 either refuses, with a short reason, or returns a `StoragePlan` holding every decision
