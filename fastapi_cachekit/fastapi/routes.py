@@ -44,7 +44,12 @@ from .http import (
 )
 from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
 from .route_inputs import RouteInputs, inputs_of, route_inputs
-from .route_render import render_response, with_request_and_response
+from .route_render import (
+    RouteFront,
+    put_in_front_of_route,
+    render_response,
+    with_request_and_response,
+)
 
 __all__ = ["cached_route"]
 
@@ -251,19 +256,11 @@ class _CachedRoute:
         )
 
     def _install_shortcut(self, scope: Scope) -> None:
-        """Answer later hits before FastAPI solves the route's parameters, when nothing of
-        the user's (a dependency, such as an auth check) must run for every request, and the
-        key covers every input FastAPI validates (so a request that would fail validation
-        never has the key of one that passed)."""
-        route = scope.get("route")
-        if (
-            isinstance(route, APIRoute)
-            and route.endpoint is self.wrapper
-            and self.key_func is None
-            and not route.dependant.dependencies
-            and not isinstance(route.app, _HitShortcut)
-        ):
-            route.app = _HitShortcut(route.app, self)
+        """Answer later hits before FastAPI solves the route's parameters, when the key covers
+        every input FastAPI validates (so a request that would fail validation never has the
+        key of one that passed): not with a `key_func`."""
+        if self.key_func is None:
+            put_in_front_of_route(scope, self.wrapper, functools.partial(_HitShortcut, cached=self))
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
@@ -338,12 +335,12 @@ class _Replay(Response):
         self.background = None
 
 
-class _HitShortcut:
+class _HitShortcut(RouteFront):
     """The ASGI app of a cached route without dependencies: a hit is sent straight from the
     cache; anything else goes on to FastAPI's handler (marked as already looked up)."""
 
     def __init__(self, app: ASGIApp, cached: _CachedRoute) -> None:
-        self.app = app
+        super().__init__(app)
         self.cached = cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
