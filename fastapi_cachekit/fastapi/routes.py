@@ -43,7 +43,7 @@ from .http import (
     vary_matches,
 )
 from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
-from .route_inputs import RouteInputs, inputs_of, route_inputs
+from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
     RouteFront,
     put_in_front_of_route,
@@ -289,26 +289,12 @@ class _CachedRoute:
         return f"{template}#{qualified_key(url_key, self._inputs_of(request))}"
 
     def _inputs_of(self, request: Request) -> list[tuple[bytes, Sequence[bytes]]]:
-        """The values of the declared header and cookie parameters and of `vary_on`."""
         inputs = self.inputs
         if inputs is None:
             route = request.scope.get("route")
             inputs = inputs_of(route.dependant) if isinstance(route, APIRoute) else _NO_INPUTS
             self.inputs = inputs
-        headers = request.scope["headers"]
-        fields: list[tuple[bytes, Sequence[bytes]]] = []
-        for name in inputs.headers:
-            fields.append((b"h:" + name, header_values(headers, name)))
-        for cookie in inputs.cookies:
-            value = request.cookies.get(cookie)
-            fields.append((b"c:" + cookie.encode(), () if value is None else (value.encode(),)))
-        if callable(self.vary_on):
-            fields.append((b"vary_on", (str(self.vary_on(request)).encode(),)))
-        elif self.vary_on:
-            for header in self.vary_on:
-                name = header.lower().encode("latin-1")
-                fields.append((b"h:" + name, header_values(headers, name)))
-        return fields
+        return input_values(request, inputs, self.vary_on)
 
     def _tags(self, request: Request) -> list[str]:
         if callable(self.tags):

@@ -15,10 +15,7 @@ from fastapi_cachekit.fastapi.http import (
     request_cache_control,
 )
 
-from .support import (
-    cc,
-    hdrs,
-)
+from .support import cc, hdrs
 
 
 def test_cc_directive_names_are_case_insensitive() -> None:

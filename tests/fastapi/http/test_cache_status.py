@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastapi_cachekit.errors import ConfigurationError
-from fastapi_cachekit.fastapi.http import (
-    CacheStatus,
-)
+from fastapi_cachekit.fastapi.http import CacheStatus
 
 
 def test_cache_status_hit() -> None:

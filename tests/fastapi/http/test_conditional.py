@@ -19,16 +19,7 @@ from fastapi_cachekit.fastapi.http import (
     weak_match,
 )
 
-from .support import (
-    EXPLICIT,
-    T0,
-    T0_HTTP,
-    hdrs,
-    lookup,
-    names,
-    stored,
-    validated_entry,
-)
+from .support import EXPLICIT, T0, T0_HTTP, hdrs, lookup, names, stored, validated_entry
 
 
 def test_generated_etag_is_strong_quoted_and_deterministic() -> None:

@@ -6,15 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastapi_cachekit.fastapi.http import (
-    format_http_date,
-    parse_http_date,
-)
+from fastapi_cachekit.fastapi.http import format_http_date, parse_http_date
 
-from .support import (
-    T0,
-    T0_HTTP,
-)
+from .support import T0, T0_HTTP
 
 SUNDAY = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT
 

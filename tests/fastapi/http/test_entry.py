@@ -10,19 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastapi_cachekit.errors import SerializationError
-from fastapi_cachekit.fastapi.http import (
-    MAGIC,
-    StoredResponse,
-    decode_entry,
-    encode_entry,
-)
+from fastapi_cachekit.fastapi.http import MAGIC, StoredResponse, decode_entry, encode_entry
 
-from .support import (
-    EXPLICIT,
-    T0,
-    hdrs,
-    stored,
-)
+from .support import EXPLICIT, T0, hdrs, stored
 
 
 def test_entry_age_and_ttl_arithmetic() -> None:

@@ -16,17 +16,7 @@ from fastapi_cachekit.fastapi.http import (
 )
 from tests.fastapi.middleware_support import Harness, Origin, cache_status, is_hit
 
-from .support import (
-    T0,
-    T0_HTTP,
-    TTL,
-    cc,
-    hdrs,
-    lookup,
-    names,
-    store,
-    stored,
-)
+from .support import T0, T0_HTTP, cc, hdrs, lookup, names, store, stored
 
 
 def test_lifetime_s_maxage_over_max_age_over_expires() -> None:
@@ -96,38 +86,6 @@ def test_heuristic_needs_last_modified_not_after_date() -> None:
     assert heuristic_lifetime(T0, T0 + 5, cap=100) is None
     assert heuristic_lifetime(T0, None, cap=100) is None
     assert store(hdrs(last_modified="garbage")).reason == "no-freshness"
-
-
-def test_heuristic_only_for_heuristically_cacheable_statuses_or_public() -> None:
-    modified = format_http_date(T0 - 1000).decode()
-    assert store(hdrs(last_modified=modified), status=302).reason == "no-explicit-freshness"
-    public = store(hdrs(last_modified=modified, cache_control="public"), status=302)
-    assert public.reason == "heuristic"
-
-
-def test_ttl_fills_missing_freshness() -> None:
-    decision = store(hdrs(content_type="text/plain"), policy=TTL)
-    assert decision.reason == "ttl"
-    assert decision.plan is not None
-    assert decision.plan.response.lifetime == 60
-
-
-@pytest.mark.parametrize(("header", "lifetime"), [("max-age=5", 5), ("s-maxage=500", 500)])
-def test_ttl_never_overrides_the_response(header: str, lifetime: float) -> None:
-    plan = store(hdrs(cache_control=header), policy=TTL).plan
-    assert plan is not None
-    assert plan.response.lifetime == lifetime
-
-
-def test_ttl_takes_precedence_over_heuristic() -> None:
-    modified = format_http_date(T0 - 10**5).decode()
-    plan = store(hdrs(last_modified=modified), policy=TTL).plan
-    assert plan is not None
-    assert plan.response.lifetime == 60
-
-
-def test_ttl_does_not_apply_to_statuses_needing_explicit_freshness() -> None:
-    assert store(status=302, policy=TTL).reason == "no-explicit-freshness"
 
 
 def test_corrected_initial_age_uses_age_header_and_response_delay() -> None:

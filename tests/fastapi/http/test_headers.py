@@ -21,11 +21,7 @@ from fastapi_cachekit.fastapi.http import (
 )
 from tests.fastapi.middleware_support import Harness, Origin, cache_status, is_hit
 
-from .support import (
-    hdrs,
-    lookup,
-    stored,
-)
+from .support import hdrs, lookup, stored
 
 
 def test_split_list_honours_quotes_and_escapes() -> None:

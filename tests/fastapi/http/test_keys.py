@@ -18,9 +18,7 @@ from fastapi_cachekit.fastapi.http import (
     request_key,
 )
 
-from .support import (
-    hdrs,
-)
+from .support import hdrs
 
 
 def _targets(

@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fastapi_cachekit.errors import ConfigurationError
-from fastapi_cachekit.fastapi.http import (
-    CachePolicy,
-)
+from fastapi_cachekit.fastapi.http import CachePolicy
 
-from .support import (
-    DEFAULT,
-    RESPECT,
-    TTL,
-)
+from .support import DEFAULT, RESPECT, TTL
 
 
 @pytest.mark.parametrize(

@@ -14,20 +14,7 @@ from fastapi_cachekit.fastapi.http import (
     strip_hop_by_hop,
 )
 
-from .support import (
-    AUTH,
-    DEFAULT,
-    EXPLICIT,
-    RESPECT,
-    T0_HTTP,
-    TTL,
-    cc,
-    hdrs,
-    lookup,
-    names,
-    store,
-    stored,
-)
+from .support import AUTH, EXPLICIT, RESPECT, TTL, cc, hdrs, lookup, names, store, stored
 
 
 @pytest.mark.parametrize("method", ["HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
@@ -225,31 +212,6 @@ def test_responses_without_freshness_are_not_stored_without_ttl() -> None:
 )
 def test_explicit_freshness_is_stored_without_ttl(directives: str, reason: str) -> None:
     assert store(hdrs(cache_control=directives)).reason == reason
-
-
-def test_stale_on_arrival_without_validators_is_not_stored() -> None:
-    assert store(hdrs(cache_control="max-age=10", age="20")).reason == "stale-on-arrival"
-    assert store(hdrs(cache_control="max-age=0")).reason == "stale-on-arrival"
-
-
-def test_stale_on_arrival_with_validators_is_kept_for_revalidation() -> None:
-    plan = store(hdrs(cache_control="max-age=0", etag='"a"')).plan
-    assert plan is not None
-    assert plan.storage_ttl == DEFAULT.keep_stale
-
-
-def test_storage_ttl_covers_freshness_stale_windows_and_revalidation() -> None:
-    plan = store(
-        hdrs(cache_control="max-age=60, stale-while-revalidate=30, stale-if-error=90")
-    ).plan
-    assert plan is not None
-    assert plan.storage_ttl == 60 + 90
-    with_validator = store(hdrs(cache_control="max-age=60", last_modified=T0_HTTP.decode())).plan
-    assert with_validator is not None
-    assert with_validator.storage_ttl == 60 + DEFAULT.keep_stale
-    forbidding = store(hdrs(cache_control="max-age=60, must-revalidate, stale-if-error=90")).plan
-    assert forbidding is not None
-    assert forbidding.storage_ttl == 60
 
 
 def test_request_no_store_only_when_request_directives_are_respected() -> None:

@@ -17,16 +17,7 @@ from fastapi_cachekit.fastapi.http import (
     validators_agree,
 )
 
-from .support import (
-    DEFAULT,
-    T0,
-    T0_HTTP,
-    hdrs,
-    lookup,
-    names,
-    stored,
-    validated_entry,
-)
+from .support import DEFAULT, T0, T0_HTTP, hdrs, lookup, names, stored, validated_entry
 
 
 def test_304_freshens_the_stored_response() -> None:
