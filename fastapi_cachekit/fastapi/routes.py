@@ -165,6 +165,7 @@ class _CachedRoute:
             cache_private_requests=True,
         )
         self.wrapper = self._build_wrapper()
+        self.hit_shortcut = functools.partial(_HitShortcut, cached=self)
 
     def _declared_inputs(self) -> RouteInputs | None:
         """The endpoint's header and cookie inputs; None when FastAPI cannot analyse it yet
@@ -260,7 +261,7 @@ class _CachedRoute:
         every input FastAPI validates (so a request that would fail validation never has the
         key of one that passed): not with a `key_func`."""
         if self.key_func is None:
-            put_in_front_of_route(scope, self.wrapper, functools.partial(_HitShortcut, cached=self))
+            put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
