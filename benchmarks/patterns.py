@@ -6,9 +6,9 @@
 Every pattern is matched against every key, pattern by pattern; the slowest pattern's keys
 are then timed one by one for the slowest single match. Patterns mix literals, `*` (often
 several, the case that made the old matcher backtrack), `?`, classes and escapes, and always
-include the issue's worst case, `*******x`. Keys are up to MAX_KEY_LENGTH characters over a
-small alphabet, so that partial matches, the expensive part, are frequent. Seeded: two runs
-draw the same inputs.
+include the classic backtracking worst case, `*******x`. Keys are up to MAX_KEY_LENGTH
+characters over a small alphabet, so that partial matches, the expensive part, are frequent.
+Seeded: two runs draw the same inputs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Section `http`: requests in-process, one app per row, through two drivers.
 
-- httpx's ASGITransport (what the issue asks for; httpx's own ~0.2 ms per request is part of
-  every row, the floor included, which compresses the ratios);
+- httpx's ASGITransport (the client FastAPI apps are tested with; its own ~0.2 ms per request
+  is part of every row, the floor included, which compresses the ratios);
 - a direct ASGI call with a hand-made scope and a collecting `send`: no client at all, so the
   µs per request are the app's own cost and the ratios show the stacks' full weight.
 

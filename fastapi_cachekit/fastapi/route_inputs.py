@@ -4,22 +4,25 @@ A hit answers without running the endpoint, so everything the endpoint (or one o
 dependencies) reads from the request must be in the key: two requests with one key must get
 one answer. The URL key covers the scheme, host, path and query; this module finds the header
 and cookie parameters FastAPI would pass, from the endpoint's `Dependant` (FastAPI's own
-analysis of its signature), and refuses, at decoration, inputs a key cannot cover.
+analysis of its signature), and refuses, at decoration, inputs a key cannot cover;
+`input_values` reads their values from a request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from pydantic import AliasChoices, BaseModel
+from starlette.requests import Request
 
 from ..errors import ConfigurationError
+from .http import header_values
 
-__all__ = ["RouteInputs", "route_inputs"]
+__all__ = ["RouteInputs", "input_values", "inputs_of", "route_inputs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,29 @@ def inputs_of(dependant: Dependant) -> RouteInputs:
         for field in current.cookie_params:
             cookies.update(dict.fromkeys(_names(field)))
     return RouteInputs(tuple(headers), tuple(cookies))
+
+
+def input_values(
+    request: Request,
+    inputs: RouteInputs,
+    vary_on: Sequence[str] | Callable[[Request], str] | None,
+) -> list[tuple[bytes, Sequence[bytes]]]:
+    """The values, in this request, of the declared header and cookie inputs and of `vary_on`
+    (header names, or a function of the request), each under a name of its kind."""
+    headers = request.scope["headers"]
+    fields: list[tuple[bytes, Sequence[bytes]]] = []
+    for name in inputs.headers:
+        fields.append((b"h:" + name, header_values(headers, name)))
+    for cookie in inputs.cookies:
+        value = request.cookies.get(cookie)
+        fields.append((b"c:" + cookie.encode(), () if value is None else (value.encode(),)))
+    if callable(vary_on):
+        fields.append((b"vary_on", (str(vary_on(request)).encode(),)))
+    elif vary_on:
+        for header in vary_on:
+            name = header.lower().encode("latin-1")
+            fields.append((b"h:" + name, header_values(headers, name)))
+    return fields
 
 
 def _walk(dependant: Dependant) -> Iterator[Dependant]:

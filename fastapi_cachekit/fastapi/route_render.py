@@ -1,9 +1,16 @@
-"""How @cached_route meets FastAPI's internals: the wrapper's signature, and rendering an
-endpoint's return value into the Response FastAPI would send.
+"""How @cached_route meets FastAPI's internals; everything version-specific stays here.
 
-FastAPI has no public API to render a return value outside its request handler, so this
-module calls `fastapi.routing.serialize_response` with the route's response settings (and
-checks, once, whether that version takes `dump_json`). Everything version-specific stays here.
+FastAPI offers no public API for two things @cached_route needs:
+
+- Rendering an endpoint's return value into the Response FastAPI would send, outside its
+  request handler: `render_response` calls `fastapi.routing.serialize_response` with the
+  route's response settings (and checks, once, whether that version takes `dump_json`).
+- Answering a hit before FastAPI solves the route's parameters (most of a hit's cost):
+  `put_in_front_of_route` replaces the `app` attribute of the route serving a request, which
+  Starlette calls for every request the route matches.
+
+`SUPPORTED_FASTAPI` is the range of FastAPI versions these were checked against;
+`tests/fastapi/test_route_render.py` fails on any other, and pins every name used here.
 """
 
 from __future__ import annotations
@@ -18,8 +25,32 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, serialize_response
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["parameter_of_type", "render_response", "with_request_and_response"]
+__all__ = [
+    "SERIALIZE_ARGUMENTS",
+    "SUPPORTED_FASTAPI",
+    "RouteFront",
+    "parameter_of_type",
+    "put_in_front_of_route",
+    "render_response",
+    "with_request_and_response",
+]
+
+SUPPORTED_FASTAPI = ((0, 110), (0, 166))
+"""From the oldest version checked to the first one not checked (major, minor): the route tests
+pass on 0.110.3 (the oldest release pyproject.toml accepts) and on 0.165.0."""
+
+SERIALIZE_ARGUMENTS = {
+    "field": "response_field",
+    "include": "response_model_include",
+    "exclude": "response_model_exclude",
+    "by_alias": "response_model_by_alias",
+    "exclude_unset": "response_model_exclude_unset",
+    "exclude_defaults": "response_model_exclude_defaults",
+    "exclude_none": "response_model_exclude_none",
+}
+"""`serialize_response`'s arguments, each taken from the route attribute of that name."""
 
 _REQUEST = "_cachekit_request"
 _RESPONSE = "_cachekit_response"
@@ -76,17 +107,9 @@ async def render_response(request: Request, result: Any, sub_response: Response)
     default_class = isinstance(response_class, DefaultPlaceholder)
     dump_json = _SERIALIZE_HAS_DUMP_JSON and route.response_field is not None and default_class
     options: dict[str, Any] = {"dump_json": True} if dump_json else {}
-    content = await serialize_response(
-        field=route.response_field,
-        response_content=result,
-        include=route.response_model_include,
-        exclude=route.response_model_exclude,
-        by_alias=route.response_model_by_alias,
-        exclude_unset=route.response_model_exclude_unset,
-        exclude_defaults=route.response_model_exclude_defaults,
-        exclude_none=route.response_model_exclude_none,
-        **options,
-    )
+    for argument, attribute in SERIALIZE_ARGUMENTS.items():
+        options[argument] = getattr(route, attribute)
+    content = await serialize_response(response_content=result, **options)
     status = sub_response.status_code or route.status_code
     args: dict[str, Any] = {} if status is None else {"status_code": status}
     if dump_json:
@@ -100,3 +123,35 @@ async def render_response(request: Request, result: Any, sub_response: Response)
         response = cls(content, **args)
     response.raw_headers.extend(sub_response.raw_headers)
     return response
+
+
+class RouteFront:
+    """Base of an ASGI app put in front of a route's own handler, `app`; this one passes every
+    request on, subclasses answer some themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def put_in_front_of_route(
+    scope: Scope, endpoint: Callable[..., Any], front: Callable[[ASGIApp], RouteFront]
+) -> None:
+    """From the next request on, send the requests of the route serving `scope` to
+    `front(handler)`, where handler is FastAPI's own, when the route's endpoint is `endpoint`
+    and it has no dependencies. Once per route.
+
+    A route with dependencies keeps FastAPI's handler alone, since a dependency (an auth check,
+    say) must run for every request. The check and the assignment have no await between them,
+    so two concurrent first requests cannot both install a front.
+    """
+    route = scope.get("route")
+    if (
+        isinstance(route, APIRoute)
+        and route.endpoint is endpoint
+        and not route.dependant.dependencies
+        and not isinstance(route.app, RouteFront)
+    ):
+        route.app = front(route.app)

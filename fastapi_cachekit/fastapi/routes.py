@@ -43,8 +43,13 @@ from .http import (
     vary_matches,
 )
 from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
-from .route_inputs import RouteInputs, inputs_of, route_inputs
-from .route_render import render_response, with_request_and_response
+from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
+from .route_render import (
+    RouteFront,
+    put_in_front_of_route,
+    render_response,
+    with_request_and_response,
+)
 
 __all__ = ["cached_route"]
 
@@ -160,6 +165,7 @@ class _CachedRoute:
             cache_private_requests=True,
         )
         self.wrapper = self._build_wrapper()
+        self.hit_shortcut = functools.partial(_HitShortcut, cached=self)
 
     def _declared_inputs(self) -> RouteInputs | None:
         """The endpoint's header and cookie inputs; None when FastAPI cannot analyse it yet
@@ -251,19 +257,11 @@ class _CachedRoute:
         )
 
     def _install_shortcut(self, scope: Scope) -> None:
-        """Answer later hits before FastAPI solves the route's parameters, when nothing of
-        the user's (a dependency, such as an auth check) must run for every request, and the
-        key covers every input FastAPI validates (so a request that would fail validation
-        never has the key of one that passed)."""
-        route = scope.get("route")
-        if (
-            isinstance(route, APIRoute)
-            and route.endpoint is self.wrapper
-            and self.key_func is None
-            and not route.dependant.dependencies
-            and not isinstance(route.app, _HitShortcut)
-        ):
-            route.app = _HitShortcut(route.app, self)
+        """Answer later hits before FastAPI solves the route's parameters, when the key covers
+        every input FastAPI validates (so a request that would fail validation never has the
+        key of one that passed): not with a `key_func`."""
+        if self.key_func is None:
+            put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
@@ -292,26 +290,12 @@ class _CachedRoute:
         return f"{template}#{qualified_key(url_key, self._inputs_of(request))}"
 
     def _inputs_of(self, request: Request) -> list[tuple[bytes, Sequence[bytes]]]:
-        """The values of the declared header and cookie parameters and of `vary_on`."""
         inputs = self.inputs
         if inputs is None:
             route = request.scope.get("route")
             inputs = inputs_of(route.dependant) if isinstance(route, APIRoute) else _NO_INPUTS
             self.inputs = inputs
-        headers = request.scope["headers"]
-        fields: list[tuple[bytes, Sequence[bytes]]] = []
-        for name in inputs.headers:
-            fields.append((b"h:" + name, header_values(headers, name)))
-        for cookie in inputs.cookies:
-            value = request.cookies.get(cookie)
-            fields.append((b"c:" + cookie.encode(), () if value is None else (value.encode(),)))
-        if callable(self.vary_on):
-            fields.append((b"vary_on", (str(self.vary_on(request)).encode(),)))
-        elif self.vary_on:
-            for header in self.vary_on:
-                name = header.lower().encode("latin-1")
-                fields.append((b"h:" + name, header_values(headers, name)))
-        return fields
+        return input_values(request, inputs, self.vary_on)
 
     def _tags(self, request: Request) -> list[str]:
         if callable(self.tags):
@@ -338,12 +322,12 @@ class _Replay(Response):
         self.background = None
 
 
-class _HitShortcut:
+class _HitShortcut(RouteFront):
     """The ASGI app of a cached route without dependencies: a hit is sent straight from the
     cache; anything else goes on to FastAPI's handler (marked as already looked up)."""
 
     def __init__(self, app: ASGIApp, cached: _CachedRoute) -> None:
-        self.app = app
+        super().__init__(app)
         self.cached = cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -219,3 +219,21 @@ async def test_a_forwarded_host_is_keyed(cache: CacheService) -> None:
         plain = await client.get("/page")
     assert poisoned.json() == "evil.example"
     assert plain.json() == "test"
+
+
+async def test_a_key_func_route_validates_every_request(cache: CacheService) -> None:
+    """A key_func may leave inputs out of the key, so a hit must not skip FastAPI's
+    validation of them: one key, a valid and an invalid request."""
+    app = FastAPI()
+
+    @app.get("/items")
+    @cached_route(cache, ttl=60, key_func=lambda request: "items")
+    async def items(limit: int) -> int:
+        return limit
+
+    async with client_for(app) as client:
+        first = await client.get("/items?limit=1")
+        second = await client.get("/items?limit=1")
+        invalid = await client.get("/items?limit=lots")
+    assert (first.json(), second.json()) == (1, 1)
+    assert invalid.status_code == 422

@@ -2,7 +2,8 @@
 
 RFC 9111 §4 (reuse), §4.1 (Vary), §4.2.4 (serving stale), §4.3.1 (validation requests),
 §3.5 (Authorization), §5.2.1 (request directives); RFC 5861 (stale-while-revalidate,
-stale-if-error); the issue's ttl-mode rule for personal request headers.
+stale-if-error); and the safety default of `ttl` mode: a request carrying a personal header
+(`Cookie`, `X-API-Key`, ...) is served only a response marked `public` or with `s-maxage`.
 
 The hit path is `decide_lookup` then `hit_response`: one scan of the request's header list
 for the few fields that matter, a Vary comparison, and arithmetic on stored numbers.

@@ -1,4 +1,4 @@
-"""Whether and how to store a response (RFC 9111 §3, §3.1, §3.5, §4.2, §5.2.2; issue safety rules).
+"""Whether and how to store a response (RFC 9111 §3, §3.1, §3.5, §4.2, §5.2.2; safety defaults).
 
 `decide_storage` runs when the response starts (status and headers known, body not yet): it
 either refuses, with a short reason, or returns a `StoragePlan` holding every decision
@@ -29,12 +29,7 @@ from .entry import (
     FLAG_S_MAXAGE,
     StoredResponse,
 )
-from .freshness import (
-    age_header_value,
-    corrected_initial_age,
-    explicit_lifetime,
-    heuristic_lifetime,
-)
+from .freshness import age_header_value, corrected_initial_age
 from .headers import (
     HOP_BY_HOP,
     Header,
@@ -49,6 +44,7 @@ from .headers import (
     vary_values,
 )
 from .policy import UNDERSTOOD_STATUSES, CachePolicy
+from .retention import freshness_lifetime, kept_for
 
 __all__ = ["StoragePlan", "StoreDecision", "decide_storage", "storable_headers"]
 
@@ -211,7 +207,7 @@ def _plan(
         return StoreDecision("set-cookie")
     date = _date(headers, response_time)
     stored = _date_first(stored, response_time)
-    lifetime, source = _lifetime(status, headers, cc, policy, date, response_time)
+    lifetime, source = freshness_lifetime(status, headers, cc, policy, date, response_time)
     if lifetime is None:
         return StoreDecision(source)
     etag = _first(stored, b"etag")
@@ -233,7 +229,7 @@ def _plan(
     validators = bool(etag or last_modified)
     if cc.no_cache and not validators:
         return StoreDecision("no-cache-without-validator")
-    storage_ttl = _storage_ttl(cc, lifetime - initial_age, swr, sie, validators, policy)
+    storage_ttl = kept_for(cc, lifetime - initial_age, swr, sie, validators, policy)
     if storage_ttl <= 0:
         return StoreDecision("stale-on-arrival")
     response = StoredResponse(
@@ -275,61 +271,6 @@ def _date_first(headers: HeaderList, response_time: float) -> HeaderList:
     dates = header_values(headers, b"date")
     date = dates[0] if dates else format_http_date(response_time)
     return [(b"date", date), *((name, value) for name, value in headers if name != b"date")]
-
-
-def _lifetime(
-    status: int,
-    headers: HeaderList,
-    cc: CacheControl,
-    policy: CachePolicy,
-    date: float,
-    now: float,
-) -> tuple[float | None, str]:
-    """(freshness lifetime, its source) or (None, refusal): explicit > ttl > heuristic."""
-    explicit = explicit_lifetime(cc, date, header_values(headers, b"expires"), now=now)
-    if explicit is not None:
-        source = "s-maxage" if cc.s_maxage is not None else "max-age"
-        return explicit, source if cc.has_explicit_freshness else "expires"
-    if cc.no_cache and status in policy.cacheable_statuses:
-        return 0.0, "no-cache"
-    if status not in policy.cacheable_statuses and not cc.public:
-        return None, "no-explicit-freshness"
-    if policy.ttl is not None:
-        return float(policy.ttl), "ttl"
-    modified = _first(headers, b"last-modified")
-    heuristic = heuristic_lifetime(
-        date,
-        parse_http_date(modified, now=now) if modified else None,
-        fraction=policy.heuristic_fraction,
-        cap=policy.max_heuristic_lifetime,
-    )
-    return (heuristic, "heuristic") if heuristic is not None else (None, "no-freshness")
-
-
-def _storage_ttl(
-    cc: CacheControl,
-    remaining: float,
-    swr: float,
-    sie: float,
-    validators: bool,
-    policy: CachePolicy,
-) -> float:
-    """Remaining freshness plus the longest time the response stays usable once stale."""
-    return max(0.0, remaining) + _stale_use(cc, max(swr, sie), validators, policy)
-
-
-def _stale_use(cc: CacheControl, windows: float, validators: bool, policy: CachePolicy) -> float:
-    """Seconds a stale response can still serve: its own stale windows, and `keep_stale` for
-    a revalidation, a request's `max-stale` or an app failure where those may use it."""
-    forbids_stale = cc.no_cache or cc.must_revalidate or cc.proxy_revalidate
-    # s-maxage forbids serving stale to max-stale and on errors the response did not name.
-    stale_by_cache = not forbids_stale and cc.s_maxage is None
-    own = 0.0 if forbids_stale else windows
-    usable = validators or (
-        stale_by_cache and (policy.respect_request_cache_control or policy.stale_on_error > 0)
-    )
-    on_error = policy.stale_on_error if stale_by_cache else 0.0
-    return max(own, policy.keep_stale if usable else 0.0, on_error)
 
 
 def _flags(cc: CacheControl) -> int:

@@ -7,6 +7,9 @@ be given its generated ETag and an exact Cache-Status); when revalidating, until
 says whether the client gets the app's response or the stored one (304, stale on error).
 A body is buffered for storage up to `max_body_bytes` and never further; the client gets
 every message as the app sent it, so streaming stays streaming.
+
+At about 350 lines this module is one state machine over one request's ASGI messages: its
+phases share the held start, the buffered body and the flight, so they stay in one class.
 """
 
 from __future__ import annotations

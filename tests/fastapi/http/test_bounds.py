@@ -13,8 +13,7 @@ from fastapi_cachekit.fastapi.http import (
     parse_cache_control,
     parse_delta_seconds,
 )
-
-from .middleware_support import T0, Harness, Origin, is_hit
+from tests.fastapi.middleware_support import T0, Harness, Origin, is_hit
 
 HUGE = "9" * 5000  # past int()'s 4,300-digit limit for str -> int
 

@@ -48,8 +48,7 @@ from fastapi_cachekit.fastapi.middleware.store import (
     variant_digest,
     variant_key,
 )
-
-from .middleware_support import Harness, Origin
+from tests.fastapi.middleware_support import Harness, Origin
 
 EXAMPLES = 100
 fuzz = settings(max_examples=EXAMPLES, deadline=None)
