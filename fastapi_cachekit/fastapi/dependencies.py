@@ -13,7 +13,7 @@ from ..errors import ConfigurationError
 from ..factory import create_cache
 from ..service import CacheService
 
-__all__ = ["cache_for_app", "get_cache", "setup_cache"]
+__all__ = ["cache_for_app", "get_cache", "registered_cache", "setup_cache"]
 
 _STATE_ATTR = "cachekit"
 _LIFESPAN_ATTR = "cachekit_lifespan"
@@ -62,6 +62,11 @@ class _CacheLifespan:
                     await self.service.flush()
                 for service in self.owned:
                     await service.close()
+
+
+def registered_cache(app: object) -> CacheService | None:
+    """The service `setup_cache` registered on `app`, if any (nothing is built)."""
+    return getattr(getattr(app, "state", None), _STATE_ATTR, None)
 
 
 def cache_for_app(app: ASGIApp) -> CacheService:

@@ -483,6 +483,30 @@ async def test_without_a_cache_or_an_app_in_scope_the_request_fails_clearly() ->
             await client.get("/")
 
 
+async def test_a_service_registered_after_the_first_request_is_used_from_the_next() -> None:
+    app = FastAPI()
+    calls = []
+
+    @app.get("/")
+    async def index(response: Response) -> int:
+        calls.append(1)
+        response.headers["cache-control"] = "max-age=60"
+        return len(calls)
+
+    app.add_middleware(CacheMiddleware)
+    first = setup_cache(app, CacheService(new_backend()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/")).json() == 1
+        second = setup_cache(app, CacheService(new_backend()))  # a test's override, say
+        assert (await client.get("/")).json() == 2
+        assert is_hit(await client.get("/"))
+    assert (await first.get_stats()).total_entries == 1
+    assert (await second.get_stats()).total_entries == 1
+    await first.close()
+    await second.close()
+
+
 async def test_the_apps_service_is_found_lazily() -> None:
     app = FastAPI()
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...errors import ConfigurationError
 from ...service import CacheService
-from ..dependencies import cache_for_app
+from ..dependencies import cache_for_app, registered_cache
 from ..http import (
     DEFAULT_CACHE_NAME,
     SAFE_METHODS,
@@ -182,7 +182,7 @@ class CacheMiddleware:
         if config.paths is not None and not config.paths.allows(scope["path"]):
             await self.app(scope, receive, send)
             return
-        rt = self._runtime or self._make_runtime(scope)
+        rt = self._runtime_for(scope)
         request = None
         if config.key_func is None:
             key = request_key(
@@ -219,8 +219,19 @@ class CacheMiddleware:
         state = RequestState(scope, key, storage_key, request)
         await self._dispatch(rt, state, entry, decision, receive, send)
 
+    def _runtime_for(self, scope: Scope) -> Runtime:
+        """The runtime of this request. Without `cache=`, the service is the one the app holds
+        now, so that `setup_cache(app, other)` after the first request (a test's override)
+        takes effect at the next request."""
+        rt = self._runtime
+        if rt is None or (
+            self.config.cache is None and registered_cache(scope.get("app")) is not rt.cache
+        ):
+            rt = self._make_runtime(scope)
+        return rt
+
     def _make_runtime(self, scope: Scope) -> Runtime:
-        """The runtime, made at the first request: the service is the app's unless given."""
+        """The runtime for the given service, or the app's (registered if it has none)."""
         cache = self.config.cache
         if cache is None:
             app = scope.get("app")
@@ -303,5 +314,5 @@ class CacheMiddleware:
         if scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        rt = self._runtime or self._make_runtime(scope)
+        rt = self._runtime_for(scope)
         await self.app(scope, receive, Invalidator(rt, scope, send).send)
