@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 from .dependencies import cache_for_app
 from .http import (
     DEFAULT_PRIVATE_REQUEST_HEADERS,
+    EXPLICIT_FRESHNESS,
     MAX_DELTA_SECONDS,
     CachePolicy,
     StoredResponse,
@@ -53,6 +55,8 @@ from .route_render import (
 
 __all__ = ["cached_route"]
 
+logger = logging.getLogger("fastapi_cachekit.routes")
+
 F = TypeVar("F", bound=Callable[..., Any])
 KeyFunc = Callable[[Request], str]
 TagsArg = Iterable[str] | Callable[[Request], Iterable[str]] | None
@@ -61,7 +65,6 @@ Clock = Callable[[], float]
 
 _LOOKED_UP = "fastapi_cachekit.route_looked_up"
 """Scope key: the shortcut already looked this request up (and counted the miss)."""
-_EXPLICIT_FRESHNESS = frozenset({"max-age", "s-maxage", "expires"})
 _NO_INPUTS = RouteInputs()
 
 
@@ -118,7 +121,7 @@ class _Options:
     """The decorator's arguments (lists copied)."""
 
     cache: CacheService | None
-    ttl: TTL | DefaultTTL
+    ttl: float | DefaultTTL | None  # parsed at decoration
     namespace: str
     key_func: KeyFunc | None
     tags: TagsArg
@@ -137,8 +140,8 @@ def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[
     return DEFAULT_PRIVATE_REQUEST_HEADERS - varied
 
 
-def _ttl_seconds(ttl: TTL | DefaultTTL, cache: CacheService) -> float | None:
-    return cache.default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
+def _ttl_seconds(ttl: float | DefaultTTL | None, cache: CacheService) -> float | None:
+    return cache.default_ttl if isinstance(ttl, DefaultTTL) else ttl
 
 
 class _CachedRoute:
@@ -247,14 +250,17 @@ class _CachedRoute:
         if entry is None or decision.reason == "no-cache":
             return
         ttl = _ttl_seconds(self.ttl, cache)
-        if decision.reason in _EXPLICIT_FRESHNESS:
+        if decision.reason in EXPLICIT_FRESHNESS:
             remaining = entry.lifetime - entry.initial_age
             ttl = remaining if ttl is None else min(ttl, remaining)
             if ttl <= 0:
                 return
-        await self.storage.put(
-            cache, key, _as_sent(entry, response), ttl, tags=self._tags(request), fill=token
-        )
+        try:
+            tags = self._tags(request)
+        except Exception:  # the user's function: the response was sent, only caching fails
+            logger.exception("@cached_route tags function failed; the response is not stored")
+            return
+        await self.storage.put(cache, key, _as_sent(entry, response), ttl, tags=tags, fill=token)
 
     def _install_shortcut(self, scope: Scope) -> None:
         """Answer later hits before FastAPI solves the route's parameters, when the key covers

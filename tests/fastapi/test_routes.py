@@ -434,3 +434,24 @@ async def test_a_response_computed_before_an_invalidation_is_not_stored(
     async with client_for(app) as client:
         assert (await client.get("/slow")).json() == 1
         assert (await client.get("/slow")).json() == 2
+
+
+async def test_a_failing_tags_function_skips_storing_and_the_answer_stands(
+    cache: CacheService, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = FastAPI()
+    calls = Calls()
+
+    def broken_tags(request: Request) -> list[str]:
+        raise LookupError("no such tenant")
+
+    @app.get("/item")
+    @cached_route(cache, ttl=60, tags=broken_tags)
+    async def item() -> dict[str, int]:
+        return {"call": calls()}
+
+    async with client_for(app) as client:
+        answers = [await client.get("/item") for _ in range(2)]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"call": 1}), (200, {"call": 2})]
+    assert "tags function failed" in caplog.text
+    assert (await cache.get_stats()).total_entries == 0
