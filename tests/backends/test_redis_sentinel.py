@@ -8,6 +8,7 @@ The contract suite runs on a Sentinel-managed primary too (kinds "redis-sentinel
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis.sentinel import SentinelAddress
-from fastapi_cachekit.errors import BackendError
+from fastapi_cachekit.errors import BackendError, BackendUnavailable
 from tests.redis_servers import SentinelGroup, SentinelServer
 
 # --- the URL ------------------------------------------------------------------------------
@@ -98,6 +99,19 @@ async def test_a_hybrid_subscription_closes_its_connections_to_the_sentinels(
     async with channel.subscribe(confirm_timeout=5.0):
         assert _discovery_clients(first) == before + 1
     assert _discovery_clients(first) == before
+
+
+async def test_no_sentinel_answering_is_an_unreachable_redis() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    backend = RedisBackend(f"redis+sentinel://127.0.0.1:{port}/mymaster", key_prefix="none")
+    with pytest.raises(BackendUnavailable, match="No master found for 'mymaster'"):
+        await backend.get("k")
+    assert backend.breaker.state == "open"
+    service = CacheService(backend)
+    assert await service.get("k", default="fallback") == "fallback"  # fails open
+    await service.close()
 
 
 # --- failover -----------------------------------------------------------------------------
