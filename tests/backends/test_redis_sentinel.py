@@ -19,7 +19,7 @@ from fastapi_cachekit import CacheService, ConfigurationError, create_cache
 from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.backends.redis.sentinel import SentinelAddress
+from fastapi_cachekit.backends.redis.sentinel import SentinelAddress, primary_client
 from fastapi_cachekit.errors import BackendError, BackendUnavailable
 from tests.redis_servers import SentinelGroup, SentinelServer
 
@@ -41,6 +41,13 @@ def test_rediss_sentinel_uses_tls_to_the_primary_and_to_the_sentinels() -> None:
     address = SentinelAddress.parse("rediss+sentinel://h1/mymaster?ssl_cert_reqs=none")
     assert address.primary_options == {"ssl": True, "ssl_cert_reqs": "none"}
     assert address.sentinel_options == {"ssl": True, "ssl_cert_reqs": "none"}
+
+
+def test_the_urls_own_options_win_over_the_settings() -> None:
+    url = "redis+sentinel://h1/mymaster?socket_timeout=2&max_connections=5"
+    client = primary_client(url, {"socket_timeout": 0.5, "max_connections": 64})
+    assert client.connection_pool.connection_kwargs["socket_timeout"] == 2.0
+    assert client.connection_pool.max_connections == 5
 
 
 @pytest.mark.parametrize(

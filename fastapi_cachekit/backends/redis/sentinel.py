@@ -89,7 +89,9 @@ def primary_client(url: str, options: dict[str, Any]) -> Redis:
     sentinels = Sentinel(
         address.sentinels, sentinel_kwargs={**timeouts, **address.sentinel_options}
     )
-    client: Redis = sentinels.master_for(address.service, **address.primary_options, **options)
+    # The URL's own options win, as redis-py's from_url lets them for a redis:// URL.
+    primary = {**options, **address.primary_options}
+    client: Redis = sentinels.master_for(address.service, **primary)
     return client
 
 
