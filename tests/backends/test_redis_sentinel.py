@@ -227,8 +227,10 @@ async def test_a_failover_fails_open_then_serves_from_the_promoted_replica(
     for number in range(len(_KEYS)):
         await _round(worker, counts, number)
     stale = [key for key in _KEYS if await reader.get(key) is not None]
+    breaker = worker.l2.breaker if isinstance(worker, HybridBackend) else worker.breaker
     print(
-        f"\nfailover ({type(worker).__name__}): {counts.calls} calls, {counts.failed} failed, "
+        f"\nfailover ({type(worker).__name__}): {counts.calls} calls, {counts.failed} failed; "
+        f"the breaker let {breaker.failures} attempts that failed reach the network, "
         f"{counts.stale_reads} stale reads after acknowledged invalidations, "
         f"{len(lost)} lost of the {queued} queued invalidations, back to hits after "
         f"{counts.seconds_to_hits:.2f}s"
