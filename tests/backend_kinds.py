@@ -26,6 +26,7 @@ ALL_KINDS: list[Any] = [
     pytest.param("redis-sentinel", marks=pytest.mark.redis),
     pytest.param("hybrid-sentinel", marks=pytest.mark.redis),
     pytest.param("valkey", marks=pytest.mark.redis),
+    pytest.param("hybrid-valkey", marks=pytest.mark.redis),
 ]
 
 # The server a kind runs on, by the last word of its name (the session's single node if none).
