@@ -21,7 +21,7 @@ from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis.sentinel import SentinelAddress, primary_client
 from fastapi_cachekit.errors import BackendError, BackendUnavailable
-from tests.redis_servers import SentinelGroup, SentinelServer
+from tests.redis_servers import RedisServers, SentinelGroup, SentinelServer
 
 # --- the URL ------------------------------------------------------------------------------
 
@@ -239,3 +239,21 @@ async def test_a_failover_fails_open_then_serves_from_the_promoted_replica(
     assert counts.stale_reads == 0
     assert lost == []
     assert stale == []
+
+
+# --- the fixture ---------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_sentinel_group_is_a_primary_a_replica_and_three_sentinels_stopped_by_pid(
+    redis_servers: RedisServers,
+) -> None:
+    group = redis_servers.sentinel_group("selftest")
+    processes = [*group.nodes, *group.sentinels]
+    try:
+        assert group.primary() is group.nodes[0]
+        assert group.nodes[1].command("ROLE")[0] == b"slave"
+        assert {6379, 26379}.isdisjoint(server.port for server in processes)
+    finally:
+        group.stop()
+    assert not any(server.running for server in processes)
