@@ -23,7 +23,18 @@ ALL_KINDS: list[Any] = [
     pytest.param("redis-cluster", marks=pytest.mark.redis),
     pytest.param("hybrid", marks=pytest.mark.redis),
     pytest.param("hybrid-cluster", marks=pytest.mark.redis),
+    pytest.param("redis-sentinel", marks=pytest.mark.redis),
+    pytest.param("hybrid-sentinel", marks=pytest.mark.redis),
+    pytest.param("valkey", marks=pytest.mark.redis),
+    pytest.param("hybrid-valkey", marks=pytest.mark.redis),
 ]
+
+# The server a kind runs on, by the last word of its name (the session's single node if none).
+_SERVERS = {
+    "cluster": "redis_cluster_url",
+    "sentinel": "redis_sentinel_url",
+    "valkey": "valkey_server_url",
+}
 
 _prefixes = itertools.count()
 
@@ -35,7 +46,7 @@ def backend_factory(kind: str, request: pytest.FixtureRequest) -> BackendFactory
         return lambda clock=time.time: MemoryBackend(max_items=100_000, clock=clock)
     request.getfixturevalue("clean_redis")
     cluster = kind.endswith("-cluster")
-    url = request.getfixturevalue("redis_cluster_url" if cluster else "redis_url")
+    url = request.getfixturevalue(_SERVERS.get(kind.rsplit("-", 1)[-1], "redis_url"))
 
     def build(clock: Clock = time.time) -> CacheBackend:
         prefix = f"t{next(_prefixes)}"

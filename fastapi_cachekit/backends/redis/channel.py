@@ -17,7 +17,7 @@ from redis import exceptions as rx
 from redis.asyncio.client import PubSub
 
 from ...errors import BackendUnavailable
-from .connection import RedisConnection, translate_error
+from .connection import RedisConnection, close_client, translate_error
 
 __all__ = ["Channel", "Heard", "Subscription"]
 
@@ -90,4 +90,4 @@ class Channel:
             with contextlib.suppress(rx.RedisError, OSError):
                 await pubsub.aclose()
             with contextlib.suppress(rx.RedisError, OSError):
-                await client.aclose()
+                await close_client(client)

@@ -34,8 +34,9 @@ from redis.backoff import NoBackoff
 
 from ...errors import BackendError, BackendUnavailable, ConfigurationError
 from .faults import CircuitBreaker
+from .sentinel import SentinelAddress, close_sentinels, is_sentinel_url, primary_client
 
-__all__ = ["Client", "RedisConnection", "parse_url", "translate_error"]
+__all__ = ["Client", "RedisConnection", "close_client", "parse_url", "translate_error"]
 
 T = TypeVar("T")
 Client = Redis | RedisCluster
@@ -193,10 +194,8 @@ class RedisConnection:
 
     async def _close_client(self) -> None:
         client, self._client, self._ready = self._client, None, None
-        if isinstance(client, RedisCluster):
-            await client.aclose()
-        elif client is not None:
-            await client.aclose(close_connection_pool=True)
+        if client is not None:
+            await close_client(client)
 
     def _move_to_running_loop(self) -> None:
         """Start over on the running loop. What belonged to the previous one is dropped, not
@@ -259,11 +258,14 @@ class RedisConnection:
         """A client of its own for one node (`url`, or this connection's), with the same
         timeouts: for a pub/sub subscription, which holds its connection. Not behind the
         breaker; translate its errors with `translate_error`."""
-        return Redis.from_url(
-            url or self.url,
-            socket_connect_timeout=self._connect_timeout,
-            socket_timeout=self._socket_timeout,
-        )
+        url = url or self.url
+        timeouts: dict[str, Any] = {
+            "socket_connect_timeout": self._connect_timeout,
+            "socket_timeout": self._socket_timeout,
+        }
+        if is_sentinel_url(url):
+            return primary_client(url, timeouts)
+        return Redis.from_url(url, **timeouts)
 
     async def _connect(self) -> Client:
         if self._client is None:
@@ -290,6 +292,8 @@ class RedisConnection:
         }
         if self.cluster:
             return RedisCluster.from_url(self.url, **options)
+        if is_sentinel_url(self.url):
+            return primary_client(self.url, options)
         return Redis(connection_pool=ConnectionPool.from_url(self.url, **options))
 
 
@@ -342,7 +346,16 @@ def _expire(turn: asyncio.Future[bool]) -> None:
 
 
 def parse_url(url: str, cluster: bool) -> tuple[str, bool]:
-    """The URL redis-py understands, and whether it names a cluster (`+cluster` schemes)."""
+    """The URL redis-py understands (a Sentinel URL is kept: see `sentinel`), and whether it
+    names a cluster (`+cluster` schemes)."""
+    if is_sentinel_url(url):
+        if cluster:
+            raise ConfigurationError(
+                "a redis+sentinel:// URL names a Sentinel-managed primary, not a Redis Cluster: "
+                "unset CACHEKIT_REDIS_CLUSTER (redis_cluster)"
+            )
+        SentinelAddress.parse(url)  # a malformed URL is refused now, not at the first call
+        return url, False
     scheme = urlsplit(url).scheme
     if scheme.endswith("+cluster"):
         scheme, cluster = scheme[: -len("+cluster")], True
@@ -350,11 +363,22 @@ def parse_url(url: str, cluster: bool) -> tuple[str, bool]:
     if scheme not in _SCHEMES:
         raise ConfigurationError(
             f"unsupported Redis URL scheme {scheme!r} (CACHEKIT_REDIS_URL): use redis://, "
-            "rediss://, unix://, or redis+cluster:// / rediss+cluster:// for a cluster"
+            "rediss://, unix://, redis+cluster:// / rediss+cluster:// for a cluster, or "
+            "redis+sentinel:// / rediss+sentinel:// for a primary watched by Redis Sentinel"
         )
     if cluster and scheme == "unix":
         raise ConfigurationError("a Redis Cluster cannot be reached through a unix:// socket")
     return url, cluster
+
+
+async def close_client(client: Client) -> None:
+    """Close a client with its connections (to a cluster's nodes, or to a primary and the
+    sentinels that named it)."""
+    if isinstance(client, RedisCluster):
+        await client.aclose()
+        return
+    await client.aclose(close_connection_pool=True)
+    await close_sentinels(client)
 
 
 def translate_error(exc: Exception) -> BackendError:
