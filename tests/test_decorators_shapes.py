@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import pytest
+from anyio import to_thread
 
 from fastapi_cachekit import CacheService, MemoryBackend, cached
 
@@ -31,8 +32,8 @@ async def test_a_sync_function_runs_in_a_worker_thread_once(cache: CacheService)
 
     assert await load_user(1) == {"id": 1}
     assert await load_user(1) == {"id": 1}
-    assert threads != [] and threads[0] != threading.get_ident()  # not the event loop's
     assert len(threads) == 1
+    assert threads[0] != threading.get_ident()  # not the event loop's thread
 
 
 async def test_the_event_loop_serves_while_a_sync_function_blocks(cache: CacheService) -> None:
@@ -45,8 +46,7 @@ async def test_the_event_loop_serves_while_a_sync_function_blocks(cache: CacheSe
         return n
 
     call = asyncio.create_task(blocking_query(5))
-    while not started.is_set():  # the query blocks a thread, so the loop keeps running
-        await asyncio.sleep(0)
+    await to_thread.run_sync(started.wait)  # the loop is free while the query blocks
     release.set()
     assert await call == 5
 
