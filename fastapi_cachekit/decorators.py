@@ -37,9 +37,9 @@ Predicate = Callable[[Any], object]
 class CachedFunction(Protocol[P, R_co]):
     """A function whose results are cached; it keeps the original parameters and is async."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R_co]: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
 
-    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[bool]:
+    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, bool]:
         """Remove the cached result of this call; True if one was removed."""
         ...
 

@@ -79,8 +79,8 @@ async def test_a_sync_function_keeps_its_signature_and_becomes_awaitable(
     wrapped = cached(cache)(original)
     assert inspect.signature(wrapped) == inspect.signature(original)
     assert wrapped.__doc__ == "Docs."
-    assert inspect.iscoroutinefunction(wrapped)
     assert wrapped.cache_key(1) == cached(cache)(original).cache_key(1, "x")
+    assert inspect.iscoroutinefunction(wrapped)
 
 
 # --- condition= and unless= --------------------------------------------------------------

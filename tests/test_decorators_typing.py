@@ -12,7 +12,7 @@ mypy_api = pytest.importorskip("mypy.api")
 
 SAMPLE = """
 from typing_extensions import assert_type
-from collections.abc import Awaitable
+import asyncio
 from fastapi_cachekit import CacheService, MemoryBackend, cached
 
 cache = CacheService(MemoryBackend())
@@ -29,7 +29,8 @@ async def use() -> None:
     assert_type(await load(1), list[str])
     assert_type(await load_sync(1), dict[str, int])
     assert_type(load_sync.cache_key(1), str)
-    assert_type(load_sync.cache_invalidate(1), Awaitable[bool])
+    assert_type(await load_sync.cache_invalidate(1), bool)
+    assert_type(asyncio.create_task(load(1)), asyncio.Task[list[str]])
     await load("one")  # E: arg-type
     await load_sync(1, 2)  # E: call-arg
     load_sync(1).bit_length()  # E: attr-defined (the cached sync function is awaitable)
