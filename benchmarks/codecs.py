@@ -77,7 +77,7 @@ def _codec_time(settings: dict[str, Any], value: Any, rounds: int) -> float:
     return statistics.median(times)
 
 
-async def _run(url: str, rounds: int) -> list[str]:
+async def measure(url: str, rounds: int) -> list[str]:
     value = sample_value()
     caches = [
         create_cache(backend="redis", redis_url=url, key_prefix=f"codec{i}", **settings)
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help="round trips per codec")
     args = parser.parse_args()
     with redis_server() as server:
-        rows = asyncio.run(_run(server.url, args.rounds))
+        rows = asyncio.run(measure(server.url, args.rounds))
     print(f"A {len(orjson.dumps(sample_value())):,}-byte JSON value, Redis on loopback")
     print(
         "| codec | bytes stored | of JSON | round trip median (ms) | p95 (ms) "

@@ -181,3 +181,13 @@ async def test_turning_compression_on_and_off_on_redis(redis_url: str, clean_red
     assert await plain.get("written-zipped") == BIG
     for cache in (plain, zipped):
         await cache.close()
+
+
+@pytest.mark.redis
+async def test_the_codec_benchmark_runs(redis_url: str, clean_redis: object) -> None:
+    from benchmarks.codecs import measure
+
+    rows = await measure(redis_url, rounds=3)
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "json", "json + zlib", "msgpack", "msgpack + zlib", "pickle", "pickle + zlib",
+    ]  # fmt: skip
