@@ -23,7 +23,7 @@ from .keys import NotInKey, function_call_key, not_in_key
 from .service import CacheService
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
-__all__ = ["ArgumentsCall", "CachedFunction", "Decorator", "NotInKey", "cached"]
+__all__ = ["CachedFunction", "Decorator", "NotInKey", "cached"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,7 +58,7 @@ class Decorator(Protocol):
     def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]: ...
 
 
-class ArgumentsCall(Generic[T]):
+class _ArgumentsCall(Generic[T]):
     """A callable given the arguments of a call that it names, by name (all of them when it
     takes **kwargs): `tags=lambda user_id: ...` on `def load(user_id, session)`."""
 
@@ -66,39 +66,27 @@ class ArgumentsCall(Generic[T]):
         self, option: str, call: Callable[..., T], signature: inspect.Signature, owner: str
     ) -> None:
         self._call = call
-        self._names = _named_parameters(call)
-        if self._names is None:
+        self._names: tuple[str, ...] | None = None  # None: pass every argument
+        try:
+            parameters = inspect.signature(call).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: give it everything
             return
-        unknown = [n for n in self._names if n not in signature.parameters]
-        required = [n for n in unknown if _has_no_default(call, n)]
-        if required:
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [p for p in named if p.name not in signature.parameters]
+        if any(p.default is p.empty for p in unknown):
             raise ValueError(
-                f"{option}= takes {required}, which are not parameters of {owner}; name "
-                f"only parameters of {owner} ({', '.join(signature.parameters)}), or take "
-                "**kwargs"
+                f"{option}= takes {[p.name for p in unknown]}, which are not parameters of "
+                f"{owner}; name only parameters of {owner} ({', '.join(signature.parameters)}),"
+                " or take **kwargs"
             )
-        self._names = tuple(n for n in self._names if n not in unknown)
+        self._names = tuple(p.name for p in named if p not in unknown)
 
     def __call__(self, arguments: dict[str, Any]) -> T:
         if self._names is None:
             return self._call(**arguments)
         return self._call(**{name: arguments[name] for name in self._names})
-
-
-def _named_parameters(call: Callable[..., Any]) -> tuple[str, ...] | None:
-    """The names `call` takes by keyword; None if it takes any (**kwargs) or cannot tell."""
-    try:
-        parameters = inspect.signature(call).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: give it everything
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return tuple(p.name for p in parameters if p.kind in by_name)
-
-
-def _has_no_default(call: Callable[..., Any], name: str) -> bool:
-    return inspect.signature(call).parameters[name].default is inspect.Parameter.empty
 
 
 class _NotStored(Exception):
@@ -110,7 +98,7 @@ class _NotStored(Exception):
         self.value = value
 
 
-class _Plan(Generic[R]):
+class _Plan:
     """What @cached works out once per function."""
 
     def __init__(
@@ -135,8 +123,8 @@ class _Plan(Generic[R]):
         self._exclude: frozenset[str] | None = None
         self._adapter: TypeAdapter[Any] | None = None
 
-    def arguments_call(self, option: str, call: Callable[..., T]) -> ArgumentsCall[T]:
-        return ArgumentsCall(option, call, self.signature, self.func.__qualname__)
+    def arguments_call(self, option: str, call: Callable[..., T]) -> _ArgumentsCall[T]:
+        return _ArgumentsCall(option, call, self.signature, self.func.__qualname__)
 
     def _resolve(self) -> frozenset[str]:
         hints = typing.get_type_hints(self.func, localns=self._scope, include_extras=True)
@@ -201,7 +189,7 @@ def cached(
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 
     def decorate(func: Callable[P, Any]) -> CachedFunction[P, Any]:
-        plan: _Plan[Any] = _Plan(func, key_func, exclude, scope)
+        plan = _Plan(func, key_func, exclude, scope)
         namespace_of = _per_call(plan, "namespace", namespace)
         tag_source: Iterable[str] | Callable[..., Iterable[str]] | None = (
             tags if tags is None or callable(tags) else list(tags)  # a generator, read once
@@ -245,7 +233,7 @@ def cached(
 
 
 def _per_call(
-    plan: _Plan[Any], option: str, given: T | Callable[..., T]
+    plan: _Plan, option: str, given: T | Callable[..., T]
 ) -> Callable[[dict[str, Any]], T]:
     """`given` as a function of a call's arguments: computed from them, or a constant."""
     if callable(given):

@@ -202,3 +202,14 @@ def test_a_callable_naming_an_unknown_parameter_fails_at_decoration(
         @cached(cache, tags=lambda userid: [str(userid)])
         async def load(user_id: int) -> int:
             return user_id
+
+
+async def test_a_callables_own_defaulted_parameters_keep_their_defaults(
+    cache: CacheService,
+) -> None:
+    @cached(cache, tags=lambda user_id, prefix="user": [f"{prefix}:{user_id}"])
+    async def load(user_id: int) -> int:
+        return user_id
+
+    await load(3)
+    assert await cache.invalidate_tags(["user:3"]) == 1
