@@ -86,9 +86,12 @@ def _decompress(data: bytes) -> bytes:
             "stored value was compressed with an algorithm this version does not know"
         )
     try:
-        return compressor.decompress(data[len(compressor.marker) :])
+        inner = compressor.decompress(data[len(compressor.marker) :])
     except zlib.error as exc:
         raise SerializationError(f"stored value does not decompress: {exc}") from None
+    if inner.startswith(_COMPRESSED):  # never written by this kit; nesting would recurse
+        raise SerializationError("stored value is compressed twice; refused")
+    return inner
 
 
 class Compressed:
@@ -249,7 +252,7 @@ def _msgpack_unpack(data: bytes) -> Any:
     try:
         payload = memoryview(data)[len(_MSGPACK_MAGIC) :]
         return msgpack.unpackb(payload, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException) as exc:
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # TypeError: a list key
         raise SerializationError(f"stored value is not valid msgpack: {exc}") from None
 
 

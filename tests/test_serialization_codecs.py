@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import uuid
+import zlib
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -129,10 +130,19 @@ def test_a_compressed_pickle_still_checks_its_signature() -> None:
         SignedPickleCodec(b"k" * 32).decode(writer.encode(BIG))
 
 
-@pytest.mark.parametrize("data", [b"\x00ckz9" + b"x" * 10, b"\x00ckz1not zlib"])
-def test_unreadable_compressed_values_are_refused(data: bytes) -> None:
-    with pytest.raises(SerializationError, match="compress"):
-        JsonCodec().decode(data)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00ckz9" + b"x" * 10,
+        b"\x00ckz1not zlib",
+        b"\x00ckz1" + zlib.compress(b"\x00ckz1" + zlib.compress(b"1")),  # twice
+        b"\x00ckm1" + b"\x81\x91\x01\x02",  # msgpack {[1]: 2}: a key Python cannot hash
+    ],
+)
+def test_unreadable_framed_values_are_refused(data: bytes) -> None:
+    for codec in (JsonCodec(), MsgpackCodec()):
+        with pytest.raises(SerializationError, match=r"compress|msgpack"):
+            codec.decode(data)
 
 
 def test_an_unknown_compression_is_a_configuration_error() -> None:
