@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, time
 from decimal import Decimal
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
@@ -42,8 +42,7 @@ __all__ = [
     "make_codec",
 ]
 
-Serializer = Literal["json", "msgpack", "pickle"]
-SERIALIZERS: tuple[Serializer, ...] = ("json", "msgpack", "pickle")
+SERIALIZERS = ("json", "msgpack", "pickle")
 
 _FRAME = b"\x00ck"
 _PICKLE_MAGIC = b"\x00ckp1"
@@ -247,8 +246,8 @@ def _msgpack_default(value: Any) -> Any:
     raise TypeError(f"type {type(value).__name__} is not serializable")
 
 
-def _msgpack_unpack(data: bytes) -> Any:
-    msgpack = _msgpack()
+def _msgpack_unpack(data: bytes, msgpack: ModuleType | None = None) -> Any:
+    msgpack = msgpack or _msgpack()
     try:
         payload = memoryview(data)[len(_MSGPACK_MAGIC) :]
         return msgpack.unpackb(payload, strict_map_key=False)
@@ -262,7 +261,8 @@ class MsgpackCodec:
     codec's forms (a model as a dict, a datetime as an ISO string, a tuple as a list)."""
 
     def __init__(self) -> None:
-        self._packb = _msgpack().packb
+        self._msgpack = _msgpack()
+        self._packb = self._msgpack.packb
 
     def encode(self, value: Any) -> bytes:
         try:
@@ -276,7 +276,7 @@ class MsgpackCodec:
 
     def decode(self, data: bytes) -> Any:
         if data.startswith(_MSGPACK_MAGIC):
-            return _msgpack_unpack(data)
+            return _msgpack_unpack(data, self._msgpack)
         if data.startswith(_FRAME):
             return _decode_framed(self, data)
         return _json_loads(data)  # written before the cache switched to msgpack
