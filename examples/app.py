@@ -57,7 +57,7 @@ def demo_cache(**settings: Any) -> CacheService:
 def create_app(cache: CacheService | None = None) -> FastAPI:
     """The demo app on `cache` (default: `demo_cache()`) and the shared database."""
     app = FastAPI(title="fastapi-cachekit demo")
-    service = setup_cache(app, cache or demo_cache())
+    service = setup_cache(app, cache if cache is not None else demo_cache())
     store = ProductStore(default_path())
     app.add_middleware(
         CacheMiddleware, ttl=60, include=["/catalog"], tags_func=lambda request: ["catalog"]
