@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 
-from examples.app import create_app
-from fastapi_cachekit import create_cache
+from examples.app import create_app, demo_cache
 
-cache = create_cache(
+cache = demo_cache(
     backend="hybrid",
     redis_url=os.environ.get("CACHEKIT_REDIS_URL", "redis://localhost:6379/0"),
     key_prefix="demo",

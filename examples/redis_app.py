@@ -1,4 +1,5 @@
-"""The demo app on Redis: every worker and server shares one cache.
+"""The demo app on Redis: every worker and server shares one cache (and, through
+examples/store.py, one database), so any worker gives the same answer.
 
 CACHEKIT_REDIS_URL=redis://localhost:6379/0 uvicorn examples.redis_app:app --workers 2
 """
@@ -7,10 +8,9 @@ from __future__ import annotations
 
 import os
 
-from examples.app import create_app
-from fastapi_cachekit import create_cache
+from examples.app import create_app, demo_cache
 
-cache = create_cache(
+cache = demo_cache(
     backend="redis",
     redis_url=os.environ.get("CACHEKIT_REDIS_URL", "redis://localhost:6379/0"),
     key_prefix="demo",

@@ -20,6 +20,7 @@ from .fastapi.dependencies import get_cache, setup_cache
 from .fastapi.middleware import CacheMiddleware
 from .fastapi.routes import cached_route
 from .models import CacheEntry, CacheKey, CacheStats
+from .serialization import Codec
 from .service import CacheService
 from .settings import CacheSettings
 from .ttl import DEFAULT_TTL
@@ -40,6 +41,7 @@ __all__ = [
     "CacheSettings",
     "CacheStats",
     "CachedFunction",
+    "Codec",
     "ConfigurationError",
     "InvalidKeyError",
     "InvalidTTLError",

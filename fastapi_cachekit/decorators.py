@@ -1,8 +1,10 @@
-"""@cached: cache an async function's results, keyed by its arguments.
+"""@cached: cache a function's results, keyed by its arguments.
 
 The decorator works out everything it can once, at decoration time (signature, excluded
-parameters, the return type's adapter); a call only builds its key, then gets, or computes
-and sets through the service's single-flight `get_or_set_async`.
+parameters, which arguments each argument callable takes, the return type's adapter); a call
+only binds its arguments and builds its key, then gets, or computes and sets through the
+service's single-flight `get_or_set_async`. A sync function runs in a worker thread, so the
+event loop keeps serving while it blocks; its cached twin is async, like every cache call.
 """
 
 from __future__ import annotations
@@ -11,28 +13,33 @@ import functools
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
+from anyio import to_thread
 from pydantic import TypeAdapter
 
 from .keys import NotInKey, function_call_key, not_in_key
 from .service import CacheService
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
-__all__ = ["CachedFunction", "NotInKey", "cached"]
+__all__ = ["CachedFunction", "Decorator", "NotInKey", "cached"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+T = TypeVar("T")
+
+Predicate = Callable[[Any], object]
+"""A test of a function's result: `condition=` stores it when true, `unless=` when false."""
 
 
 class CachedFunction(Protocol[P, R_co]):
-    """An async function whose results are cached; it keeps the original signature."""
+    """A function whose results are cached; it keeps the original parameters and is async."""
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R_co]: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R_co]: ...
 
-    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[bool]:
+    def cache_invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, bool]:
         """Remove the cached result of this call; True if one was removed."""
         ...
 
@@ -41,19 +48,70 @@ class CachedFunction(Protocol[P, R_co]):
         ...
 
 
-class _Plan(Generic[R]):
+class Decorator(Protocol):
+    """What `cached(...)` returns: it turns an async or a sync function into a CachedFunction."""
+
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> CachedFunction[P, R]: ...
+
+    @overload
+    def __call__(self, func: Callable[P, R]) -> CachedFunction[P, R]: ...
+
+
+class _ArgumentsCall(Generic[T]):
+    """A callable given the arguments of a call that it names, by name (all of them when it
+    takes **kwargs): `tags=lambda user_id: ...` on `def load(user_id, session)`."""
+
+    def __init__(
+        self, option: str, call: Callable[..., T], signature: inspect.Signature, owner: str
+    ) -> None:
+        self._call = call
+        self._names: tuple[str, ...] | None = None  # None: pass every argument
+        try:
+            parameters = inspect.signature(call).parameters.values()
+        except (TypeError, ValueError):  # a builtin without a signature: give it everything
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = [p for p in named if p.name not in signature.parameters]
+        if any(p.default is p.empty for p in unknown):
+            raise ValueError(
+                f"{option}= takes {[p.name for p in unknown]}, which are not parameters of "
+                f"{owner}; name only parameters of {owner} ({', '.join(signature.parameters)}),"
+                " or take **kwargs"
+            )
+        self._names = tuple(p.name for p in named if p not in unknown)
+
+    def __call__(self, arguments: dict[str, Any]) -> T:
+        if self._names is None:
+            return self._call(**arguments)
+        return self._call(**{name: arguments[name] for name in self._names})
+
+
+class _NotStored(Exception):
+    """Carries a result its predicate refused out of the shared fill: every caller waiting
+    on the fill gets the value, and the service stores nothing (a failed fill is not kept)."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("result refused by condition= or unless=")
+        self.value = value
+
+
+class _Plan:
     """What @cached works out once per function."""
 
     def __init__(
         self,
-        func: Callable[..., Awaitable[R]],
+        func: Callable[..., Any],
         key_func: Callable[..., str] | None,
         exclude: Iterable[str],
         scope: dict[str, Any],
     ) -> None:
         self.func = func
+        self.is_async = _is_async(func)
         self.signature = inspect.signature(func)
-        self.key_func = key_func
+        self.key_func = None if key_func is None else self.arguments_call("key_func", key_func)
         self._explicit = frozenset(exclude)
         unknown = self._explicit - set(self.signature.parameters)
         if unknown:
@@ -65,19 +123,32 @@ class _Plan(Generic[R]):
         self._exclude: frozenset[str] | None = None
         self._adapter: TypeAdapter[Any] | None = None
 
+    def arguments_call(self, option: str, call: Callable[..., T]) -> _ArgumentsCall[T]:
+        return _ArgumentsCall(option, call, self.signature, self.func.__qualname__)
+
     def _resolve(self) -> frozenset[str]:
         hints = typing.get_type_hints(self.func, localns=self._scope, include_extras=True)
         self._adapter = _return_adapter(hints.get("return", Any))
         self._exclude = self._explicit | not_in_key(hints)
         return self._exclude
 
-    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults included."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
+        return bound.arguments
+
+    def key(self, arguments: dict[str, Any]) -> str:
         if self.key_func is not None:
-            return self.key_func(**bound.arguments)
+            return self.key_func(arguments)
         exclude = self._exclude if self._exclude is not None else self._resolve()
-        return function_call_key(self.func, bound.arguments, exclude)
+        return function_call_key(self.func, arguments, exclude)
+
+    def compute(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """The function's result: awaited, or from a worker thread for a sync function."""
+        if self.is_async:
+            return cast(Awaitable[Any], self.func(*args, **kwargs))
+        return to_thread.run_sync(functools.partial(self.func, *args, **kwargs))
 
     def revive(self, value: Any) -> Any:
         """Turn a cached value (its JSON form) back into the declared return type."""
@@ -90,49 +161,99 @@ def cached(
     cache_service: CacheService,
     ttl: TTL | DefaultTTL = DEFAULT_TTL,
     key_func: Callable[..., str] | None = None,
-    namespace: str | None = None,
-    tags: Iterable[str] | None = None,
+    namespace: str | Callable[..., str] | None = None,
+    tags: Iterable[str] | Callable[..., Iterable[str]] | None = None,
     *,
     exclude: Iterable[str] = (),
-) -> Callable[[Callable[P, Awaitable[R]]], CachedFunction[P, R]]:
-    """Cache the results of an async function in `cache_service`.
+    condition: Predicate | None = None,
+    unless: Predicate | None = None,
+) -> Decorator:
+    """Cache the results of a function in `cache_service`.
 
-    The key is `key_func(**arguments)` when given (used verbatim; the namespace still
-    applies), else the function's module, qualified name and arguments. Parameters named in
-    `exclude`, or annotated `Annotated[T, NotInKey]`, are left out of the key. Results come
-    back as the function's return annotation (a pydantic model as the model).
+    An async function stays async; a sync function (`def`) runs in a worker thread and its
+    cached version is async: `await get_user(1)`.
+
+    The key is `key_func(...)` when given (used verbatim; the namespace still applies), else
+    the function's module, qualified name and arguments. Parameters named in `exclude`, or
+    annotated `Annotated[T, NotInKey]`, are left out of the key. `key_func`, and `namespace`
+    and `tags` when they are callables, are called with the arguments they name, by name
+    (`tags=lambda user_id: [f"user:{user_id}"]`), or all of them if they take `**kwargs`.
+
+    A result is stored only if `condition(result)` is true (when given) and `unless(result)`
+    is false (when given); a refused result is still returned, and callers sharing its
+    computation get it too. Results come back as the function's return annotation (a
+    pydantic model as the model).
     """
     if not isinstance(ttl, DefaultTTL):
         ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached is written
-    tag_list = list(tags) if tags is not None else None
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 
-    def decorate(func: Callable[P, Awaitable[R]]) -> CachedFunction[P, R]:
-        if not inspect.iscoroutinefunction(func):
-            raise TypeError(f"@cached needs an async function; {func.__qualname__} is not")
+    def decorate(func: Callable[P, Any]) -> CachedFunction[P, Any]:
         plan = _Plan(func, key_func, exclude, scope)
+        namespace_of = _per_call(plan, "namespace", namespace)
+        tag_source: Iterable[str] | Callable[..., Iterable[str]] | None = (
+            tags if tags is None or callable(tags) else list(tags)  # a generator, read once
+        )
+        tags_of = _per_call(plan, "tags", tag_source)
+        refuses = _refusal(condition, unless)
+
+        async def fill(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            result = await plan.compute(args, kwargs)
+            if refuses is not None and refuses(result):
+                raise _NotStored(result)
+            return result
 
         @functools.wraps(func)
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            value = await cache_service.get_or_set_async(
-                plan.key(args, kwargs),
-                lambda: func(*args, **kwargs),
-                ttl=ttl,
-                namespace=namespace,
-                tags=tag_list,
-            )
-            return cast(R, plan.revive(value))
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            arguments = plan.bind(args, kwargs)
+            try:
+                value = await cache_service.get_or_set_async(
+                    plan.key(arguments),
+                    lambda: fill(args, kwargs),
+                    ttl=ttl,
+                    namespace=namespace_of(arguments),
+                    tags=tags_of(arguments),
+                )
+            except _NotStored as refused:
+                return refused.value
+            return plan.revive(value)
 
         async def cache_invalidate(*args: P.args, **kwargs: P.kwargs) -> bool:
-            return await cache_service.delete(plan.key(args, kwargs), namespace=namespace)
+            arguments = plan.bind(args, kwargs)
+            key, label = plan.key(arguments), namespace_of(arguments)
+            return await cache_service.delete(key, namespace=label)
 
         def cache_key(*args: P.args, **kwargs: P.kwargs) -> str:
-            return plan.key(args, kwargs)
+            return plan.key(plan.bind(args, kwargs))
 
         wrapper.__dict__.update(cache_invalidate=cache_invalidate, cache_key=cache_key)
-        return cast(CachedFunction[P, R], wrapper)
+        return cast(CachedFunction[P, Any], wrapper)
 
-    return decorate
+    return cast(Decorator, decorate)
+
+
+def _per_call(
+    plan: _Plan, option: str, given: T | Callable[..., T]
+) -> Callable[[dict[str, Any]], T]:
+    """`given` as a function of a call's arguments: computed from them, or a constant."""
+    if callable(given):
+        return plan.arguments_call(option, given)
+    return lambda arguments: given
+
+
+def _refusal(condition: Predicate | None, unless: Predicate | None) -> Predicate | None:
+    """A test that is true for a result that must not be stored; None if all are stored."""
+    if condition is None and unless is None:
+        return None
+    return lambda result: (
+        (condition is not None and not condition(result))
+        or (unless is not None and bool(unless(result)))
+    )
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    call = getattr(func, "__call__", None)  # noqa: B004 (a callable object's async __call__)
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
 def _return_adapter(hint: Any) -> TypeAdapter[Any] | None:

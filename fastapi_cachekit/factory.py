@@ -32,7 +32,12 @@ def create_cache(
     signing_key = config.signing_key.get_secret_value() if config.signing_key else None
     return CacheService(
         create_backend(config, clock=clock),
-        codec=make_codec(config.serializer, signing_key),
+        codec=make_codec(
+            config.serializer,
+            signing_key,
+            compression=config.compression,
+            compression_threshold_bytes=config.compression_threshold_bytes,
+        ),
         default_ttl=config.default_ttl_seconds,
         default_namespace=config.default_namespace,
         enable_stats=config.enable_stats,

@@ -53,8 +53,18 @@ class CacheSettings(BaseSettings):
     key_prefix: str = Field(
         "cachekit", min_length=1, description="Prefix of every key this kit writes to Redis."
     )
-    serializer: Literal["json", "pickle"] = Field(
-        "json", description="Value codec; pickle needs `signing_key`."
+    serializer: Literal["json", "msgpack", "pickle"] = Field(
+        "json",
+        description="Value codec; msgpack needs the `msgpack` extra, pickle `signing_key`. "
+        "JSON and msgpack caches read each other's values.",
+    )
+    compression: Literal["none", "zlib"] = Field(
+        "none",
+        description="Compress encoded values of `compression_threshold_bytes` or more. Each "
+        "value records its algorithm, so changing this never makes stored values unreadable.",
+    )
+    compression_threshold_bytes: int = Field(
+        1024, ge=0, description="Smallest encoded value that `compression` compresses."
     )
     signing_key: SecretStr | None = Field(
         None, description="HMAC key that signs pickled values (required with pickle)."

@@ -210,11 +210,6 @@ def test_a_bad_ttl_fails_at_decoration(cache: CacheService, ttl: object) -> None
         cached(cache, ttl=ttl)  # type: ignore[arg-type]
 
 
-def test_sync_functions_are_refused(cache: CacheService) -> None:
-    with pytest.raises(TypeError, match="async"):
-        cached(cache)(lambda: 1)  # type: ignore[arg-type,return-value]
-
-
 async def test_same_arguments_share_one_run(cache: CacheService) -> None:
     import asyncio
 

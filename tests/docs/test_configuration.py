@@ -68,6 +68,8 @@ def _sample(name: str, default: Any) -> tuple[str, Any]:
         return str(default + 1.5), default + 1.5
     if name == "redis_url":
         return "redis://cache.internal:6379/2", "redis://cache.internal:6379/2"
+    if name == "compression":  # a literal whose alternative needs no other setting
+        return "zlib", "zlib"
     if isinstance(default, str) or default is None:
         return f"sample-{name}-0123456789abcdef", f"sample-{name}-0123456789abcdef"
     raise AssertionError(f"no sample value for {name}")
