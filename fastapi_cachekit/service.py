@@ -23,7 +23,6 @@ from .backends.base import FillToken as FillToken
 from .errors import BackendError, ConfigurationError, SerializationError
 from .flights import Flights
 from .keys import (
-    GlobPattern,
     check_key,
     check_namespace,
     check_tags,
@@ -31,6 +30,7 @@ from .keys import (
     storage_key,
 )
 from .models import CacheStats, utc_from_timestamp
+from .patterns import GlobPattern
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds

@@ -24,7 +24,7 @@ BASES = [
 ]
 
 # The layers of the map: a module may import from the package only what its layer allows.
-VOCABULARY = {"errors", "models", "keys", "ttl"}
+VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl"}
 ALLOWED: list[tuple[str, set[str]]] = [
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
@@ -37,7 +37,9 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("serialization", VOCABULARY),
     ("errors", VOCABULARY),
     ("models", VOCABULARY),
+    ("checks", VOCABULARY),
     ("keys", VOCABULARY),
+    ("patterns", VOCABULARY),
     ("ttl", VOCABULARY),
     ("__init__", {"*"}),
     ("__main__", {"*"}),

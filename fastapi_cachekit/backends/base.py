@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 
 __all__ = [
     "DEFERRED",

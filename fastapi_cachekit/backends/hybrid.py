@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ..errors import BackendError
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .hybrid_channel import MalformedMessage, decode, encode

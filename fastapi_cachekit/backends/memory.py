@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 from .base import BackendStats, FillToken
 from .fill_log import InvalidationLog, pattern_covers
 

@@ -25,7 +25,7 @@ from fastapi_cachekit.backends.redis.layout import (
     open_envelope,
     pack_envelope,
 )
-from fastapi_cachekit.backends.redis.ops import server_match
+from fastapi_cachekit.backends.redis.match import server_match
 from fastapi_cachekit.errors import ConfigurationError
 from fastapi_cachekit.keys import GlobPattern
 from fastapi_cachekit.settings import CacheSettings

@@ -70,7 +70,7 @@ from typing import NamedTuple
 import orjson
 
 from ...errors import BackendError, ConfigurationError
-from ...keys import GlobPattern
+from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
