@@ -91,7 +91,7 @@ class HybridBackend:
         self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
         # Queued invalidations are announced once replayed: when they failed, the attempt to
         # announce them failed too (the breaker was open), and other L1s still hold them.
-        l2.on_replayed = self._announce
+        l2.on_replay(self._announce)
 
     @classmethod
     def from_settings(

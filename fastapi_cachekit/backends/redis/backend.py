@@ -52,7 +52,7 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   (doubling up to `breaker_max_backoff`). An invalidation that fails, for whatever reason, is
   queued and replayed, in order, before the next call is served once Redis answers (see
   `faults`), and by a background task as soon as Redis answers again, so that an idle process
-  does not hold it back; `on_replayed`, when set, is told about each one after it has been
+  does not hold it back; the callback given to `on_replay` is told about each one after it has been
   replayed (the hybrid backend announces it to the other processes then).
 """
 
@@ -155,9 +155,7 @@ class RedisBackend:
         self._replayer: asyncio.Task[None] | None = None
         self._redis_answered = asyncio.Event()
         self._replay_loop: asyncio.AbstractEventLoop | None = None
-        self.on_replayed: Replayed | None = None
-        """Awaited after each queued invalidation has been replayed, in order (it runs while
-        other calls wait for the replay, so it must not call this backend's methods)."""
+        self._on_replayed: Replayed | None = None
         self._corrupt_values = 0
         self._last_corrupt_log = -_CORRUPT_LOG_INTERVAL
 
@@ -197,6 +195,13 @@ class RedisBackend:
         """The pub/sub channel `name` under this backend's key prefix, published through this
         backend's connection and subscribed on its node (or on `subscribe_url`'s)."""
         return Channel(self.redis, f"{self.layout.base}{name}", subscribe_url)
+
+    def on_replay(self, replayed: Replayed) -> None:
+        """Have `replayed` awaited after each queued invalidation has been replayed, in order
+        (a tier in front of Redis announces it then). It runs while other calls wait for the
+        replay, so it must not call this backend's methods. One callback: a second replaces it.
+        """
+        self._on_replayed = replayed
 
     def redis_answered(self) -> None:
         """Redis answered on another connection (a subscription): replay the queued
@@ -446,7 +451,7 @@ class RedisBackend:
         if loop is not self._replay_loop:  # a lock serves the one loop it first waited on
             self._replay_loop, self._replay_lock = loop, asyncio.Lock()
         async with self._replay_lock:
-            await self._pending.replay(self._ops.clear, self.on_replayed)
+            await self._pending.replay(self._ops.clear, self._on_replayed)
 
     def _replay_soon(self) -> None:
         """Start replaying the queue in the background (an invalidation was just queued)."""
