@@ -147,8 +147,8 @@ async def test_background_sweeper_removes_expired_entries() -> None:
         await asyncio.sleep(0.01)
     assert "k" not in backend._entries
     await cache.close()
-    assert cache._maintenance is not None
-    assert cache._maintenance.done()
+    assert cache._upkeep.task is not None
+    assert cache._upkeep.task.done()
 
 
 async def test_overwrite_in_place_renews_the_entry() -> None:
