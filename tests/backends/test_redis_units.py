@@ -9,7 +9,6 @@ import pytest
 from redis.crc import key_slot
 
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.backends.redis.connection import _Turns
 from fastapi_cachekit.backends.redis.faults import (
     CircuitBreaker,
     Invalidation,
@@ -24,6 +23,7 @@ from fastapi_cachekit.backends.redis.layout import (
     pack_envelope,
 )
 from fastapi_cachekit.backends.redis.match import server_match
+from fastapi_cachekit.backends.redis.turns import Turns
 from fastapi_cachekit.errors import ConfigurationError
 from fastapi_cachekit.keys import GlobPattern
 from fastapi_cachekit.settings import CacheSettings
@@ -169,7 +169,7 @@ def test_invalidations_describe_themselves_for_the_log() -> None:
 
 
 async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
-    turns = _Turns(1)
+    turns = Turns(1)
     turns.free -= 1  # taken
     order: list[str] = []
 
@@ -195,7 +195,7 @@ async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
 
 
 async def test_a_turn_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
-    turns = _Turns(1)
+    turns = Turns(1)
     turns.free -= 1
     cancelled = asyncio.create_task(turns.wait(10.0))
     waiting = asyncio.create_task(turns.wait(10.0))
