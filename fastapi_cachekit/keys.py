@@ -83,7 +83,7 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def full_key(key: str, namespace: str | None) -> str:
-    """The spec's CacheKey.full_key: "{namespace}:{key}", or just the key (for display)."""
+    """CacheKey.full_key: "{namespace}:{key}", or just the key (for display)."""
     return key if namespace is None else f"{namespace}:{key}"
 
 

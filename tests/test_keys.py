@@ -144,7 +144,7 @@ def test_stars_between_segments(pattern: str, text: str, matches: bool) -> None:
 )
 def test_adversarial_patterns_do_not_backtrack(pattern: str) -> None:
     # A backtracking matcher tries every way to split the key among the stars: for these,
-    # more steps than there are atoms in the universe (issue: 33 s for 7 stars and 100 chars).
+    # more steps than there are atoms in the universe (33 s for 7 stars and 100 chars, measured).
     assert not GlobPattern.compile(pattern).matches("a" * MAX_KEY_LENGTH)
 
 

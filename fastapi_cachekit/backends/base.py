@@ -1,4 +1,4 @@
-"""The port every storage backend satisfies (the spec's CacheAdapter).
+"""The port every storage backend satisfies (CacheBackend, the cache adapter).
 
 Backends store encoded bytes under full keys; they know namespaces and tags only as index
 labels, and nothing of codecs, decorators or HTTP. Times are seconds since the epoch, from the
