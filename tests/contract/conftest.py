@@ -1,4 +1,4 @@
-"""The contract suite runs every test against every backend (backend parity: every backend keeps the same contract)."""
+"""The contract suite runs every test against every backend: each keeps the same contract."""
 
 from __future__ import annotations
 
