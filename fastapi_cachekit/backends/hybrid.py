@@ -121,11 +121,10 @@ class HybridBackend:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        if self._coherent:
-            value = self.l1.get_nowait(key)
-            if value is not None:
-                return value
-        elif not self._listener.started:
+        value = self.get_nowait(key)
+        if value is not DEFERRED:
+            return value
+        if not self._coherent and not self._listener.started:
             await self._listener.start()
         return await self._promote(key)
 
