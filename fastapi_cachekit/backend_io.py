@@ -52,11 +52,24 @@ class BackendIO:
 
     async def read(self, fk: str) -> bytes | None:
         """The stored bytes, or None on a miss or a fault."""
+        data = self.read_nowait(fk)
+        return await self.read_awaited(fk) if data is DEFERRED else data
+
+    def read_nowait(self, fk: str) -> bytes | Deferred | None:
+        """`read` without a coroutine where the backend can (memory, a hybrid's L1), else
+        DEFERRED: then `read_awaited` answers. `get`, the hottest path, saves a coroutine."""
         if self._upkeep.task is None:
             self._upkeep.start()
         try:
-            data = self._get_nowait(fk)
-            return await self._backend.get(fk) if data is DEFERRED else data
+            return self._get_nowait(fk)
+        except BackendError as exc:
+            self._accounting.fault(exc)
+            return None
+
+    async def read_awaited(self, fk: str) -> bytes | None:
+        """The backend's awaited `get`, or None on a fault."""
+        try:
+            return await self._backend.get(fk)
         except BackendError as exc:
             self._accounting.fault(exc)
             return None
@@ -71,21 +84,49 @@ class BackendIO:
         fill: FillToken | None,
     ) -> bool:
         """Whether `data` was stored (False on a fault, or a stale `fill` token)."""
+        stored = self.write_nowait(fk, data, ttl, namespace, tags, fill)
+        if stored is DEFERRED:
+            return await self.write_awaited(fk, data, ttl, namespace, tags, fill)
+        return stored
+
+    def write_nowait(
+        self,
+        fk: str,
+        data: bytes,
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+        fill: FillToken | None,
+    ) -> bool | Deferred:
+        """`write` without a coroutine where the backend can, else DEFERRED (nothing stored:
+        then `write_awaited` stores)."""
         if self._upkeep.task is None:
             self._upkeep.start()
         try:
-            stored = self._set_nowait(fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
-            if stored is DEFERRED:
-                stored = await self._backend.set(
-                    fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
-                )
-            return stored
-        except BackendError as exc:
-            self._accounting.fault(exc)
-            return False
-        except MemoryError:
-            self._accounting.fault(MemoryError(OUT_OF_MEMORY))
-            return False
+            return self._set_nowait(fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+        except (BackendError, MemoryError) as exc:
+            return self._write_failed(exc)
+
+    async def write_awaited(
+        self,
+        fk: str,
+        data: bytes,
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+        fill: FillToken | None,
+    ) -> bool:
+        """The backend's awaited `set`, or False on a fault."""
+        try:
+            return await self._backend.set(
+                fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
+            )
+        except (BackendError, MemoryError) as exc:
+            return self._write_failed(exc)
+
+    def _write_failed(self, exc: BackendError | MemoryError) -> bool:
+        self._accounting.fault(MemoryError(OUT_OF_MEMORY) if isinstance(exc, MemoryError) else exc)
+        return False
 
     async def exists(self, fk: str) -> bool:
         if not self.enabled:

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY, BackendIO
-from .backends.base import CacheBackend
+from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
 from .errors import BackendError, ConfigurationError, SerializationError
 from .fills import Fill, call
@@ -126,7 +126,10 @@ class CacheService:
 
     async def get(self, key: str, namespace: str | None = None, *, default: Any = None) -> Any:
         """The cached value, or `default` (None) on a miss."""
-        data = await self._io.read(self._place(key, namespace)[0])
+        fk = self._key(key, namespace)
+        data = self._io.read_nowait(fk)  # the two halves of `read`: no coroutine on a hit
+        if data is DEFERRED:
+            data = await self._io.read_awaited(fk)
         if data is not None:
             try:
                 value = self._codec.decode(data)
@@ -145,14 +148,14 @@ class CacheService:
 
         `count=False` leaves the hit/miss statistics alone (for bookkeeping reads).
         """
-        data = await self._io.read(self._place(key, namespace)[0])
+        data = await self._io.read(self._key(key, namespace))
         if count:
             self._count(data is not None)
         return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
         """Whether a live entry is stored for `key` (counts neither a hit nor a miss)."""
-        return await self._io.exists(self._place(key, namespace)[0])
+        return await self._io.exists(self._key(key, namespace))
 
     async def get_or_set_async(
         self,
@@ -173,7 +176,7 @@ class CacheService:
                 f"value_factory must be callable, got {type(value_factory).__name__}; "
                 "wrap a value in a lambda: value_factory=lambda: value"
             )
-        fk, label = self._place(key, namespace)
+        fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
@@ -206,7 +209,7 @@ class CacheService:
 
         Returns whether the value was stored (False when the backend is unavailable).
         """
-        fk, label = self._place(key, namespace)
+        fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
         try:
@@ -214,7 +217,11 @@ class CacheService:
         except MemoryError:
             self._accounting.fault(MemoryError(OUT_OF_MEMORY))
             return False
-        return await self._io.write(fk, data, seconds, label, tag_tuple, None)
+        # The two halves of `write`, so that a memory write costs no coroutine.
+        stored = self._io.write_nowait(fk, data, seconds, label, tag_tuple, None)
+        if stored is DEFERRED:
+            return await self._io.write_awaited(fk, data, seconds, label, tag_tuple, None)
+        return stored
 
     async def set_raw(
         self,
@@ -231,7 +238,7 @@ class CacheService:
         With `fill` (from `fill_token()`, taken before the data was computed) nothing is
         stored if the key, its namespace, a tag or a matching pattern was invalidated since.
         """
-        fk, label = self._place(key, namespace)
+        fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         return await self._io.write(fk, data, seconds, label, check_tags(tags), fill)
 
@@ -242,7 +249,7 @@ class CacheService:
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
-        fk = self._place(key, namespace)[0]
+        fk = self._key(key, namespace)
         removed = self._io.invalidate(
             self._backend.delete(fk), lambda: self._flights.detach_key(fk)
         )
@@ -331,12 +338,15 @@ class CacheService:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _place(self, key: str, namespace: str | None) -> tuple[str, str | None]:
-        """The checked key as the backend stores it (`keys.storage_key`), and its namespace."""
-        label = self._default_namespace if namespace is None else check_namespace(namespace)
-        if label is None and is_plain(key):  # most keys: storage_key(key, None) is the key
-            return key, None
-        return storage_key(check_key(key), label), label
+    def _key(self, key: str, namespace: str | None) -> str:
+        """The checked key as the backend stores it (`keys.storage_key`)."""
+        if namespace is None:
+            if self._default_namespace is None and is_plain(key):
+                return key  # most keys: storage_key(key, None) is the key
+            namespace = self._default_namespace
+        else:
+            namespace = check_namespace(namespace)
+        return storage_key(check_key(key), namespace)
 
     def _namespace(self, namespace: str | None) -> str | None:
         return self._default_namespace if namespace is None else check_namespace(namespace)
