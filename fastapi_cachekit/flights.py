@@ -18,7 +18,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import GlobPattern, full_key
+from .keys import full_key
+from .patterns import GlobPattern
 
 __all__ = ["Flight", "Flights"]
 

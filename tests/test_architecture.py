@@ -24,20 +24,28 @@ BASES = [
 ]
 
 # The layers of the map: a module may import from the package only what its layer allows.
-VOCABULARY = {"errors", "models", "keys", "ttl"}
+VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl"}
+# The modules the service is made of, beside service.py itself.
+SERVICE_PARTS = {"accounting", "backend_io", "fills", "flights", "maintenance"}
 ALLOWED: list[tuple[str, set[str]]] = [
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
     ("decorators", VOCABULARY | {"service", "settings", "serialization"}),
-    ("service", VOCABULARY | {"settings", "serialization", "flights", "backends.base"}),
+    ("service", VOCABULARY | SERVICE_PARTS | {"settings", "serialization", "backends.base"}),
     ("flights", VOCABULARY),
+    ("accounting", VOCABULARY | {"backends.base"}),
+    ("maintenance", VOCABULARY),
+    ("backend_io", VOCABULARY | {"accounting", "maintenance", "backends.base"}),
+    ("fills", VOCABULARY | {"accounting", "backend_io", "serialization", "backends.base"}),
     ("backends", VOCABULARY | {"settings", "serialization", "backends"}),
     ("settings", VOCABULARY),
     ("serialization", VOCABULARY),
     ("errors", VOCABULARY),
     ("models", VOCABULARY),
+    ("checks", VOCABULARY),
     ("keys", VOCABULARY),
+    ("patterns", VOCABULARY),
     ("ttl", VOCABULARY),
     ("__init__", {"*"}),
     ("__main__", {"*"}),

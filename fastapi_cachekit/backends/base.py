@@ -1,4 +1,4 @@
-"""The port every storage backend satisfies (the spec's CacheAdapter).
+"""The port every storage backend satisfies (CacheBackend, the cache adapter).
 
 Backends store encoded bytes under full keys; they know namespaces and tags only as index
 labels, and nothing of codecs, decorators or HTTP. Times are seconds since the epoch, from the
@@ -8,11 +8,11 @@ clock the backend was given.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 
 __all__ = [
     "DEFERRED",
@@ -22,7 +22,6 @@ __all__ = [
     "FillToken",
     "NowaitReads",
     "NowaitWrites",
-    "nowait_twin",
 ]
 
 FillToken = int
@@ -132,12 +131,12 @@ DEFERRED: Final = Deferred.DEFERRED
 
 @runtime_checkable
 class NowaitReads(Protocol):
-    """Optional: a backend that can answer reads without awaiting (principle 6).
+    """Optional: a backend that can answer reads without awaiting.
 
-    The service looks for it once, when it is built (see `nowait_twin`), and then calls
-    `get_nowait` before (and usually instead of) `get`: a coroutine costs more than a memory
-    hit itself. `get_nowait` must answer exactly as `get` would, or return DEFERRED to have
-    `get` awaited.
+    The service looks for it once, when it is built, and then calls `get_nowait` before
+    (and usually instead of) `get`: a coroutine costs more than a memory hit itself.
+    `get_nowait` must answer exactly as `get` would, or return DEFERRED to have `get`
+    awaited.
     """
 
     def get_nowait(self, key: str) -> bytes | Deferred | None:
@@ -159,25 +158,3 @@ class NowaitWrites(Protocol):
         fill: FillToken | None = None,
     ) -> bool | Deferred:
         """What `set` would return, or DEFERRED (then nothing was stored: await `set`)."""
-
-
-def nowait_twin(backend: object, name: str) -> Callable[..., Any] | None:
-    """`backend`'s bound `{name}_nowait` if it answers for its async `name`, else None.
-
-    It does not when `name` is overridden below the class that defines `{name}_nowait`, or
-    on the instance: a subclass whose `get` raises (to stand in for a server that is down)
-    keeps being awaited, as it was before the fast path existed.
-    """
-    sync_name = f"{name}_nowait"
-    sync_owner, async_owner = _owner(backend, sync_name), _owner(backend, name)
-    if sync_owner is None or async_owner is None or not issubclass(sync_owner, async_owner):
-        return None
-    if name in getattr(backend, "__dict__", {}):
-        return None
-    method: Callable[..., Any] = getattr(backend, sync_name)
-    return method
-
-
-def _owner(obj: object, name: str) -> type | None:
-    """The class in `obj`'s MRO that defines `name`."""
-    return next((klass for klass in type(obj).__mro__ if name in vars(klass)), None)

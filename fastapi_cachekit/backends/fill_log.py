@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from ..keys import GlobPattern, display_key
+from ..keys import display_key
+from ..patterns import GlobPattern
 from .base import FillToken
 
 __all__ = ["InvalidationLog", "pattern_covers"]

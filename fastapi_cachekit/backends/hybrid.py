@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ..errors import BackendError
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
 from .hybrid_channel import MalformedMessage, decode, encode
@@ -91,7 +91,7 @@ class HybridBackend:
         self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
         # Queued invalidations are announced once replayed: when they failed, the attempt to
         # announce them failed too (the breaker was open), and other L1s still hold them.
-        l2.on_replayed = self._announce
+        l2.on_replay(self._announce)
 
     @classmethod
     def from_settings(
@@ -121,11 +121,10 @@ class HybridBackend:
     # --- reads ---------------------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
-        if self._coherent:
-            value = self.l1.get_nowait(key)
-            if value is not None:
-                return value
-        elif not self._listener.started:
+        value = self.get_nowait(key)
+        if value is not DEFERRED:
+            return value
+        if not self._coherent and not self._listener.started:
             await self._listener.start()
         return await self._promote(key)
 

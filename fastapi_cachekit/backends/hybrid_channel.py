@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidKeyError
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 from .redis import Invalidation
 
 __all__ = ["MalformedMessage", "decode", "encode"]

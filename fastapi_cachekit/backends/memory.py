@@ -16,9 +16,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
-from ..keys import GlobPattern
+from ..patterns import GlobPattern
 from .base import BackendStats, FillToken
 from .fill_log import InvalidationLog, pattern_covers
+from .memory_entries import Entry, entry_size, new_entry, sized
 
 __all__ = ["MemoryBackend"]
 
@@ -27,76 +28,9 @@ _REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too bi
 
 Clock = Callable[[], float]
 
-# Bytes one entry costs beyond the characters of its key and the bytes of its value: the
-# ordered-dict slot and link node, the _Entry object, the str and bytes object headers
-# (sys.getsizeof("") == 49 for an ASCII key, sys.getsizeof(b"") == 33), and one index-set slot
-# per namespace/tag membership. Measured with tracemalloc (tests/backends/test_memory.py
-# checks the estimate against it). len() instead of sys.getsizeof(), which costs several
-# times more on every write: the same figure for ASCII keys, a little low for other keys.
-_ENTRY_OVERHEAD = 200 + 49 + 33
-_INDEX_MEMBER = 80
 _LOG_SIZE = 16_384
 # Keys a pattern scan matches before it lets other tasks run: about a millisecond of work.
 _SCAN_CHUNK = 1000
-
-
-class _Entry:
-    """A stored value and its times, with neither a namespace nor tags (most entries).
-
-    Two slots smaller than a _LabelledEntry: 16 bytes less for each such entry (issue 6's
-    bytes-per-entry target). Its `namespace` and `tags` are the class-level defaults below.
-    """
-
-    __slots__ = ("created_at", "expires_at", "value")
-    namespace: str | None = None
-    tags: tuple[str, ...] = ()
-
-    def __init__(self, value: bytes, created_at: float, expires_at: float | None) -> None:
-        self.value = value
-        self.created_at = created_at
-        self.expires_at = expires_at
-
-    def expired(self, now: float) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-    def size(self, key: str) -> int:
-        return _entry_size(key, len(self.value), self.namespace, self.tags)
-
-
-def _entry_size(key: str, value_size: int, namespace: str | None, tags: tuple[str, ...]) -> int:
-    """The bytes an entry costs, by the estimate above."""
-    memberships = len(tags) + (namespace is not None)
-    return _ENTRY_OVERHEAD + len(key) + value_size + memberships * _INDEX_MEMBER
-
-
-class _LabelledEntry(_Entry):
-    """An entry with a namespace or tags (its slots take over from _Entry's defaults)."""
-
-    __slots__ = ("namespace", "tags")
-
-    def __init__(
-        self,
-        value: bytes,
-        created_at: float,
-        expires_at: float | None,
-        namespace: str | None,
-        tags: tuple[str, ...],
-    ) -> None:
-        super().__init__(value, created_at, expires_at)
-        self.namespace = namespace
-        self.tags = tags
-
-
-def _new_entry(
-    value: bytes,
-    created_at: float,
-    expires_at: float | None,
-    namespace: str | None,
-    tags: tuple[str, ...],
-) -> _Entry:
-    if namespace is None and not tags:
-        return _Entry(value, created_at, expires_at)
-    return _LabelledEntry(value, created_at, expires_at, namespace, tags)
 
 
 class MemoryBackend:
@@ -124,7 +58,7 @@ class MemoryBackend:
         self._refused = 0
         self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
         self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._namespaces: dict[str, set[str]] = {}
         self._tags: dict[str, set[str]] = {}
         self._bytes = 0
@@ -135,11 +69,12 @@ class MemoryBackend:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def _live(self, key: str) -> _Entry | None:
+    def _live(self, key: str) -> Entry | None:
+        """The entry under `key` unless it has expired (then it is removed)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expired(self._clock()):
+        if entry.expires_at is not None and entry.expires_at <= self._clock():
             self._remove(key)
             return None
         return entry
@@ -150,12 +85,8 @@ class MemoryBackend:
 
     def get_nowait(self, key: str) -> bytes | None:
         """`get` without a coroutine: the service's fast path (NowaitReads)."""
-        # The hot path: _live() written out.
-        entry = self._entries.get(key)
+        entry = self._live(key)
         if entry is None:
-            return None
-        if entry.expires_at is not None and entry.expires_at <= self._clock():
-            self._remove(key)
             return None
         self._entries.move_to_end(key)
         return entry.value
@@ -209,8 +140,7 @@ class MemoryBackend:
         # The common overwrite: the same labels, so the indexes stay as they are. The
         # outcome is that of _remove + _insert: new value and times, most recently used.
         self._bytes = grown
-        # b"%b" % value is _sized(value), written out: the hot path saves a call.
-        entry.value, entry.created_at, entry.expires_at = b"%b" % value, now, expires_at
+        entry.value, entry.created_at, entry.expires_at = sized(value), now, expires_at
         self._entries.move_to_end(key)
         return True
 
@@ -225,13 +155,13 @@ class MemoryBackend:
     ) -> bool:
         """Store an entry as the most recently used, replacing any entry under `key`, and
         evict past the bounds; False (and nothing stored) if it alone exceeds the byte bound."""
-        size = _entry_size(key, len(value), namespace, tags)
+        size = entry_size(key, len(value), namespace, tags)
         if key in self._entries:
             self._remove(key)  # even when refused: the old value must not outlive the write
         if size > self._byte_limit:
             self._refuse(key, size)
             return False
-        self._entries[key] = _new_entry(_sized(value), now, expires_at, namespace, tags)
+        self._entries[key] = new_entry(sized(value), now, expires_at, namespace, tags)
         self._bytes += size
         if namespace is not None:
             self._namespaces.setdefault(namespace, set()).add(key)
@@ -260,7 +190,7 @@ class MemoryBackend:
     ) -> bool:
         return self._log.covers_since(fill, key, namespace, tags)
 
-    def _remove(self, key: str) -> _Entry:
+    def _remove(self, key: str) -> Entry:
         entry = self._entries.pop(key)
         self._bytes -= entry.size(key)
         if entry.namespace is not None:
@@ -372,13 +302,6 @@ class MemoryBackend:
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""
         return None
-
-
-def _sized(value: bytes) -> bytes:
-    """A copy of `value` sized to fit: orjson hands out bytes with a buffer of 4 KiB or more
-    behind them, which a long-lived cache entry would otherwise keep alive. Formatting makes
-    the copy in half the time b"".join takes."""
-    return b"%b" % value
 
 
 def _discard(index: dict[str, set[str]], label: str, key: str) -> None:

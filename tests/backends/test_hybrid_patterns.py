@@ -1,5 +1,5 @@
 """A pattern another process announces is applied to this process's L1: exactly, and without
-backtracking (the issue's `*******x` froze every worker of a hybrid deployment)."""
+backtracking (a `*******x` pattern once froze every worker of a hybrid deployment)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fastapi_cachekit import CacheService, MemoryBackend
-from fastapi_cachekit.backends.memory import _entry_size
+from fastapi_cachekit.backends.memory_entries import entry_size
 from fastapi_cachekit.keys import GlobPattern
 from tests.clock import FakeClock
 
@@ -48,7 +48,7 @@ async def test_eviction_removes_index_membership() -> None:
 
 
 def test_past_the_byte_bound_the_least_recently_used_go() -> None:
-    entry = _entry_size("a", 100, None, ())
+    entry = entry_size("a", 100, None, ())
     backend = MemoryBackend(max_memory_bytes=3 * entry)
     for key in "abc":
         assert backend.set_nowait(key, b"x" * 100, ttl=None, namespace=None, tags=())
@@ -147,8 +147,8 @@ async def test_background_sweeper_removes_expired_entries() -> None:
         await asyncio.sleep(0.01)
     assert "k" not in backend._entries
     await cache.close()
-    assert cache._maintenance is not None
-    assert cache._maintenance.done()
+    assert cache._upkeep.task is not None
+    assert cache._upkeep.task.done()
 
 
 async def test_overwrite_in_place_renews_the_entry() -> None:
@@ -292,7 +292,7 @@ class MemoryBackendModel(RuleBasedStateMachine):
         bound = self.max_memory_bytes or float("inf")
         self.model.pop(key, None)  # a write makes the key the most recently used
         # A value too big for the byte bound on its own is refused (and the old one gone).
-        assert stored is (_entry_size(key, len(value), ns, tuple(tags)) <= bound)
+        assert stored is (entry_size(key, len(value), ns, tuple(tags)) <= bound)
         if stored:
             expires = None if ttl is None else self.clock.now + ttl
             self.model[key] = (value, expires, ns, tuple(tags))
@@ -300,7 +300,7 @@ class MemoryBackendModel(RuleBasedStateMachine):
             del self.model[next(iter(self.model))]
 
     def model_bytes(self) -> int:
-        return sum(_entry_size(k, len(v[0]), v[2], v[3]) for k, v in self.model.items())
+        return sum(entry_size(k, len(v[0]), v[2], v[3]) for k, v in self.model.items())
 
     @rule(key=KEYS, nowait=st.booleans())
     def get(self, key: str, nowait: bool) -> None:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from fastapi_cachekit import CacheService
-from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis import Invalidation, RedisBackend
 from fastapi_cachekit.errors import BackendError, BackendUnavailable
 from tests.backends.redis_support import BackendFactory
 from tests.clock import FakeClock
@@ -111,6 +111,12 @@ async def test_queued_invalidations_are_replayed_before_reads(
     make_backend: BackendFactory, redis_server: RedisServer
 ) -> None:
     backend = quick(make_backend, breaker_max_backoff=0.05)
+    told: list[Invalidation] = []
+
+    async def replayed(invalidation: Invalidation) -> None:
+        told.append(invalidation)
+
+    backend.on_replay(replayed)
     for key, namespace, tags in [
         ("a", None, ("t",)),
         ("n:b", "n", ()),
@@ -139,6 +145,11 @@ async def test_queued_invalidations_are_replayed_before_reads(
     ]
     log = redis_server.command("ZRANGE", backend.layout.shards[0].log, 0, -1)  # by number
     assert log == [b"t:t", b"n:n", b"k:c"]  # replayed in the order they were made
+    assert [(i.kind, i.names) for i in told] == [
+        ("tags", ("t",)),
+        ("namespace", ("n",)),
+        ("key", ("c",)),
+    ]  # and the callback given to on_replay told of each, in that order
 
 
 async def test_an_overflowing_queue_becomes_one_full_clear(

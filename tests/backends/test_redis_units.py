@@ -9,7 +9,6 @@ import pytest
 from redis.crc import key_slot
 
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.backends.redis.connection import _Turns
 from fastapi_cachekit.backends.redis.faults import (
     CircuitBreaker,
     Invalidation,
@@ -20,12 +19,11 @@ from fastapi_cachekit.backends.redis.layout import (
     CLUSTER_SHARDS,
     HEADER_SIZE,
     Layout,
-    NotAnEnvelope,
-    live_value,
     open_envelope,
     pack_envelope,
 )
-from fastapi_cachekit.backends.redis.ops import server_match
+from fastapi_cachekit.backends.redis.match import server_match
+from fastapi_cachekit.backends.redis.turns import Turns
 from fastapi_cachekit.errors import ConfigurationError
 from fastapi_cachekit.keys import GlobPattern
 from fastapi_cachekit.settings import CacheSettings
@@ -55,17 +53,17 @@ def test_a_truncated_envelope_is_refused() -> None:
     assert open_envelope(data[:-1]) is None
 
 
-def test_live_value_reads_the_value_until_it_expires() -> None:
+def test_an_envelope_opens_to_its_value_and_expiry() -> None:
     data = pack_envelope(b"value", 1000.0, 2000.0, "ns", ("a",))
-    assert live_value(data, 1999.9) == b"value"
-    assert live_value(data, 2000.0) is None
-    assert live_value(pack_envelope(b"", 1.0, math.inf, None, ()), 1e300) == b""
-    for raw in (b"", b"value", data[:-6], b"CK\x01" + bytes(10)):
-        with pytest.raises(NotAnEnvelope):
-            live_value(raw, 0.0)
+    envelope = open_envelope(data)
+    assert envelope is not None
+    assert (data[envelope.value_offset :], envelope.expires_ms) == (b"value", 2000.0)
+    forever = open_envelope(pack_envelope(b"", 1.0, math.inf, None, ()))
+    assert forever is not None
+    assert forever.expires_ms == math.inf
     nan = pack_envelope(b"v", 1.0, math.nan, None, ())
-    with pytest.raises(NotAnEnvelope):
-        live_value(nan, 0.0)
+    for raw in (b"", b"value", data[:-6], b"CK\x01" + bytes(10), nan):
+        assert open_envelope(raw) is None
 
 
 def test_single_node_keys() -> None:
@@ -171,7 +169,7 @@ def test_invalidations_describe_themselves_for_the_log() -> None:
 
 
 async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
-    turns = _Turns(1)
+    turns = Turns(1)
     turns.free -= 1  # taken
     order: list[str] = []
 
@@ -197,7 +195,7 @@ async def test_turns_are_handed_over_in_order_and_waits_time_out() -> None:
 
 
 async def test_a_turn_handed_to_a_cancelled_waiter_goes_to_the_next() -> None:
-    turns = _Turns(1)
+    turns = Turns(1)
     turns.free -= 1
     cancelled = asyncio.create_task(turns.wait(10.0))
     waiting = asyncio.create_task(turns.wait(10.0))

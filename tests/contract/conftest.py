@@ -1,4 +1,4 @@
-"""The contract suite runs every test against every backend (principle 1: backend parity)."""
+"""The contract suite runs every test against every backend: each keeps the same contract."""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,6 +34,7 @@ from redis.backoff import NoBackoff
 from ...errors import BackendError, BackendUnavailable, ConfigurationError
 from .faults import CircuitBreaker
 from .sentinel import SentinelAddress, close_sentinels, is_sentinel_url, primary_client
+from .turns import Turns
 
 __all__ = ["Client", "RedisConnection", "close_client", "parse_url", "translate_error"]
 
@@ -76,7 +76,7 @@ class RedisConnection:
         self._shas: dict[str, bytes] = {}
         # At most max_connections calls at a time, so the pools (one per node on a cluster)
         # never run out: redis-py's non-blocking pools raise instead of waiting.
-        self._turns = _Turns(max_connections)
+        self._turns = Turns(max_connections)
         self._turn_wait = max(1.0, 2 * socket_timeout)
         self.attempts = 0
         """Calls that went to the network (calls refused by the open breaker are not)."""
@@ -202,7 +202,7 @@ class RedisConnection:
         closed: that loop may be closed, and awaiting on it would fail."""
         loop = asyncio.get_running_loop()
         self._client = self._ready = None
-        self._turns = _Turns(self._max_connections)
+        self._turns = Turns(self._max_connections)
         self._loop = loop
         self._closer = loop.create_task(self._close_when_the_loop_ends(loop))
 
@@ -299,50 +299,6 @@ class RedisConnection:
 
 class _ScriptMissing(BackendError):
     """Redis answered NOSCRIPT: it does not know the script (yet)."""
-
-
-class _Turns:
-    """`free` turns to call Redis; a caller without one waits in line (first come, first
-    served). Taking a free turn is `free -= 1` inline, so the common case costs no call."""
-
-    __slots__ = ("_line", "free")
-
-    def __init__(self, limit: int) -> None:
-        self.free = limit
-        self._line: deque[asyncio.Future[bool]] = deque()
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait until a released turn is handed to this caller (True), or `timeout` s (False:
-        no turn taken)."""
-        loop = asyncio.get_running_loop()
-        turn: asyncio.Future[bool] = loop.create_future()
-        self._line.append(turn)
-        timer = loop.call_later(timeout, _expire, turn)
-        try:
-            return await turn
-        except BaseException:
-            if turn.done() and not turn.cancelled() and turn.result():
-                self.release()  # handed a turn while being cancelled: pass it on
-            else:
-                turn.cancel()  # release() skips it
-            raise
-        finally:
-            timer.cancel()
-
-    def release(self) -> None:
-        """Give a turn back: to the first caller in line, if any."""
-        line = self._line
-        while line:
-            turn = line.popleft()
-            if not turn.done():
-                turn.set_result(True)
-                return
-        self.free += 1
-
-
-def _expire(turn: asyncio.Future[bool]) -> None:
-    if not turn.done():
-        turn.set_result(False)
 
 
 def parse_url(url: str, cluster: bool) -> tuple[str, bool]:

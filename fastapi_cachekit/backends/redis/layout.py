@@ -40,9 +40,7 @@ __all__ = [
     "HEADER_SIZE",
     "Envelope",
     "Layout",
-    "NotAnEnvelope",
     "Shard",
-    "live_value",
     "open_envelope",
     "pack_envelope",
 ]
@@ -89,24 +87,6 @@ def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:
     if (offset > len(raw) and not header_only) or created != created or expires != expires:
         return None
     return Envelope(created, expires, offset)
-
-
-class NotAnEnvelope(ValueError):
-    """A stored value that is not an envelope (foreign or corrupt)."""
-
-
-def live_value(raw: bytes, now_ms: float) -> bytes | None:
-    """The value in envelope `raw` if it is live at `now_ms`, else None (expired).
-
-    Raises NotAnEnvelope for anything else. The read path's whole envelope work, in one call.
-    """
-    if raw[:3] != _MAGIC or len(raw) < HEADER_SIZE:
-        raise NotAnEnvelope
-    created, expires, meta_size = _unpack_header(raw, 3)
-    offset = HEADER_SIZE + meta_size
-    if offset > len(raw) or created != created or expires != expires:
-        raise NotAnEnvelope
-    return raw[offset:] if expires > now_ms else None
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,16 @@ from typing import TypeVar
 
 import orjson
 
-from ...keys import GlobPattern, display_key
+from ...keys import display_key
+from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
 from . import sweep_scripts as sweep_lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
+from .match import escape_match, server_match
 
-__all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats", "server_match"]
+__all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats"]
 
 T = TypeVar("T")
 
@@ -221,7 +223,7 @@ class RedisOps:
             source, match, skip, what = shard.expiries, server_match(pattern) + "*", 0, ""
         else:  # the namespace's own index; the pattern applies to keys within it
             source = shard.index("n", namespace)
-            match = _glob_literal(namespace) + ":" + server_match(pattern) + "*"
+            match = escape_match(namespace) + ":" + server_match(pattern) + "*"
             skip, what = len(namespace) + 1, f"n:{namespace}"
         removed, cursor = 0, 0
         while True:
@@ -351,32 +353,3 @@ def _texts(values: list[bytes] | None) -> list[str]:
 
 def _ms(value: bytes | str) -> float | None:
     return float(value) if value else None
-
-
-def server_match(pattern: GlobPattern) -> str:
-    """A Redis MATCH pattern that admits every key `pattern` matches (a superset).
-
-    Redis' `?` and `[...]` match one byte, Python's one character: a key with a multi-byte
-    character would slip through them, so they are widened to `*`; the exact test is then
-    `pattern.matches` on what the scan returns.
-    """
-    text, out, i = pattern.redis, [], 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\":
-            out.append(text[i : i + 2])
-            i += 2
-            continue
-        if char == "[":
-            i += 1
-            while i < len(text) and text[i] != "]":
-                i += 2 if text[i] == "\\" else 1
-            char = "*"
-        out.append("*" if char == "?" else char)
-        i += 1
-    return "".join(out)
-
-
-def _glob_literal(text: str) -> str:
-    """`text` escaped for a Redis MATCH pattern."""
-    return "".join("\\" + char if char in "*?[]\\^" else char for char in text)
