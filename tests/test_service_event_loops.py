@@ -161,3 +161,23 @@ def test_queued_invalidations_replay_on_a_new_loop(redis_server: RedisServer) ->
         assert backend.pending_invalidations == 0
     finally:
         run(cache.close)
+
+
+@pytest.mark.redis
+def test_the_memory_tier_is_not_trusted_once_the_loop_that_listened_has_ended(
+    redis_url: str, clean_redis: object
+) -> None:
+    # Nothing heard this process's channel between the two loops, so what its memory tier
+    # holds may be stale: the new loop must read Redis until it listens again.
+    mine = HybridBackend(RedisBackend(redis_url, key_prefix="loops"))
+    cache = CacheService(mine)
+    run(lambda: cache.set("k", "old"))
+
+    async def another_process_changes_it_then_this_one_reads() -> object:
+        other = CacheService(HybridBackend(RedisBackend(redis_url, key_prefix="loops")))
+        await other.set("k", "new")
+        await other.close()
+        return await cache.get("k")
+
+    assert run(another_process_changes_it_then_this_one_reads) == "new"
+    run(cache.close)

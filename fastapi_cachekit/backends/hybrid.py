@@ -80,6 +80,7 @@ class HybridBackend:
             on_message=self._apply,
             on_live=self._live,
             on_heard=self._redis_answered,
+            on_stopped=self._listener_stopped,
             heartbeat=heartbeat,
             liveness=l1_liveness,
             monotonic=monotonic,
@@ -279,6 +280,11 @@ class HybridBackend:
         # breaker's back-off, so that the other processes hear of them at once.
         if self.l2.pending_invalidations:
             self.l2.redis_answered()
+
+    def _listener_stopped(self) -> None:
+        # Its loop has ended, say: the memory tier is neither read nor filled until a new
+        # listener hears the channel (and clears it then).
+        self._coherent = False
 
     async def _live(self, live: bool) -> None:
         """The channel became live (subscribed, heard from) or stopped being so."""

@@ -25,8 +25,8 @@ _RETRY_MAX = 5.0
 
 
 class ChannelListener:
-    """Hands each message to `on_message`, each change of liveness to `on_live`, and tells
-    `on_heard` whenever Redis answered (a message or a pong)."""
+    """Hands each message to `on_message`, each change of liveness to `on_live`, its end to
+    `on_stopped`, and tells `on_heard` whenever Redis answered (a message or a pong)."""
 
     def __init__(
         self,
@@ -35,6 +35,7 @@ class ChannelListener:
         on_message: Callable[[bytes], Awaitable[None]],
         on_live: Callable[[bool], Awaitable[None]],
         on_heard: Callable[[], None],
+        on_stopped: Callable[[], None],
         heartbeat: float,
         liveness: float,
         monotonic: Callable[[], float],
@@ -48,6 +49,7 @@ class ChannelListener:
         self._on_message = on_message
         self._on_live = on_live
         self._on_heard = on_heard
+        self._on_stopped = on_stopped
         self.heartbeat = heartbeat
         self.liveness = liveness
         self._monotonic = monotonic
@@ -78,6 +80,15 @@ class ChannelListener:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _listen_forever(self) -> None:
+        try:
+            await self._subscribe_again_and_again()
+        finally:
+            # Ended with its event loop (or by close()): nothing is heard from here on, and a
+            # listener started later reports liveness afresh (which clears the memory tier).
+            self.live = False
+            self._on_stopped()
+
+    async def _subscribe_again_and_again(self) -> None:
         backoff = _RETRY_FIRST
         while True:
             try:
