@@ -408,3 +408,22 @@ def claims(raw: redis.Redis) -> int:
     """SET commands Redis has run since its statistics were reset."""
     stats: Any = raw.info("commandstats")
     return int(stats.get("cmdstat_set", {}).get("calls", 0))
+
+
+@pytest.mark.parametrize("metadata", [b"{{{{", b'"ab"', b"1234", b"[12]"])
+async def test_an_entry_with_corrupt_metadata_is_a_miss_not_an_error(
+    hybrid: HybridBackend, redis_url: str, metadata: bytes
+) -> None:
+    from fastapi_cachekit.backends.redis.layout import HEADER_SIZE
+
+    await put(hybrid, "k", b"v")
+    await hybrid.l1.clear()  # the next read promotes from Redis
+    name = hybrid.l2.layout.shard_of("k").entry("k")
+    raw = redis.Redis.from_url(redis_url)
+    stored = raw.get(name)
+    assert isinstance(stored, bytes)
+    assert stored[HEADER_SIZE : HEADER_SIZE + 4] == b'[""]'  # no namespace, no tags
+    raw.set(name, stored[:HEADER_SIZE] + metadata + stored[HEADER_SIZE + 4 :])
+    raw.close()
+    assert await hybrid.get("k") is None
+    assert (await hybrid.stats()).errors == 1

@@ -171,9 +171,13 @@ class RedisBackend:
         if found is None:
             return None
         raw, envelope = found
-        namespace, *tags = orjson.loads(raw[HEADER_SIZE : envelope.value_offset])
+        labels = _labels(raw[HEADER_SIZE : envelope.value_offset])
+        if labels is None:
+            self._corrupt(key)
+            return None
+        namespace, tags = labels
         expires = None if math.isinf(envelope.expires_ms) else envelope.expires_ms / 1000.0
-        return RedisEntry(raw[envelope.value_offset :], expires, namespace or None, tuple(tags))
+        return RedisEntry(raw[envelope.value_offset :], expires, namespace, tags)
 
     async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
         if self._pending.size:
@@ -354,3 +358,14 @@ class RedisBackend:
         if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
             self._last_corrupt_log = now
             logger.warning("cache entry %r is not a cachekit value; treated as a miss", key)
+
+
+def _labels(metadata: bytes) -> tuple[str | None, tuple[str, ...]] | None:
+    """The namespace and tags an envelope's metadata holds, or None when it is corrupt."""
+    try:
+        labels = orjson.loads(metadata)
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        return None
+    return labels[0] or None, tuple(labels[1:])
