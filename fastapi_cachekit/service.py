@@ -72,6 +72,8 @@ class CacheService:
         )
         self._io = BackendIO(backend, self._accounting, self._upkeep)
         self._io.switch(enabled=enabled)
+        self._off_blocks = 0
+        self._enabled_outside_blocks = enabled
         self._fill = Fill(
             backend,
             self._codec,
@@ -115,12 +117,17 @@ class CacheService:
         in `CacheStats.bypasses`. Invalidations still reach the backend, so entries stored
         before do not outlive the data they were computed from.
         """
-        was_enabled = self._io.enabled
+        # Blocks of several tasks may overlap: the last one to end restores the setting.
+        if not self._off_blocks:
+            self._enabled_outside_blocks = self._io.enabled
+        self._off_blocks += 1
         self._io.switch(enabled=False)
         try:
             yield
         finally:
-            self._io.switch(enabled=was_enabled)
+            self._off_blocks -= 1
+            if not self._off_blocks:
+                self._io.switch(enabled=self._enabled_outside_blocks)
 
     # --- reads ---------------------------------------------------------------------------
 

@@ -59,10 +59,12 @@ class InvalidationLog:
             return True
         if any(last("t:" + tag, 0) > fill for tag in tags):
             return True
-        return any(
-            seq > fill and pattern_covers(pattern, ns, key, namespace)
-            for seq, pattern, ns in self._patterns
-        )
+        for seq, pattern, ns in reversed(self._patterns):  # newest first
+            if seq <= fill:
+                return False  # the rest came before the token
+            if pattern_covers(pattern, ns, key, namespace):
+                return True
+        return False
 
 
 def pattern_covers(

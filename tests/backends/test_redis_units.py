@@ -163,6 +163,24 @@ async def test_queue_replays_in_order_and_overflows_into_a_clear() -> None:
     assert len(queue) == 0
 
 
+async def test_a_queued_clear_after_an_owed_clear_is_one_clear() -> None:
+    done: list[str] = []
+
+    def step(name: str) -> Replay:
+        async def run() -> None:
+            done.append(name)
+
+        return run
+
+    queue = PendingInvalidations(limit=1)
+    for name in "ab":
+        queue.add(Invalidation("key", (name,)), step(name))
+    queue.add_clear(step("clear"))
+    assert len(queue) == 1
+    assert await queue.replay(step("owed clear")) == 1
+    assert done == ["clear"]
+
+
 def test_invalidations_describe_themselves_for_the_log() -> None:
     assert str(Invalidation("pattern", ("a*",), "ns")) == "pattern 'a*' (namespace 'ns')"
     assert str(Invalidation("namespace", ("ns",))) == "namespace 'ns'"

@@ -163,8 +163,9 @@ class PendingInvalidations:
         self._queued()
 
     def add_clear(self, replay: Replay) -> None:
-        """Queue a clear: it supersedes everything queued before it."""
+        """Queue a clear: it supersedes everything queued before it (an owed full clear too)."""
         self._queue.clear()
+        self.clear_everything = False
         self._queue.append((_CLEAR, replay))
         self._queued()
 
