@@ -219,17 +219,19 @@ class HybridBackend:
         return await self._invalidate(Invalidation("clear"), self.l2.clear())
 
     async def _invalidate(self, done: Invalidation, in_l2: Awaitable[T]) -> T:
-        """L2 first, then L1 (whether L2 succeeded or queued it), then the announcement.
+        """L2 first, then L1 (whether L2 succeeded or queued it), then the announcement (when
+        L2 succeeded: a queued invalidation is announced once replayed).
 
         In this order a reader of this process that missed L1 and read the old entry from L2
         took its fill token before the L1 invalidation, so L1 refuses its promotion; a reader
         that starts later reads L2 after the change.
         """
         try:
-            return await in_l2
+            result = await in_l2
         finally:
             await self._drop_from_l1(done)
-            await self._announce(done)
+        await self._announce(done)  # once L2 has changed: a queued one when it is replayed
+        return result
 
     async def _drop_from_l1(self, done: Invalidation) -> None:
         l1 = self.l1
