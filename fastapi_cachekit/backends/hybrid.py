@@ -258,7 +258,8 @@ class HybridBackend:
 
     async def stats(self) -> BackendStats:
         stats = await self.l2.stats()
-        return dataclasses.replace(stats, errors=stats.errors + self.malformed_messages)
+        errors = stats.errors + self.malformed_messages + self.l1.refused
+        return dataclasses.replace(stats, errors=errors)
 
     async def close(self) -> None:
         """Stop the listener (whatever it died of, if it did), close its connection and L2."""

@@ -55,7 +55,8 @@ class MemoryBackend:
         self.max_items = max_items
         self.max_memory_bytes = max_memory_bytes
         self._byte_limit: float = math.inf if max_memory_bytes is None else max_memory_bytes
-        self._refused = 0
+        self.refused = 0
+        """Values not stored because each alone is bigger than `max_memory_bytes`."""
         self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
@@ -172,7 +173,7 @@ class MemoryBackend:
         return True
 
     def _refuse(self, key: str, size: int) -> None:
-        self._refused += 1
+        self.refused += 1
         now = time.monotonic()
         if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
             self._last_refusal_log = now
@@ -296,7 +297,7 @@ class MemoryBackend:
             newest=max(created, default=None),
             hits=self._hits,
             misses=self._misses,
-            errors=self._refused,
+            errors=self.refused,
         )
 
     async def close(self) -> None:

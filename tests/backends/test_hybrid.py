@@ -401,6 +401,7 @@ async def test_a_value_too_big_for_l1_is_served_from_redis(
     assert await cache.set("big", "x" * 20_000)
     assert await cache.get("big") == "x" * 20_000
     assert list(backend.l1._entries) == ["small"]
+    assert (await cache.get_stats()).errors == 2  # refused by L1 at the write and the read
     await cache.close()
 
 
