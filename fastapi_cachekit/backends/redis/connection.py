@@ -84,35 +84,8 @@ class RedisConnection:
         """Calls that failed, whether refused, unanswered or rejected by Redis."""
 
     async def command(self, *args: Any) -> Any:
-        """Send one command (`execute_command(*args)`), through the breaker, translating its
-        errors: the hot path (keep it in step with `call`, which runs any operation)."""
-        breaker = self.breaker
-        if breaker.state != "closed" and not breaker.allow():
-            raise self._refused()
-        if self._loop is not asyncio.get_running_loop():
-            self._move_to_running_loop()
-        turns = self._turns
-        try:
-            if turns.free:
-                turns.free -= 1
-            else:
-                await self._wait_for_turn()
-            self.attempts += 1
-            try:
-                client = self._ready
-                if client is None:
-                    client = await self._connect()
-                result = await client.execute_command(*args)
-            finally:
-                turns.release()
-        except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
-            raise await self._translate(exc) from exc
-        except BaseException:
-            breaker.abandoned()  # cancelled: no verdict on Redis either way
-            raise
-        if breaker.state != "closed":
-            breaker.succeeded()
-        return result
+        """Send one command (`execute_command(*args)`), like `call`."""
+        return await self.call(lambda client: client.execute_command(*args))
 
     async def call(self, op: Callable[[Client], Awaitable[T]]) -> T:
         """Run `op` with the client, through the breaker, translating its errors."""
@@ -138,7 +111,7 @@ class RedisConnection:
         except (rx.RedisError, rx.RedisClusterException, OSError) as exc:
             raise await self._translate(exc) from exc
         except BaseException:
-            breaker.abandoned()
+            breaker.abandoned()  # cancelled: no verdict on Redis either way
             raise
         if breaker.state != "closed":
             breaker.succeeded()
