@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import full_key
+from .keys import pattern_covers
 from .patterns import GlobPattern
 
 __all__ = ["Flight", "Flights"]
@@ -71,12 +71,14 @@ class Flights:
         self._detach(lambda flight: not wanted.isdisjoint(flight.tags))
 
     def detach_pattern(self, pattern: GlobPattern, namespace: str | None) -> None:
-        """The flights `invalidate_pattern(pattern, namespace)` covers: with a namespace, its
-        flights whose key matches; without, those whose full key does."""
-        if namespace is None:
-            self._detach(lambda flight: pattern.matches(full_key(flight.key, flight.namespace)))
-        else:
-            self._detach(lambda f: f.namespace == namespace and pattern.matches(f.key))
+        """The flights `invalidate_pattern(pattern, namespace)` covers (`keys.pattern_covers`)."""
+        covered = [
+            stored
+            for stored, flight in self._flights.items()
+            if pattern_covers(pattern, namespace, stored, flight.namespace)
+        ]
+        for stored in covered:
+            del self._flights[stored]
 
     def detach_all(self) -> None:
         self._flights = {}

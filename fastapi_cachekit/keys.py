@@ -34,6 +34,7 @@ __all__ = [
     "hash_text",
     "is_plain",
     "not_in_key",
+    "pattern_covers",
     "storage_key",
 ]
 
@@ -105,6 +106,20 @@ def storage_key(key: str, namespace: str | None) -> str:
 def display_key(stored: str) -> str:
     """The full key ("{namespace}:{key}") of a key made by `storage_key`."""
     return stored.partition(_SEPARATOR)[0]
+
+
+def pattern_covers(
+    pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
+) -> bool:
+    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
+    `key`): the pattern is matched against its full key, or its key within `namespace`."""
+    if namespace is None:
+        text = display_key(key)
+    elif entry_namespace == namespace:
+        text = display_key(key)[len(namespace) + 1 :]
+    else:
+        return False
+    return text.startswith(pattern.literal_prefix) and pattern.matches(text)
 
 
 def hash_text(text: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from ..keys import display_key
+from ..keys import pattern_covers
 from ..patterns import GlobPattern
 from .base import FillToken
 
-__all__ = ["InvalidationLog", "pattern_covers"]
+__all__ = ["InvalidationLog"]
 
 
 class InvalidationLog:
@@ -65,17 +65,3 @@ class InvalidationLog:
             if pattern_covers(pattern, ns, key, namespace):
                 return True
         return False
-
-
-def pattern_covers(
-    pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
-) -> bool:
-    """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
-    `key`): the pattern is matched against its full key, or its key within `namespace`."""
-    if namespace is None:
-        text = display_key(key)
-    elif entry_namespace == namespace:
-        text = display_key(key)[len(namespace) + 1 :]
-    else:
-        return False
-    return text.startswith(pattern.literal_prefix) and pattern.matches(text)

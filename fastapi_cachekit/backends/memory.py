@@ -16,9 +16,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
+from ..keys import pattern_covers
 from ..patterns import GlobPattern
 from .base import BackendStats, FillToken
-from .fill_log import InvalidationLog, pattern_covers
+from .fill_log import InvalidationLog
 from .memory_entries import Entry, entry_size, new_entry, sized
 
 __all__ = ["MemoryBackend"]
