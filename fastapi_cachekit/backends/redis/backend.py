@@ -12,7 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import orjson
 
@@ -60,6 +60,9 @@ class RedisBackend:
     through that node. Connects lazily, on first use. `clock` gives the time TTLs are measured
     against (seconds since the epoch).
     """
+
+    layer: Final = "redis"
+    """The name events give this tier (`events.Layer`)."""
 
     def __init__(
         self,
