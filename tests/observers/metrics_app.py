@@ -38,7 +38,10 @@ class WorkerPid:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_pid(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message["headers"], (b"x-worker-pid", str(os.getpid()).encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-worker-pid", str(os.getpid()).encode()),
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_pid)

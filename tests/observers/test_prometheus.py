@@ -84,7 +84,11 @@ def test_labels_are_bounded() -> None:
     assert s.values("cachekit_lookups_total", "namespace") == {
         "tenant-0", "tenant-1", "tenant-2", OTHER,
     }  # fmt: skip
-    assert s.values("cachekit_http_responses_total", "route") == {"/route-0/{id}", "/route-1/{id}", OTHER}
+    assert s.values("cachekit_http_responses_total", "route") == {
+        "/route-0/{id}",
+        "/route-1/{id}",
+        OTHER,
+    }
     assert s.total("cachekit_lookups_total") == 50  # nothing is lost, only grouped
     assert s.total("cachekit_lookups_total", namespace=OTHER) == 47
 
@@ -131,7 +135,9 @@ async def test_a_token_protects_the_route() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         refused = await client.get("/metrics")
-        wrong = await client.get("/metrics", headers={"authorization": "Bearer nope-nope-nope-nope"})
+        wrong = await client.get(
+            "/metrics", headers={"authorization": "Bearer nope-nope-nope-nope"}
+        )
         allowed = await client.get("/metrics", headers={"authorization": f"Bearer {token}"})
     assert (refused.status_code, wrong.status_code, allowed.status_code) == (401, 401, 200)
     assert "cachekit_entries 0.0" in allowed.text
