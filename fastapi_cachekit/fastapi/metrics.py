@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ..backends.hybrid import HybridBackend
 from ..backends.redis import RedisBackend
 from ..errors import ConfigurationError
-from ..observers.prometheus import PrometheusObserver
+from ..observers.prometheus import PrometheusObserver, default_observer
 from ..service import CacheService
 from ..settings import check_admin_token
 from .admin import _bearer_guard
@@ -36,15 +36,16 @@ def setup_metrics(
     token: str | None = None,
     dependencies: Sequence[DependsParam] = (),
 ) -> PrometheusObserver:
-    """Count `cache`'s events (default: the app's, from `setup_cache`) with `observer`
-    (default: a `PrometheusObserver` on the default registry) and serve them at `path`."""
+    """Count `cache`'s events (default: the app's, from `setup_cache`) with `observer` and
+    serve them at `path`. The default observer is the process's one on prometheus-client's
+    default registry (`default_observer()`), shared by every app built in the process."""
     service = registered_cache(app) if cache is None else cache
     if service is None:
         raise ConfigurationError(
             "setup_metrics(app) found no cache on the app: call setup_cache(app) first, "
             "or pass cache="
         )
-    observer = PrometheusObserver() if observer is None else observer
+    observer = default_observer() if observer is None else observer
     app.include_router(
         metrics_router(service, observer, path=path, token=token, dependencies=dependencies)
     )

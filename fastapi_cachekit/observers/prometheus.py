@@ -12,6 +12,7 @@ before the process starts) keeps each worker's values in a file; `render` then s
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
@@ -36,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         "pip install 'fastapi-cache-kit[prometheus]'"
     ) from exc
 
-__all__ = ["PrometheusObserver"]
+__all__ = ["PrometheusObserver", "default_observer"]
 
 HTTP_LAYERS = frozenset({"http", "route"})
 # A read's outcome label, by event kind.
@@ -257,6 +258,14 @@ class PrometheusObserver:
             registry=r,
             multiprocess_mode="livesum",
         )
+
+
+@functools.cache
+def default_observer() -> PrometheusObserver:
+    """The process's observer on the default registry, made at the first call: every app
+    built in the process (each test's, say) shares it instead of registering the metrics
+    twice."""
+    return PrometheusObserver()
 
 
 def _add(counter: Counter) -> Action:
