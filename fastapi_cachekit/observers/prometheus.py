@@ -41,12 +41,9 @@ __all__ = ["PrometheusObserver", "default_observer"]
 
 HTTP_LAYERS = frozenset({"http", "route"})
 # A read's outcome label, by event kind.
-READ_OUTCOMES = {
-    "hit": "hit",
-    "miss": "miss",
-    "stale_served": "stale",
-    "revalidated": "revalidated",
-}
+# The kinds of a service read, and those of an HTTP request's decision (one per request).
+READS = frozenset({"hit", "miss", "stale_served", "revalidated"})
+HTTP_DECISIONS = READS | {"coalesced", "stored", "not_stored"}
 # Invalidations take from a millisecond (a key) to seconds (a pattern over a large Redis).
 INVALIDATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 LOCK_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -99,12 +96,12 @@ class PrometheusObserver:
 
     def _plan(self, event: CacheEvent, http: bool, where: str, reason: str) -> tuple[Action, ...]:
         kind, layer = event.kind, event.layer
-        if kind in READ_OUTCOMES:
-            reads = self.http_responses if http else self.lookups
-            return (_add(reads.labels(layer, where, READ_OUTCOMES[kind])),)
+        if http and kind in HTTP_DECISIONS:
+            return (_add(self.http_requests.labels(layer, where, kind, reason)),)
+        if kind in READS:
+            return (_add(self.lookups.labels(layer, where, kind)),)
         if kind in ("stored", "not_stored"):
-            writes = self.http_writes if http else self.writes
-            return (_add(writes.labels(layer, where, kind, reason)),)
+            return (_add(self.writes.labels(layer, where, kind, reason)),)
         if kind == "coalesced":
             return (_add(self.coalesced.labels(layer, where)),)
         if kind == "lock_wait":
@@ -155,7 +152,7 @@ class PrometheusObserver:
         r = self.registry
         self.lookups = Counter(
             "cachekit_lookups",
-            "Cache reads by layer, namespace and outcome (hit, miss, stale, revalidated).",
+            "Cache reads by layer, namespace and outcome (hit, miss, stale_served, revalidated).",
             ["layer", "namespace", "outcome"],
             registry=r,
         )
@@ -165,23 +162,17 @@ class PrometheusObserver:
             ["layer", "namespace", "outcome", "reason"],
             registry=r,
         )
-        self.http_responses = Counter(
-            "cachekit_http_responses",
-            "HTTP cache decisions by layer (http: middleware, route: @cached_route), route "
-            "template and outcome (hit, miss, stale, revalidated).",
-            ["layer", "route", "outcome"],
-            registry=r,
-        )
-        self.http_writes = Counter(
-            "cachekit_http_writes",
-            "HTTP responses stored or not (with the reason) by layer and route template.",
+        self.http_requests = Counter(
+            "cachekit_http_requests",
+            "HTTP requests by the cache's decision (outcome: hit, stale_served, revalidated, "
+            "coalesced, stored, not_stored, miss; reason: the Cache-Status detail), by layer "
+            "(http: the middleware, route: @cached_route) and route template.",
             ["layer", "route", "outcome", "reason"],
             registry=r,
         )
         self.coalesced = Counter(
             "cachekit_coalesced",
-            "Callers that joined a fill in progress instead of computing (single flight); "
-            "namespace is the route template on HTTP layers.",
+            "Callers that joined a fill in progress instead of computing (single flight).",
             ["layer", "namespace"],
             registry=r,
         )

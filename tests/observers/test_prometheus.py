@@ -40,6 +40,7 @@ def test_each_event_kind_lands_in_its_metric() -> None:
         CacheEvent("stored", "redis", "users"),
         CacheEvent("not_stored", "http", "/items/{item_id}", reason="no-store"),
         CacheEvent("coalesced", "service", "users"),
+        CacheEvent("coalesced", "http", "/items/{item_id}"),
         CacheEvent("lock_wait", "redis", "users", duration=0.02),
         CacheEvent("bypass", "service"),
         CacheEvent("fault", "redis", reason="BackendUnavailable"),
@@ -54,11 +55,12 @@ def test_each_event_kind_lands_in_its_metric() -> None:
     t = s.total
     assert t("cachekit_lookups_total", layer="memory", namespace="users", outcome="hit") == 1
     assert t("cachekit_lookups_total", layer="redis", namespace="users", outcome="miss") == 1
-    assert t("cachekit_http_responses_total", layer="http", outcome="stale") == 1
+    assert t("cachekit_http_requests_total", layer="http", outcome="stale_served") == 1
     route = {"layer": "route", "route": "/items/{item_id}"}
-    assert t("cachekit_http_responses_total", outcome="revalidated", **route) == 1
+    assert t("cachekit_http_requests_total", outcome="revalidated", **route) == 1
     assert t("cachekit_writes_total", layer="redis", outcome="stored", reason="") == 1
-    assert t("cachekit_http_writes_total", outcome="not_stored", reason="no-store") == 1
+    assert t("cachekit_http_requests_total", outcome="not_stored", reason="no-store") == 1
+    assert t("cachekit_http_requests_total", outcome="coalesced") == 1
     assert t("cachekit_coalesced_total", layer="service", namespace="users") == 1
     assert t("cachekit_fill_lock_wait_seconds_sum", layer="redis") == pytest.approx(0.02)
     assert t("cachekit_bypasses_total", layer="service") == 1
@@ -84,7 +86,7 @@ def test_labels_are_bounded() -> None:
     assert s.values("cachekit_lookups_total", "namespace") == {
         "tenant-0", "tenant-1", "tenant-2", OTHER,
     }  # fmt: skip
-    assert s.values("cachekit_http_responses_total", "route") == {
+    assert s.values("cachekit_http_requests_total", "route") == {
         "/route-0/{id}",
         "/route-1/{id}",
         OTHER,
