@@ -18,7 +18,8 @@ from ..events import CacheEvent, EventKind, key_hash
 from .labels import BoundedLabel
 
 try:
-    from opentelemetry import metrics, trace
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry import trace
     from opentelemetry.util.types import AttributeValue
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
@@ -57,20 +58,25 @@ class OpenTelemetryObserver:
 
     `tracer_provider` and `meter_provider` default to the global ones. Namespace, route and
     reason attributes on metrics are bounded like the Prometheus labels (`__other__` past
-    the limits); spans carry them as they are.
+    the limits); spans carry them as they are. A span per cache read is what tracing costs
+    most (an SDK span takes tens of microseconds): `spans=False` keeps the metrics only,
+    `metrics=False` the spans only.
     """
 
     def __init__(
         self,
         tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
+        meter_provider: otel_metrics.MeterProvider | None = None,
         *,
         namespace_limit: int = 100,
         route_limit: int = 100,
         reason_limit: int = 50,
+        spans: bool = True,
+        metrics: bool = True,
     ) -> None:
+        self._spans, self._metrics = spans, metrics
         self._tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
+        meter = otel_metrics.get_meter(SCOPE, meter_provider=meter_provider)
         self._events = meter.create_counter(
             "cachekit.events", unit="{event}", description="Cache outcomes, by kind and layer."
         )
@@ -90,13 +96,15 @@ class OpenTelemetryObserver:
 
     def event(self, event: CacheEvent) -> None:
         """Record one event: a span (or a span event) and its metrics."""
-        attributes = _attributes(event)
-        operation = OPERATIONS.get(event.kind)
-        if operation is None:
-            trace.get_current_span().add_event(f"cachekit.{event.kind}", attributes)
-        else:
-            self._span(operation, event, attributes)
-        self._measure(event)
+        if self._spans:
+            attributes = _attributes(event)
+            operation = OPERATIONS.get(event.kind)
+            if operation is None:
+                trace.get_current_span().add_event(f"cachekit.{event.kind}", attributes)
+            else:
+                self._span(operation, event, attributes)
+        if self._metrics:
+            self._measure(event)
 
     def _span(
         self, operation: str, event: CacheEvent, attributes: dict[str, AttributeValue]

@@ -46,6 +46,8 @@ READS = frozenset({"hit", "miss", "stale_served", "revalidated"})
 HTTP_DECISIONS = READS | {"coalesced", "stored", "not_stored"}
 # Invalidations take from a millisecond (a key) to seconds (a pattern over a large Redis).
 INVALIDATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# Memoised event shapes: beyond this (a flood of distinct namespaces), plans are rebuilt.
+MAX_PLANS = 10_000
 LOCK_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 Action = Callable[[CacheEvent], None]
@@ -71,7 +73,7 @@ class PrometheusObserver:
         self._namespace = BoundedLabel(namespace_limit, "namespace")
         self._route = BoundedLabel(route_limit, "route")
         self._reason = BoundedLabel(reason_limit, "reason")
-        self._plans: dict[tuple[str, str, str, str, bool], tuple[Action, ...]] = {}
+        self._plans: dict[tuple[str, str, str | None, str | None, bool], tuple[Action, ...]] = {}
         try:
             self._register()
         except ValueError as exc:  # prometheus-client: "Duplicated timeseries in ..."
@@ -83,18 +85,21 @@ class PrometheusObserver:
     # --- events --------------------------------------------------------------------------
 
     def event(self, event: CacheEvent) -> None:
-        """Count one event (the plan of each distinct label set is worked out once)."""
-        http = event.layer in HTTP_LAYERS
-        where = (self._route if http else self._namespace)(event.namespace)
-        reason = self._reason(event.reason)
-        signature = (event.kind, event.layer, where, reason, event.queued)
+        """Count one event. The plan of each distinct event shape (which children to add to)
+        is worked out once and memoised, up to `MAX_PLANS` shapes."""
+        signature = (event.kind, event.layer, event.namespace, event.reason, event.queued)
         plan = self._plans.get(signature)
         if plan is None:
-            plan = self._plans[signature] = self._plan(event, http, where, reason)
+            plan = self._plan(event)
+            if len(self._plans) < MAX_PLANS:
+                self._plans[signature] = plan
         for action in plan:
             action(event)
 
-    def _plan(self, event: CacheEvent, http: bool, where: str, reason: str) -> tuple[Action, ...]:
+    def _plan(self, event: CacheEvent) -> tuple[Action, ...]:
+        http = event.layer in HTTP_LAYERS
+        where = (self._route if http else self._namespace)(event.namespace)
+        reason = self._reason(event.reason)
         kind, layer = event.kind, event.layer
         if http and kind in HTTP_DECISIONS:
             return (_add(self.http_requests.labels(layer, where, kind, reason)),)

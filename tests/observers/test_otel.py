@@ -37,7 +37,8 @@ class Telemetry:
 
     def points(self, name: str) -> list[Any]:
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing was ever measured
+            return []
         return [
             point
             for resource in data.resource_metrics
@@ -183,3 +184,18 @@ async def test_under_fastapis_own_telemetry_cache_spans_nest_under_the_request(
         chain.append(read.name)
     assert chain[-1] == server.name == "GET /squares/{n}"
     await cache.close()
+
+
+def test_spans_or_metrics_can_be_left_out() -> None:
+    metrics_only, spans_only = Telemetry(), Telemetry()
+    event = CacheEvent("hit", "memory", "users")
+    OpenTelemetryObserver(
+        metrics_only.tracer_provider, metrics_only.meter_provider, spans=False
+    ).event(event)
+    OpenTelemetryObserver(
+        spans_only.tracer_provider, spans_only.meter_provider, metrics=False
+    ).event(event)
+    assert metrics_only.finished() == []
+    assert [p.value for p in metrics_only.points("cachekit.events")] == [1]
+    assert [s.name for s in spans_only.finished()] == ["cache get"]
+    assert spans_only.points("cachekit.events") == []
