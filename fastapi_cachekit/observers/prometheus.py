@@ -40,15 +40,14 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
 __all__ = ["PrometheusObserver", "default_observer"]
 
 HTTP_LAYERS = frozenset({"http", "route"})
-# A read's outcome label, by event kind.
 # The kinds of a service read, and those of an HTTP request's decision (one per request).
 READS = frozenset({"hit", "miss", "stale_served", "revalidated"})
 HTTP_DECISIONS = READS | {"coalesced", "stored", "not_stored"}
 # Invalidations take from a millisecond (a key) to seconds (a pattern over a large Redis).
 INVALIDATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+LOCK_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Memoised event shapes: beyond this (a flood of distinct namespaces), plans are rebuilt.
 MAX_PLANS = 10_000
-LOCK_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 Action = Callable[[CacheEvent], None]
 

@@ -10,13 +10,16 @@ import sys
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from fastapi_cachekit import CacheService, ConfigurationError, MemoryBackend
+from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.events import CacheEvent
 from fastapi_cachekit.fastapi.metrics import metrics_router
 from fastapi_cachekit.observers.labels import OTHER
 from fastapi_cachekit.observers.prometheus import PrometheusObserver
+from tests.redis_servers import RedisServer
 
 from .metrics_app import build_app
 from .scrape import Scrape
@@ -127,8 +130,6 @@ async def test_metrics_match_the_admin_stats_after_a_scripted_load() -> None:
 
 
 async def test_a_token_protects_the_route() -> None:
-    from fastapi import FastAPI
-
     cache = CacheService(MemoryBackend())
     app = FastAPI()
     token = "metrics-token-long-enough"
@@ -149,8 +150,6 @@ async def test_a_token_protects_the_route() -> None:
 
 
 def test_setup_metrics_needs_a_cache() -> None:
-    from fastapi import FastAPI
-
     from fastapi_cachekit.fastapi.metrics import setup_metrics
 
     with pytest.raises(ConfigurationError, match="call setup_cache"):
@@ -174,3 +173,24 @@ def test_importing_the_package_does_not_need_prometheus_client() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "imported"
+
+
+@pytest.mark.redis
+async def test_a_scrape_shows_a_stopped_redis_as_open_breaker_and_pending_work(
+    redis_server: RedisServer,
+) -> None:
+    cache = CacheService(RedisBackend(redis_server.url, breaker_max_backoff=60))
+    app = FastAPI()
+    app.include_router(metrics_router(cache, PrometheusObserver(CollectorRegistry())))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        healthy = Scrape((await client.get("/metrics")).text)
+        redis_server.stop()
+        await cache.get("a")  # fails: the breaker opens
+        await cache.invalidate_tags(["t"])  # queued for when Redis answers
+        down = Scrape((await client.get("/metrics")).text)
+    assert healthy.total("cachekit_circuit_breaker_open") == 0
+    assert down.total("cachekit_circuit_breaker_open") == 1
+    assert down.total("cachekit_pending_invalidations") == 1
+    redis_server.start()
+    await cache.close()
