@@ -28,6 +28,7 @@ VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl", "events"}
 # The modules the service is made of, beside service.py itself.
 SERVICE_PARTS = {"accounting", "backend_io", "fills", "flights", "maintenance", "observing"}
 ALLOWED: list[tuple[str, set[str]]] = [
+    ("observers", VOCABULARY | {"observers"}),
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
