@@ -36,8 +36,7 @@ from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from .hybrid_channel import MalformedMessage, decode, encode
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import Invalidation, RedisBackend
-from .redis.faults import CircuitBreaker
+from .redis import CircuitBreaker, Invalidation, RedisBackend
 
 __all__ = ["HybridBackend"]
 

@@ -22,6 +22,7 @@ from ..keys import GlobPattern
 from ..models import CacheStats
 from ..service import CacheService
 from ..settings import MIN_ADMIN_TOKEN_LENGTH, load_settings
+from .dashboard import Dashboard, add_dashboard
 from .dependencies import get_cache
 
 __all__ = ["admin_router"]
@@ -76,6 +77,7 @@ def admin_router(
     prefix: str = "/admin/cache",
     *,
     cache: CacheService | None = None,
+    dashboard: Dashboard | bool = True,
 ) -> APIRouter:
     """An APIRouter with the cache's admin endpoints, mounted with `app.include_router`.
 
@@ -83,6 +85,9 @@ def admin_router(
     (clients send `Authorization: Bearer <token>`), or both. Without either it is refused
     unless `allow_unauthenticated=True`. `cache` defaults to the app's. The token is
     `cache`'s (`create_cache(admin_token=...)`), else CACHEKIT_ADMIN_TOKEN's.
+
+    `dashboard`: the page at `{prefix}/` (a static page, public; its data endpoint is
+    guarded like the rest), configured by a `Dashboard`, or left out with False.
     """
     token = _admin_token(cache)
     guards = list(dependencies or [])
@@ -104,6 +109,8 @@ def admin_router(
     )
     service = _service_dependency(cache)
     _add_routes(router, service)
+    if dashboard is not False:
+        add_dashboard(router, service, dashboard if dashboard is not True else Dashboard())
     return router
 
 
