@@ -186,10 +186,12 @@ function svg(name, attributes, text) {
 }
 
 function ratios(data) {
-  const start = data.at - data.history_minutes * 60;
+  const oldest = data.at - data.history_minutes * 60;
   for (const sample of data.history) samples.set(sample.at, [sample.hits, sample.misses]);
-  for (const at of samples.keys()) if (at < start) samples.delete(at);
+  for (const at of samples.keys()) if (at < oldest) samples.delete(at);
   const times = [...samples.keys()].sort((a, b) => a - b);
+  // The axis spans the samples there are (a minute at least), up to the configured window.
+  const start = Math.min(times.length ? times[0] : data.at, data.at - 60);
   const points = []; // [time, ratio], or null for a gap (no traffic, or totals that fell)
   for (let i = 1; i < times.length; i += 1) {
     const [h0, m0] = samples.get(times[i - 1]);
@@ -246,7 +248,7 @@ async function act(describe, method, path, body) {
     return;
   }
   $("action-result").textContent = answer.ok
-    ? describe + ": " + integer.format(answer.payload.removed) + " entries removed."
+    ? describe + ": " + removed(answer.payload.removed) + " removed."
     : describe + " refused: " + detail(answer);
   await poll();
 }
@@ -256,6 +258,10 @@ function onSubmit(id, handler) {
     event.preventDefault(); // nothing is ever sent by the browser's own form submission
     handler();
   });
+}
+
+function removed(count) {
+  return integer.format(count) + (count === 1 ? " entry" : " entries");
 }
 
 function confirmQuery(id) {
