@@ -150,12 +150,16 @@ def _bearer_guard(expected: str) -> Any:
 class _NoStoreRoute(APIRoute):
     """A route whose every answer carries `Cache-Control: no-store`: its own, the
     HTTPExceptions of the caller's auth dependencies, FastAPI's 422s, a 405. Admin data and
-    refusals must not be cached by anything between the admin and the app."""
+    refusals must not be cached by anything between the admin and the app. They carry
+    `X-Content-Type-Options: nosniff` too: JSON holding user-chosen names (tags) must never
+    be sniffed as HTML."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_no_store(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["cache-control"] = "no-store"
+                headers = MutableHeaders(scope=message)
+                headers["cache-control"] = "no-store"
+                headers["x-content-type-options"] = "nosniff"
             await send(message)
 
         try:

@@ -158,9 +158,8 @@ def add_dashboard(router: APIRouter, service: Any, dashboard: Dashboard) -> None
     @router.get(
         "/dashboard/data", response_model=DashboardData, summary="The admin dashboard's numbers"
     )
-    async def dashboard_data(cache: Cache, response: Response) -> DashboardData:
-        response.headers.update(SECURITY_HEADERS)
-        return await dashboard.data(cache)
+    async def dashboard_data(cache: Cache) -> DashboardData:
+        return await dashboard.data(cache)  # no-store and nosniff: the router's route class
 
     # Plain Starlette routes: the router's dependencies (its guards) do not apply to them,
     # and its prefix is not added, so the full path is given.

@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException
 
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.memory import MemoryBackend
+from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.events import CacheEvent
 from fastapi_cachekit.fastapi.admin import admin_router
 from fastapi_cachekit.fastapi.dashboard import CONTENT_SECURITY_POLICY, Dashboard
@@ -24,6 +25,7 @@ from fastapi_cachekit.fastapi.dashboard_state import HitHistory, RecentInvalidat
 from fastapi_cachekit.fastapi.dependencies import setup_cache
 from tests.backend_kinds import new_backend
 from tests.clock import FakeClock
+from tests.redis_servers import RedisServer
 
 TOKEN = "dashboard-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -124,6 +126,7 @@ async def test_the_data_needs_the_token(client: httpx.AsyncClient) -> None:
         response = await client.get("/admin/cache/dashboard/data", headers=headers)
         assert response.status_code == 401
         assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
         assert "stats" not in response.text
 
 
@@ -224,3 +227,18 @@ async def test_redis_backends_show_their_breaker_and_label_counts(http_backend: 
     assert data["tags"] == [{"name": "t", "entries": 1}]
     expected = None if http_backend == "memory" else "closed"
     assert (data["breaker"] or {}).get("state") == expected
+
+
+@pytest.mark.redis
+async def test_the_data_is_served_while_redis_is_down(redis_server: RedisServer) -> None:
+    backend = RedisBackend(redis_server.url, socket_timeout=0.1, connect_timeout=0.1)
+    async with CacheService(backend, admin_token=TOKEN) as cache:
+        await cache.set("k", 1, namespace="ns", tags=["t"])
+        redis_server.stop()
+        async for client in client_for(app_for(cache)):
+            response = await client.get("/admin/cache/dashboard/data", headers=BEARER)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["breaker"]["state"] == "open"
+    assert data["stats"]["errors"] >= 1
+    assert (data["namespaces"], data["tags"]) == (None, None)  # "cannot tell" on the page
