@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response
 
 from ..backends.base import LabelCounting
+from ..backends.memory import MemoryBackend
 from ..backends.redis import CircuitBreaker
 from ..errors import BackendError
 from ..models import CacheStats
@@ -72,6 +73,7 @@ class DashboardData(BaseModel):
     pid: int
     refresh_seconds: float
     history_minutes: float
+    shared_totals: bool
     stats: CacheStats
     history: list[Sample]
     namespaces: list[LabelCount] | None
@@ -117,6 +119,8 @@ class Dashboard:
             pid=os.getpid(),
             refresh_seconds=self.history.sample_seconds,
             history_minutes=self.history.minutes,
+            # Every worker's totals (Redis, hybrid), so the page may merge their samples.
+            shared_totals=not isinstance(cache.backend, MemoryBackend),
             stats=stats,
             history=[Sample(at=at, hits=hits, misses=misses) for at, hits, misses in samples],
             namespaces=namespaces,

@@ -156,6 +156,7 @@ async def test_the_data_shows_the_traffic_and_the_invalidations(
     assert data["namespaces"] == [{"name": "orders", "entries": 1}]
     assert data["tags"] == [{"name": hostile, "entries": 1}]
     assert data["breaker"] is None  # no Redis
+    assert data["shared_totals"] is False  # this process's totals: the page does not merge
     [recent] = data["recent"]
     assert (recent["kind"], recent["count"], recent["at"]) == ("tags", 2, clock.now - 5)
 
@@ -227,6 +228,7 @@ async def test_redis_backends_show_their_breaker_and_label_counts(http_backend: 
     assert data["tags"] == [{"name": "t", "entries": 1}]
     expected = None if http_backend == "memory" else "closed"
     assert (data["breaker"] or {}).get("state") == expected
+    assert data["shared_totals"] is (http_backend != "memory")
 
 
 @pytest.mark.redis

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Cookie, Depends, FastAPI, HTTPException
 
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.memory import MemoryBackend
@@ -32,6 +32,7 @@ from fastapi_cachekit.fastapi.dependencies import setup_cache
 from tests.clock import FakeClock
 
 TOKEN = "browser-token-0123456789abcdef"
+SESSION = "admin-session-id"
 HOSTILE = "<img src=x onerror=\"document.title='owned'\">"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "dashboard.png"
 CHROMIUM_ARGS = [
@@ -58,11 +59,18 @@ def _chromium() -> str:
     return path
 
 
+def session_admin(session: str = Cookie("")) -> None:
+    if session != SESSION:
+        raise HTTPException(status_code=403, detail="log in as an admin first")
+
+
 def make_app(clock: FakeClock) -> tuple[FastAPI, CacheService]:
     app = FastAPI()
     cache = CacheService(MemoryBackend(), admin_token=TOKEN)
     setup_cache(app, cache)
     app.include_router(admin_router(cache=cache, dashboard=Dashboard(clock=clock)))
+    # The app's cache (it has no token of its own) behind the app's own auth: a session cookie.
+    app.include_router(admin_router(prefix="/ops/cache", dependencies=[Depends(session_admin)]))
 
     @app.get("/{kind}/{item_id}")
     async def item(kind: str, item_id: int) -> dict[str, Any]:
@@ -92,6 +100,11 @@ async def served(clock: FakeClock) -> AsyncIterator[tuple[str, CacheService]]:
         server.should_exit = True
         await asyncio.wait_for(serving, timeout=10)
         await cache.close()
+
+
+@pytest.fixture(autouse=True)
+def no_token_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CACHEKIT_ADMIN_TOKEN", raising=False)  # the /ops router has none
 
 
 @pytest.fixture
@@ -174,14 +187,23 @@ async def test_an_operator_watches_traffic_and_invalidates_a_tag(
             ["/items/1", "/items/3", "/items/2", "/users/2", "/users/1", "/items/1"],
             ["/items/4", "/items/5", "/items/1", "/users/3", "/items/2"],
         ]
+        ratios = []
         for paths in rounds:
+            hits_before = counts["hits"]
             await traffic(paths)
+            ratios.append((counts["hits"] - hits_before) / len(paths))
             await poll_later()
-        await expect(page.locator("#hits")).to_have_text(str(counts["hits"]))
-        await expect(page.locator("#misses")).to_have_text(str(counts["misses"]))
+            # The poll has landed (one sample per round) before the next round's traffic.
+            await expect(page.locator("#hits")).to_have_text(str(counts["hits"]))
+            await expect(page.locator("#misses")).to_have_text(str(counts["misses"]))
         await expect(page.locator("#entries")).to_have_text(str(len(seen)))
         await expect(page.locator("#namespaces td").first).to_have_text("items")
         await expect(page.locator("#chart circle")).to_have_count(len(rounds))
+        heights = await page.eval_on_selector_all(
+            "#chart circle", "points => points.map(p => Number(p.getAttribute('cy')))"
+        )
+        # y = top + (1 - ratio) * plot height (CHART in dashboard.js: 10 + ... * 146)
+        assert heights == [pytest.approx(10 + (1 - r) * 146, abs=0.1) for r in ratios]
 
         # Invalidate a tag from the page: its entries are gone, and the list shows it.
         items = len([path for path in seen if path.startswith("/items/")])
@@ -198,4 +220,15 @@ async def test_an_operator_watches_traffic_and_invalidates_a_tag(
 
         if os.environ.get("CACHEKIT_SAVE_SCREENSHOT") == "1":
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # A router guarded by the app's cookie login: no token asked, the cookie decides.
+        ops = await browser.new_page()
+        await ops.goto(f"{base}/ops/cache/")
+        await expect(ops.locator("#problem")).to_contain_text("log in as an admin first")
+        await expect(ops.locator("#board")).to_be_hidden()
+        await expect(ops.locator("#login")).to_be_hidden()
+        await ops.context.add_cookies([{"name": "session", "value": SESSION, "url": base}])
+        await ops.reload()
+        await expect(ops.locator("#entries")).to_have_text(str(len(seen) - items))
+        await expect(ops.locator("#login")).to_be_hidden()
         await browser.close()

@@ -11,6 +11,7 @@ const CHART = { width: 640, height: 180, left: 40, right: 10, top: 10, bottom: 2
 let token = sessionStorage.getItem(TOKEN_KEY);
 let timer = null;
 const samples = new Map(); // sample time -> [hits, misses], merged over the workers' answers
+let samplesOf = null; // the worker whose samples these are, when totals are per process
 const recent = new Map(); // "pid:seq" -> invalidation, merged likewise
 
 const $ = (id) => document.getElementById(id);
@@ -41,7 +42,8 @@ async function api(method, path, body) {
   } catch (_) {
     payload = null;
   }
-  return { status: response.status, ok: response.ok, payload };
+  const challenge = response.headers.get("WWW-Authenticate") || "";
+  return { status: response.status, ok: response.ok, payload, bearer: /^bearer/i.test(challenge) };
 }
 
 function detail(answer) {
@@ -67,7 +69,8 @@ function refused(answer) {
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   show("forget", false);
-  if (answer.status === 401) {
+  if (answer.bearer) {
+    // The router's token guard: ask for the token (again).
     say("problem", hadToken ? "The admin token was refused: " + detail(answer) : "");
     show("login", true);
     $("token").focus();
@@ -187,6 +190,8 @@ function svg(name, attributes, text) {
 
 function ratios(data) {
   const oldest = data.at - data.history_minutes * 60;
+  if (!data.shared_totals && samplesOf !== data.pid) samples.clear(); // not comparable
+  samplesOf = data.pid;
   for (const sample of data.history) samples.set(sample.at, [sample.hits, sample.misses]);
   for (const at of samples.keys()) if (at < oldest) samples.delete(at);
   const times = [...samples.keys()].sort((a, b) => a - b);
