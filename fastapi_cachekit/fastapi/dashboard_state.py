@@ -41,7 +41,8 @@ class Invalidated:
 
 class RecentInvalidations:
     """A CacheObserver keeping the last `size` invalidation events; every other kind of
-    event is dropped at once."""
+    event is dropped at once, and so are expiry sweeps that removed nothing (the service's
+    periodic cleanup would otherwise push every real invalidation out of the ring)."""
 
     def __init__(self, size: int = 50, clock: Clock = time.time) -> None:
         self._items: deque[Invalidated] = deque(maxlen=size)
@@ -56,7 +57,7 @@ class RecentInvalidations:
             self.since = self._clock()
 
     def event(self, event: CacheEvent) -> None:
-        if event.kind != "invalidation":
+        if event.kind != "invalidation" or (event.reason == "expired" and not event.count):
             return
         self._seq += 1
         kind = event.reason or "unknown"

@@ -177,9 +177,15 @@ async def test_samples_are_taken_at_most_once_per_interval(clock: FakeClock) -> 
 def test_the_ring_keeps_only_the_last_invalidations(clock: FakeClock) -> None:
     recent = RecentInvalidations(size=2, clock=clock)
     recent.event(CacheEvent("hit", "memory", "ns"))
+    recent.event(CacheEvent("invalidation", "service", None, reason="expired", count=0))
     for count in (1, 2, 3):
         recent.event(CacheEvent("invalidation", "service", "ns", reason="namespace", count=count))
     assert [(item.count, item.seq) for item in recent.latest()] == [(3, 3), (2, 2)]
+    recent.event(CacheEvent("invalidation", "service", None, reason="expired", count=4))
+    assert [(item.kind, item.count) for item in recent.latest()] == [
+        ("expired", 4),
+        ("namespace", 3),
+    ]
 
 
 async def test_nobody_observes_the_service_until_the_data_is_asked_for(

@@ -112,7 +112,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-async def test_an_operator_watches_traffic_and_invalidates_a_tag(
+async def test_an_operator_uses_the_dashboard_in_chromium(
     served: tuple[str, CacheService], clock: FakeClock
 ) -> None:
     chromium = _chromium()
@@ -221,6 +221,18 @@ async def test_an_operator_watches_traffic_and_invalidates_a_tag(
         if os.environ.get("CACHEKIT_SAVE_SCREENSHOT") == "1":
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+        # A pattern that can match every key needs the confirmation; one within a namespace.
+        await page.fill("#pattern", "*")
+        await page.click("#pattern-form button")
+        await expect(page.locator("#action-result")).to_contain_text("no literal character")
+        await page.fill("#pattern", "users:[12]")
+        await page.fill("#pattern-namespace", "users")
+        await page.click("#pattern-form button")
+        await expect(page.locator("#action-result")).to_contain_text("2 entries removed")
+        await page.click("#cleanup-form button")
+        await expect(page.locator("#action-result")).to_contain_text("Cleanup: 0 entries")
+        await expect(page.locator("#entries")).to_have_text(str(len(seen) - items - 2))
+
         # A router guarded by the app's cookie login: no token asked, the cookie decides.
         ops = await browser.new_page()
         await ops.goto(f"{base}/ops/cache/")
@@ -229,6 +241,6 @@ async def test_an_operator_watches_traffic_and_invalidates_a_tag(
         await expect(ops.locator("#login")).to_be_hidden()
         await ops.context.add_cookies([{"name": "session", "value": SESSION, "url": base}])
         await ops.reload()
-        await expect(ops.locator("#entries")).to_have_text(str(len(seen) - items))
+        await expect(ops.locator("#entries")).to_have_text(str(len(seen) - items - 2))
         await expect(ops.locator("#login")).to_be_hidden()
         await browser.close()
