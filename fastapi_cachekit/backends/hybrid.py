@@ -32,11 +32,11 @@ from typing import TypeVar
 from ..errors import BackendError
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
-from .base import DEFERRED, BackendStats, Deferred, FillToken
+from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from .hybrid_channel import MalformedMessage, decode, encode
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import Invalidation, RedisBackend
+from .redis import CircuitBreaker, Invalidation, RedisBackend
 
 __all__ = ["HybridBackend"]
 
@@ -118,6 +118,11 @@ class HybridBackend:
     def pending_invalidations(self) -> int:
         """This process's invalidations waiting for Redis to answer again."""
         return self.l2.pending_invalidations
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """L2's circuit breaker."""
+        return self.l2.breaker
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -260,6 +265,10 @@ class HybridBackend:
         stats = await self.l2.stats()
         errors = stats.errors + self.malformed_messages + self.l1.refused
         return dataclasses.replace(stats, errors=errors)
+
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """L2's counts: every process's entries (L1 holds copies of some of them)."""
+        return await self.l2.label_counts(limit)
 
     async def close(self) -> None:
         """Stop the listener (whatever it died of, if it did), close its connection and L2."""

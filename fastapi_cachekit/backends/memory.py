@@ -19,7 +19,7 @@ from typing import Final
 
 from ..keys import pattern_covers
 from ..patterns import GlobPattern
-from .base import BackendStats, FillToken
+from .base import BackendStats, FillToken, LabelCounts, top_labels
 from .fill_log import InvalidationLog
 from .memory_entries import Entry, entry_size, new_entry, sized
 
@@ -305,6 +305,12 @@ class MemoryBackend:
             errors=self.refused,
         )
 
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """The `limit` largest namespaces and tags of the live entries (LabelCounting)."""
+        await self.cleanup_expired()
+        namespaces = top_labels(_sizes(self._namespaces), limit)
+        return LabelCounts(namespaces, top_labels(_sizes(self._tags), limit))
+
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""
         return None
@@ -316,3 +322,7 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
         members.discard(key)
         if not members:
             del index[label]
+
+
+def _sizes(index: dict[str, set[str]]) -> Iterable[tuple[str, int]]:
+    return ((label, len(keys)) for label, keys in index.items())

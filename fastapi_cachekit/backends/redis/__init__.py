@@ -68,6 +68,14 @@ from __future__ import annotations
 
 from .backend import RedisBackend, RedisEntry
 from .channel import Channel, Heard, Subscription
-from .faults import Invalidation
+from .faults import CircuitBreaker, Invalidation
 
-__all__ = ["Channel", "Heard", "Invalidation", "RedisBackend", "RedisEntry", "Subscription"]
+__all__ = [
+    "Channel",
+    "CircuitBreaker",
+    "Heard",
+    "Invalidation",
+    "RedisBackend",
+    "RedisEntry",
+    "Subscription",
+]

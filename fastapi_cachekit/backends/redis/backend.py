@@ -19,11 +19,12 @@ import orjson
 from ...errors import BackendError, ConfigurationError
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
-from ..base import BackendStats, FillToken
+from ..base import BackendStats, FillToken, LabelCounts
 from . import scripts as lua
 from .channel import Channel
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
+from .labels import label_counts
 from .layout import (
     HEADER_SIZE,
     Envelope,
@@ -345,6 +346,10 @@ class RedisBackend:
             errors=self._corrupt_values,  # the service counts the failed calls it sees
             pending_invalidations=len(self._pending),
         )
+
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """The `limit` largest namespaces and tags, from the indexes (see `labels`)."""
+        return await label_counts(self.redis, self._ops, self._now_ms(), limit)
 
     async def close(self) -> None:
         await self._replays.close()
