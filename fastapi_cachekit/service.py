@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
+from .batch import Batches, many
 from .errors import BackendError, ConfigurationError, SerializationError
 from .fills import Fill, call
 from .flights import Flights
@@ -83,6 +84,15 @@ class CacheService:
             lock_timeout=fill_lock_timeout,
         )
         self._flights = Flights()
+        self._batches = Batches(
+            backend,
+            self._io,
+            self._accounting,
+            self._upkeep,
+            self._codec,
+            self._flights,
+            count=enable_stats,
+        )
         self._closed = False
 
     @property
@@ -147,6 +157,16 @@ class CacheService:
                 return value
         self._count(False)
         return default
+
+    async def get_many(self, keys: Iterable[str], namespace: str | None = None) -> dict[str, Any]:
+        """The cached values of `keys`, by key: a key that missed is absent from the result
+        (so a cached None is told apart from a miss).
+
+        One round trip to the backend (per Redis node) for all of them; hits and misses are
+        counted per distinct key, and a fault answers every key as a miss, as `get` does.
+        """
+        pairs = {key: self._key(key, namespace) for key in many(keys)}
+        return await self._batches.get_many(list(pairs.items()))
 
     async def get_raw(
         self, key: str, namespace: str | None = None, *, count: bool = True
@@ -230,6 +250,33 @@ class CacheService:
             return await self._io.write_awaited(fk, data, seconds, label, tag_tuple, None)
         return stored
 
+    async def set_many(
+        self,
+        items: Mapping[str, Any],
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        fill: FillToken | None = None,
+    ) -> int:
+        """Store every value of `items` (key -> value) with the same TTL, namespace and tags,
+        in one round trip (per Redis node); the number stored.
+
+        Each key is stored as `set` would store it. Every key, the TTL and the tags are
+        checked, and every value encoded, before anything is written: bad input raises and
+        stores nothing. With `fill` (from `fill_token()`, taken before the values were
+        computed) a key is not stored if it, the namespace, a tag or a matching pattern was
+        invalidated since. A fault stores nothing, counted, and returns 0.
+        """
+        if not isinstance(items, Mapping):
+            raise TypeError(
+                f"items must be a mapping of key -> value, got {type(items).__name__}; "
+                "pass a dict, e.g. set_many({'user:1': alice, 'user:2': bob})"
+            )
+        label, seconds, tag_tuple = self._namespace(namespace), self._ttl(ttl), check_tags(tags)
+        pairs = [(self._key(key, namespace), value) for key, value in items.items()]
+        return await self._batches.set_many(pairs, seconds, label, tag_tuple, fill)
+
     async def set_raw(
         self,
         key: str,
@@ -261,6 +308,12 @@ class CacheService:
             self._backend.delete(fk), lambda: self._flights.detach_key(fk)
         )
         return bool(await removed)
+
+    async def delete_many(self, keys: Iterable[str], namespace: str | None = None) -> int:
+        """Remove the entries of `keys` (in one round trip per Redis node); the number of
+        live entries removed. Bad keys raise before anything is removed."""
+        stored_keys = [self._key(key, namespace) for key in many(keys)]
+        return await self._batches.delete_many(list(dict.fromkeys(stored_keys)))
 
     # --- invalidation --------------------------------------------------------------------
 
