@@ -1,0 +1,57 @@
+"""The service's batches beyond the contract suite: flights detached by delete_many, and a
+backend without batch calls of its own (the service loops over its single-key calls)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi_cachekit import CacheService
+from fastapi_cachekit.backends.base import BatchBackend, CacheBackend
+from fastapi_cachekit.backends.memory import MemoryBackend
+
+
+async def test_delete_many_detaches_the_flights_of_its_keys() -> None:
+    cache = CacheService(MemoryBackend())
+    started, release, runs = asyncio.Event(), asyncio.Event(), []
+
+    async def load() -> int:
+        runs.append(None)
+        number = len(runs)
+        started.set()
+        await release.wait()
+        return number
+
+    first = asyncio.create_task(cache.get_or_set_async("k", load))
+    await started.wait()  # the first flight has taken its fill token and runs
+    await cache.delete_many(["k", "other"])
+    # A new flight: the first may hold data from before the delete (joined, it would say 1).
+    second = asyncio.create_task(cache.get_or_set_async("k", load))
+    release.set()
+    assert (await first, await second) == (1, 2)
+    assert await cache.get("k") == 2  # the first's write was refused: it began before
+    await cache.close()
+
+
+class WithoutBatches:
+    """A backend of someone else's making: the single-key port only."""
+
+    def __init__(self, inner: CacheBackend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name.endswith("_many") or name.endswith("_nowait"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+async def test_a_backend_without_batches_is_called_key_by_key() -> None:
+    backend = WithoutBatches(MemoryBackend())
+    assert isinstance(backend, CacheBackend)
+    assert not isinstance(backend, BatchBackend)
+    cache = CacheService(backend)  # type: ignore[arg-type]
+    assert await cache.set_many({"a": 1, "b": 2}, tags=["t"]) == 2
+    assert await cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
+    assert await cache.delete_many(["a", "c"]) == 1
+    assert await cache.invalidate_tags(["t"]) == 1
+    await cache.close()
