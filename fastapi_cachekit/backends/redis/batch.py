@@ -144,11 +144,13 @@ class RedisBatch:
         for shard, (key, value) in zip(shards, items, strict=True):
             data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tags)
             pipe.script(lua.SET, *set_call(shard, key, data, px, token, labels))
-        replies = await pipe.run()
-        return [
-            await self._ops.settle(shard, key, reply)
-            for shard, (key, _), reply in zip(shards, items, replies, strict=True)
-        ]
+        stored = []
+        for shard, (key, _), reply in zip(shards, items, await pipe.run(), strict=True):
+            if reply.__class__ is list:  # labels the old value had: `settle` unindexes them
+                stored.append(await self._ops.settle(shard, key, reply))
+            else:  # no coroutine per key for the common replies: 1 stored, 0 refused
+                stored.append(reply == 1)
+        return stored
 
     # --- deletes -------------------------------------------------------------------------
 
