@@ -9,6 +9,7 @@ from typing import Any
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.base import BatchBackend, CacheBackend
 from fastapi_cachekit.backends.memory import MemoryBackend
+from fastapi_cachekit.testing import CacheRecorder, make_test_cache
 
 
 async def test_delete_many_detaches_the_flights_of_its_keys() -> None:
@@ -54,4 +55,14 @@ async def test_a_backend_without_batches_is_called_key_by_key() -> None:
     assert await cache.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
     assert await cache.delete_many(["a", "c"]) == 1
     assert await cache.invalidate_tags(["t"]) == 1
+    await cache.close()
+
+
+async def test_the_test_recorder_sees_each_key_of_a_batch() -> None:
+    recorder = CacheRecorder()
+    cache = make_test_cache(recorder=recorder)
+    await cache.set_many({"a": 1, "b": 2}, namespace="ns")
+    await cache.get_many(["a", "c"], namespace="ns")
+    assert recorder.stores() == ["ns:a", "ns:b"]
+    assert (recorder.hits(), recorder.misses()) == (["ns:a"], ["ns:c"])
     await cache.close()
