@@ -227,7 +227,9 @@ class RedisBackend:
         if len(labels) > SET_LABELS:
             return await self._ops.set_wide(shard, key, data, px, token, expires_ms, labels)
         reply = await self.redis.script(lua.SET, *set_call(shard, key, data, px, token, labels))
-        return await self._ops.settle(shard, key, reply)
+        if reply.__class__ is list:  # the labels the old value had and this one dropped
+            return await self._ops.settle(shard, key, reply)
+        return bool(reply)
 
     # --- batches (BatchBackend; see `batch`) ---------------------------------------------
 
