@@ -31,12 +31,13 @@ class Accounting:
         self.bypasses = 0
         self._last_fault_log = -_FAULT_LOG_INTERVAL
 
-    def count(self, hit: bool) -> None:
-        """Count a read: a hit, or a miss."""
-        if hit:
-            self.hits += 1
-        else:
-            self.misses += 1
+    def hit(self, namespace: str | None) -> None:
+        """Count a hit (the namespace is for observers: see `observing`)."""
+        self.hits += 1
+
+    def miss(self, namespace: str | None) -> None:
+        """Count a miss."""
+        self.misses += 1
 
     def fault(self, exc: Exception) -> None:
         """Count a fault; log it unless one was logged moments ago (a burst)."""

@@ -4,28 +4,28 @@ calls (`BatchBackend`), with the single-key calls' rules.
 The service has checked every key, the TTL and the tags, and encoded every value, before it
 calls here: bad input raises before anything is read or written. Here, as for single keys, a
 backend fault is counted and answered as misses or a skipped write, the off switch skips
-reads and writes (each key counted as a bypass) but not deletes, hits and misses are counted
-per key, and a delete detaches the flights of its keys once it has been applied.
+reads and writes (each key counted as a bypass) but not deletes, and hits and misses are
+counted, and told to the observers, per key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import BatchBackend, CacheBackend, FillToken
 from .errors import BackendError, SerializationError
-from .flights import Flights
 from .maintenance import Maintenance
+from .observing import Observation
 from .serialization import Codec
 
 __all__ = ["Batches", "many"]
 
 
 class Batches:
-    """The batch calls of one service (its backend, counters, codec and flights)."""
+    """The batch calls of one service (its backend, counters, codec and observers)."""
 
     def __init__(
         self,
@@ -34,20 +34,20 @@ class Batches:
         accounting: Accounting,
         upkeep: Maintenance,
         codec: Codec,
-        flights: Flights,
-        *,
-        count: bool,
+        observation: Observation,
     ) -> None:
         self._backend = backend if isinstance(backend, BatchBackend) else OneByOne(backend)
         self._io = io
         self._accounting = accounting
         self._upkeep = upkeep
         self._codec = codec
-        self._flights = flights
-        self._counting = count
+        self._observation = observation
 
-    async def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
-        """The decoded value of every (key, storage key) that hit, by key."""
+    async def get_many(
+        self, keys: Sequence[tuple[str, str]], namespace: str | None
+    ) -> dict[str, Any]:
+        """The decoded value of every (key, storage key) that hit, by key; each key counted
+        (and told to the observers) as a hit or a miss in `namespace`, as `get` counts."""
         if not keys:
             return {}
         found: list[bytes | None] = [None] * len(keys)
@@ -60,16 +60,17 @@ class Batches:
         else:
             self._accounting.bypasses += len(keys)
         hits: dict[str, Any] = {}
-        decode = self._codec.decode
+        decode, hit, miss = self._codec.decode, self._observation.hit, self._observation.miss
         for (key, _), data in zip(keys, found, strict=True):
             if data is not None:
                 try:
                     hits[key] = decode(data)
                 except SerializationError as exc:
                     self._accounting.fault(exc)
-        if self._counting:
-            self._accounting.hits += len(hits)
-            self._accounting.misses += len(keys) - len(hits)
+                else:
+                    hit(namespace)
+                    continue
+            miss(namespace)
         return hits
 
     async def set_many(
@@ -104,13 +105,9 @@ class Batches:
         return sum(stored)
 
     async def delete_many(self, stored_keys: Sequence[str]) -> int:
-        """Remove the entries (whether the cache is on or off); the live ones removed."""
-        if not stored_keys:
-            return 0
-        detach = self._flights.detach_key
-        return await self._io.invalidate(
-            self._backend.delete_many(stored_keys), lambda: _each(detach, stored_keys)
-        )
+        """Remove the entries (whether the cache is on or off); the live ones removed. The
+        service runs it as an invalidation (faults, flights, observers: see `service`)."""
+        return await self._backend.delete_many(stored_keys)
 
     def _start(self) -> None:
         if self._upkeep.task is None:
@@ -151,8 +148,3 @@ def many(keys: Iterable[str]) -> Iterable[str]:
             f"wrap a single key in a list: [{keys!r}]"
         )
     return keys
-
-
-def _each(action: Callable[[str], None], keys: Sequence[str]) -> None:
-    for key in keys:
-        action(key)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -24,11 +25,13 @@ from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
 from .batch import Batches, many
 from .errors import BackendError, ConfigurationError, SerializationError
+from .events import CacheEvent, CacheObserver
 from .fills import Fill, call
 from .flights import Flights
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
 from .maintenance import Maintenance
 from .models import CacheStats
+from .observing import Observation, observers_of
 from .patterns import GlobPattern
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
@@ -55,6 +58,7 @@ class CacheService:
         fill_lock_timeout: float | None = None,
         admin_token: str | SecretStr | None = None,
         enabled: bool = True,
+        observers: CacheObserver | Iterable[CacheObserver] | None = None,
     ) -> None:
         self._backend = backend
         self._admin_token = _admin_token(admin_token)
@@ -64,7 +68,15 @@ class CacheService:
             None if default_namespace is None else check_namespace(default_namespace)
         )
         self._accounting = Accounting()
-        self._count: Callable[[bool], None] = self._accounting.count if enable_stats else _ignore
+        self._observation = Observation(
+            self._accounting,
+            getattr(backend, "layer", "service"),
+            self._default_namespace,
+            counting=enable_stats,
+        )
+        self._hit, self._miss = self._observation.hit, self._observation.miss
+        for observer in observers_of(observers):
+            self.add_observer(observer)
         self._upkeep = Maintenance(
             self._flush_counters,
             self.cleanup_expired,
@@ -90,8 +102,7 @@ class CacheService:
             self._accounting,
             self._upkeep,
             self._codec,
-            self._flights,
-            count=enable_stats,
+            self._observation,
         )
         self._closed = False
 
@@ -109,6 +120,30 @@ class CacheService:
     def default_ttl(self) -> float | None:
         """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
         return self._default_ttl
+
+    # --- observers -----------------------------------------------------------------------
+
+    @property
+    def observers(self) -> tuple[CacheObserver, ...]:
+        """The observers told of this service's events (`fastapi_cachekit.events`)."""
+        return self._observation.observers
+
+    @property
+    def emit(self) -> Callable[[CacheEvent], None] | None:
+        """Tell this service's observers an event; None while it has none (so a caller
+        builds no event that nobody hears). For the layers around the service: HTTP."""
+        return self._observation.emit
+
+    def add_observer(self, observer: CacheObserver) -> None:
+        """Tell `observer` every event of this service from now on (once, however often it
+        is added). An observer that raises is counted as a fault and logged, never raised."""
+        self._observation.add(observer)
+        self._hit, self._miss = self._observation.hit, self._observation.miss
+
+    def remove_observer(self, observer: CacheObserver) -> None:
+        """Stop telling `observer` (nothing happens if it was not added)."""
+        self._observation.remove(observer)
+        self._hit, self._miss = self._observation.hit, self._observation.miss
 
     # --- the off switch ------------------------------------------------------------------
 
@@ -153,9 +188,9 @@ class CacheService:
             except SerializationError as exc:
                 self._accounting.fault(exc)
             else:
-                self._count(True)
+                self._hit(namespace)
                 return value
-        self._count(False)
+        self._miss(namespace)
         return default
 
     async def get_many(self, keys: Iterable[str], namespace: str | None = None) -> dict[str, Any]:
@@ -166,7 +201,7 @@ class CacheService:
         counted per distinct key, and a fault answers every key as a miss, as `get` does.
         """
         pairs = {key: self._key(key, namespace) for key in many(keys)}
-        return await self._batches.get_many(list(pairs.items()))
+        return await self._batches.get_many(list(pairs.items()), namespace)
 
     async def get_raw(
         self, key: str, namespace: str | None = None, *, count: bool = True
@@ -177,7 +212,7 @@ class CacheService:
         """
         data = await self._io.read(self._key(key, namespace))
         if count:
-            self._count(data is not None)
+            (self._miss if data is None else self._hit)(namespace)
         return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
@@ -208,7 +243,7 @@ class CacheService:
         tag_tuple = check_tags(tags)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
             self._accounting.bypasses += 1
-            self._count(False)
+            self._miss(namespace)
             return await call(value_factory)
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
@@ -304,23 +339,35 @@ class CacheService:
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
         fk = self._key(key, namespace)
-        removed = self._io.invalidate(
-            self._backend.delete(fk), lambda: self._flights.detach_key(fk)
+        removed = self._invalidate(
+            "key",
+            self._namespace(namespace),
+            self._backend.delete(fk),
+            lambda: self._flights.detach_key(fk),
         )
         return bool(await removed)
 
     async def delete_many(self, keys: Iterable[str], namespace: str | None = None) -> int:
         """Remove the entries of `keys` (in one round trip per Redis node); the number of
         live entries removed. Bad keys raise before anything is removed."""
-        stored_keys = [self._key(key, namespace) for key in many(keys)]
-        return await self._batches.delete_many(list(dict.fromkeys(stored_keys)))
+        stored_keys = list(dict.fromkeys(self._key(key, namespace) for key in many(keys)))
+        if not stored_keys:
+            return 0
+        return await self._invalidate(
+            "key",
+            self._namespace(namespace),
+            self._batches.delete_many(stored_keys),
+            lambda: self._flights.detach_keys(stored_keys),
+        )
 
     # --- invalidation --------------------------------------------------------------------
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number removed."""
         namespace = check_namespace(namespace)
-        return await self._io.invalidate(
+        return await self._invalidate(
+            "namespace",
+            namespace,
             self._backend.invalidate_namespace(namespace),
             lambda: self._flights.detach_namespace(namespace),
         )
@@ -330,8 +377,11 @@ class CacheService:
         tag_tuple = check_tags(tags)
         if not tag_tuple:
             return 0
-        return await self._io.invalidate(
-            self._backend.invalidate_tags(tag_tuple), lambda: self._flights.detach_tags(tag_tuple)
+        return await self._invalidate(
+            "tags",
+            None,
+            self._backend.invalidate_tags(tag_tuple),
+            lambda: self._flights.detach_tags(tag_tuple),
         )
 
     async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
@@ -342,18 +392,22 @@ class CacheService:
         """
         compiled = GlobPattern.compile(pattern)
         target = self._namespace(namespace)
-        return await self._io.invalidate(
+        return await self._invalidate(
+            "pattern",
+            target,
             self._backend.invalidate_pattern(compiled, target),
             lambda: self._flights.detach_pattern(compiled, target),
         )
 
     async def clear_all(self) -> int:
         """Remove every entry of this cache (only this kit's keys); the number removed."""
-        return await self._io.invalidate(self._backend.clear(), self._flights.detach_all)
+        return await self._invalidate(
+            "clear", None, self._backend.clear(), self._flights.detach_all
+        )
 
     async def cleanup_expired(self) -> int:
         """Remove expired entries now; the number removed."""
-        return await self._io.invalidate(self._backend.cleanup_expired(), _ignore)
+        return await self._invalidate("expired", None, self._backend.cleanup_expired(), _ignore)
 
     # --- statistics and lifecycle --------------------------------------------------------
 
@@ -413,6 +467,22 @@ class CacheService:
 
     def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
+
+    async def _invalidate(
+        self,
+        kind: str,
+        namespace: str | None,
+        operation: Awaitable[int | bool],
+        detach: Callable[[], None],
+    ) -> int:
+        """Run an invalidation through `backend_io` and tell the observers what it removed."""
+        started = time.perf_counter()
+        removed = int(await self._io.invalidate(operation, detach))
+        emit = self._observation.emit
+        if emit is not None:
+            seconds = time.perf_counter() - started
+            emit(CacheEvent("invalidation", "service", namespace, kind, removed, seconds))
+        return removed
 
     async def _flush_counters(self) -> None:
         await self._accounting.flush(self._backend)

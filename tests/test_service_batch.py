@@ -9,6 +9,7 @@ from typing import Any
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.base import BatchBackend, CacheBackend
 from fastapi_cachekit.backends.memory import MemoryBackend
+from fastapi_cachekit.events import CacheEvent
 from fastapi_cachekit.testing import CacheRecorder, make_test_cache
 
 
@@ -66,3 +67,26 @@ async def test_the_test_recorder_sees_each_key_of_a_batch() -> None:
     assert recorder.stores() == ["ns:a", "ns:b"]
     assert (recorder.hits(), recorder.misses()) == (["ns:a"], ["ns:c"])
     await cache.close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[CacheEvent] = []
+
+    def event(self, event: CacheEvent) -> None:
+        self.events.append(event)
+
+
+async def test_observers_hear_each_read_and_one_invalidation_per_batch() -> None:
+    recorder = Recorder()
+    async with CacheService(MemoryBackend(), observers=recorder) as cache:
+        await cache.set_many({"a": 1, "b": 2}, namespace="n")
+        await cache.get_many(["a", "c", "b"], namespace="n")
+        assert await cache.delete_many(["a", "b", "c"], namespace="n") == 2
+    told = [(e.kind, e.namespace, e.reason, e.count) for e in recorder.events]
+    assert told == [
+        ("hit", "n", None, 1),
+        ("miss", "n", None, 1),
+        ("hit", "n", None, 1),
+        ("invalidation", "n", "key", 2),
+    ]

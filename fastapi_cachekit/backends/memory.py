@@ -15,6 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 from ..keys import pattern_covers
 from ..patterns import GlobPattern
@@ -41,6 +42,9 @@ class MemoryBackend:
     Past either bound the least recently used entries are evicted; a value whose entry alone
     exceeds `max_memory_bytes` is not stored (logged, and counted in `stats().errors`).
     """
+
+    layer: Final = "memory"
+    """The name events give this tier (`events.Layer`)."""
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from ...errors import BackendError, ConfigurationError
 from ...patterns import GlobPattern
@@ -52,6 +53,9 @@ class RedisBackend:
     through that node. Connects lazily, on first use. `clock` gives the time TTLs are measured
     against (seconds since the epoch).
     """
+
+    layer: Final = "redis"
+    """The name events give this tier (`events.Layer`)."""
 
     def __init__(
         self,

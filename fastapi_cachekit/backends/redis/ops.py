@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ...keys import display_key
+from ...keys import pattern_covers
 from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
@@ -236,17 +236,17 @@ class RedisOps:
         # The pattern applies to full keys, which begin stored keys (keys.storage_key): the
         # trailing "*" admits what follows them.
         if namespace is None:
-            source, match, skip, what = shard.expiries, server_match(pattern) + "*", 0, ""
+            source, match, what = shard.expiries, server_match(pattern) + "*", ""
         else:  # the namespace's own index; the pattern applies to keys within it
             source = shard.index("n", namespace)
             match = escape_match(namespace) + ":" + server_match(pattern) + "*"
-            skip, what = len(namespace) + 1, f"n:{namespace}"
+            what = f"n:{namespace}"
         removed, cursor = 0, 0
         while True:
             cursor, members = await self._redis.scan(
                 source, cursor, match, sorted_set=namespace is None
             )
-            keys = [key for key in members if pattern.matches(display_key(key)[skip:])]
+            keys = [key for key in members if pattern_covers(pattern, namespace, key, namespace)]
             for first in range(0, len(keys), CHUNK):  # a scan step may find more than CHUNK
                 part = keys[first : first + CHUNK]
                 removed += (await self._remove(shard, part, None, "", what))[0]
