@@ -36,6 +36,7 @@ SERVICE_PARTS = {
     "observing",
 }
 ALLOWED: list[tuple[str, set[str]]] = [
+    ("observers", VOCABULARY | {"observers"}),
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
