@@ -301,7 +301,8 @@ class CacheService:
         checked, and every value encoded, before anything is written: bad input raises and
         stores nothing. With `fill` (from `fill_token()`, taken before the values were
         computed) a key is not stored if it, the namespace, a tag or a matching pattern was
-        invalidated since. A fault stores nothing, counted, and returns 0.
+        invalidated since. A fault is counted and returns 0 (a fault in mid-batch, a
+        timeout say, may leave some of the values stored, as a `set` that timed out may).
         """
         if not isinstance(items, Mapping):
             raise TypeError(
