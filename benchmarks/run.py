@@ -70,6 +70,7 @@ SECTIONS: dict[str, Section] = {
         Section("http-server", "http_server", "HTTP under uvicorn (one worker), loaded by wrk"),
         Section("redis", "redis_kv", "Redis: get-hit / set, sequential and concurrent"),
         Section("hybrid", "hybrid", "Hybrid: L1 hit and L2 hit"),
+        Section("batch", "batch", "Batches on Redis: get_many / set_many of 50 keys"),
     )
 }
 

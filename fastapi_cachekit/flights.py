@@ -14,7 +14,7 @@ called again, a test client per test), the old loop's flights are forgotten, not
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +62,10 @@ class Flights:
 
     def detach_key(self, storage_key: str) -> None:
         self._flights.pop(storage_key, None)
+
+    def detach_keys(self, storage_keys: Iterable[str]) -> None:
+        for storage_key in storage_keys:
+            self._flights.pop(storage_key, None)
 
     def detach_namespace(self, namespace: str) -> None:
         self._detach(lambda flight: flight.namespace == namespace)

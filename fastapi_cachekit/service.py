@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
+from .batch import Batches, many
 from .errors import BackendError, ConfigurationError, SerializationError
 from .events import CacheEvent, CacheObserver
 from .fills import Fill, call
@@ -95,6 +96,14 @@ class CacheService:
             lock_timeout=fill_lock_timeout,
         )
         self._flights = Flights()
+        self._batches = Batches(
+            backend,
+            self._io,
+            self._accounting,
+            self._upkeep,
+            self._codec,
+            self._observation,
+        )
         self._closed = False
 
     @property
@@ -184,6 +193,16 @@ class CacheService:
         self._miss(namespace)
         return default
 
+    async def get_many(self, keys: Iterable[str], namespace: str | None = None) -> dict[str, Any]:
+        """The cached values of `keys`, by key: a key that missed is absent from the result
+        (so a cached None is told apart from a miss).
+
+        One round trip to the backend (per Redis node) for all of them; hits and misses are
+        counted per distinct key, and a fault answers every key as a miss, as `get` does.
+        """
+        pairs = {key: self._key(key, namespace) for key in many(keys)}
+        return await self._batches.get_many(list(pairs.items()), namespace)
+
     async def get_raw(
         self, key: str, namespace: str | None = None, *, count: bool = True
     ) -> bytes | None:
@@ -266,6 +285,34 @@ class CacheService:
             return await self._io.write_awaited(fk, data, seconds, label, tag_tuple, None)
         return stored
 
+    async def set_many(
+        self,
+        items: Mapping[str, Any],
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        fill: FillToken | None = None,
+    ) -> int:
+        """Store every value of `items` (key -> value) with the same TTL, namespace and tags,
+        in one round trip (per Redis node); the number stored.
+
+        Each key is stored as `set` would store it. Every key, the TTL and the tags are
+        checked, and every value encoded, before anything is written: bad input raises and
+        stores nothing. With `fill` (from `fill_token()`, taken before the values were
+        computed) a key is not stored if it, the namespace, a tag or a matching pattern was
+        invalidated since. A fault is counted and returns 0 (a fault in mid-batch, a
+        timeout say, may leave some of the values stored, as a `set` that timed out may).
+        """
+        if not isinstance(items, Mapping):
+            raise TypeError(
+                f"items must be a mapping of key -> value, got {type(items).__name__}; "
+                "pass a dict, e.g. set_many({'user:1': alice, 'user:2': bob})"
+            )
+        label, seconds, tag_tuple = self._namespace(namespace), self._ttl(ttl), check_tags(tags)
+        pairs = [(self._key(key, namespace), value) for key, value in items.items()]
+        return await self._batches.set_many(pairs, seconds, label, tag_tuple, fill)
+
     async def set_raw(
         self,
         key: str,
@@ -300,6 +347,19 @@ class CacheService:
             lambda: self._flights.detach_key(fk),
         )
         return bool(await removed)
+
+    async def delete_many(self, keys: Iterable[str], namespace: str | None = None) -> int:
+        """Remove the entries of `keys` (in one round trip per Redis node); the number of
+        live entries removed. Bad keys raise before anything is removed."""
+        stored_keys = list(dict.fromkeys(self._key(key, namespace) for key in many(keys)))
+        if not stored_keys:
+            return 0
+        return await self._invalidate(
+            "key",
+            self._namespace(namespace),
+            self._batches.delete_many(stored_keys),
+            lambda: self._flights.detach_keys(stored_keys),
+        )
 
     # --- invalidation --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..patterns import GlobPattern
 __all__ = [
     "DEFERRED",
     "BackendStats",
+    "BatchBackend",
     "CacheBackend",
     "Deferred",
     "FillToken",
@@ -190,3 +191,34 @@ class LabelCounting(Protocol):
 def top_labels(sizes: Iterable[tuple[str, int]], limit: int) -> tuple[tuple[str, int], ...]:
     """The `limit` largest (label, size) pairs, largest first, ties in label order."""
     return tuple(heapq.nsmallest(limit, sizes, key=lambda pair: (-pair[1], pair[0])))
+
+
+# --- optional: batches --------------------------------------------------------------------
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """Optional: a backend that reads, writes and deletes many keys in one call.
+
+    Every backend of this package is one; the service loops over the single-key methods for
+    a backend that is not. Each method means exactly what the single-key method does for each
+    key (the contract suite checks it: tests/contract/test_batch.py), in one round trip per
+    node where the store is remote. The keys given are distinct.
+    """
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """What `get` returns for each key, in the order of `keys`."""
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        """`set` of each (key, value) with the same TTL, labels and token; what each returned."""
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """`delete` of each key; the number of live entries removed."""

@@ -36,7 +36,7 @@ from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from .hybrid_channel import MalformedMessage, decode, encode
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import CircuitBreaker, Invalidation, RedisBackend
+from .redis import CircuitBreaker, Invalidation, RedisBackend, RedisEntry
 
 __all__ = ["HybridBackend"]
 
@@ -147,6 +147,12 @@ class HybridBackend:
         entry = await self.l2.get_entry(key)
         if entry is None:
             return None
+        await self._promote_entry(key, entry, token)
+        return entry.value
+
+    async def _promote_entry(self, key: str, entry: RedisEntry, token: FillToken) -> None:
+        """Copy an L2 entry into L1 for the rest of its TTL (capped), unless an invalidation
+        since `token` (taken before the L2 read) refuses it."""
         if self._coherent:
             remaining = None if entry.expires_at is None else entry.expires_at - self._clock()
             ttl = self._l1_ttl(remaining)
@@ -159,7 +165,6 @@ class HybridBackend:
                     tags=entry.tags,
                     fill=token,
                 )
-        return entry.value
 
     async def exists(self, key: str) -> bool:
         if self._coherent and await self.l1.exists(key):
@@ -192,6 +197,54 @@ class HybridBackend:
                     key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
                 )
         return stored
+
+    # --- batches (BatchBackend): the rules of get, set and delete, one L2 call each -------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """L1 first; the rest from L2 in one call, promoted as `get` promotes."""
+        found: list[bytes | None] = [None] * len(keys)
+        if self._coherent:
+            found = await self.l1.get_many(keys)
+        rest = [i for i, value in enumerate(found) if value is None]
+        if not rest:
+            return found
+        await self._ensure_listening()
+        token = await self.l1.fill_token()
+        entries = await self.l2.get_entries([keys[i] for i in rest])
+        for i, entry in zip(rest, entries, strict=True):
+            if entry is not None:
+                found[i] = entry.value
+                await self._promote_entry(keys[i], entry, token)
+        return found
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        """L2, one announcement for the keys it stored, then this process's L1 (as `set`)."""
+        await self._ensure_listening()
+        token = await self.l1.fill_token()
+        stored = await self.l2.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+        written = [item for item, ok in zip(items, stored, strict=True) if ok]
+        if written:
+            await self._announce(Invalidation("key", tuple(key for key, _ in written)))
+            if self._coherent:
+                l1_ttl = self._l1_ttl(ttl)
+                await self.l1.set_many(
+                    written, ttl=l1_ttl, namespace=namespace, tags=tags, fill=token
+                )
+        return stored
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """L2, then L1, then one announcement, as `delete` (see `_invalidate`)."""
+        if not keys:
+            return 0
+        return await self._invalidate(Invalidation("key", tuple(keys)), self.l2.delete_many(keys))
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         return await self.l2.acquire_fill_lock(key, ttl)

@@ -213,6 +213,32 @@ class MemoryBackend:
                 removed += not self._remove(key).expired(now)
         return removed
 
+    # --- batches (BatchBackend): the single-key paths, without a coroutine per key --------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        get = self.get_nowait
+        return [get(key) for key in keys]
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        tags = tuple(tags)
+        put = self.set_nowait
+        return [put(k, v, ttl=ttl, namespace=namespace, tags=tags, fill=fill) for k, v in items]
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove the entries; one invalidation (one log record) for the whole batch."""
+        if not keys:
+            return 0
+        self._log.record(["k:" + key for key in keys])
+        return self._remove_all(keys)
+
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """Always granted: no other process shares this cache."""
         return "local"

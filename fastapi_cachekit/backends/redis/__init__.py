@@ -5,7 +5,9 @@ Modules: `backend` (the port's methods), `channel` (pub/sub under the key prefix
 queued invalidations), `layout` (key names and slots), `ops` (the calls each method makes) and
 the Lua that keeps indexes exact: `scripts` (writes), `invalidation_scripts` (the invalidation
 log) and `sweep_scripts` (removal in chunks, pruning, stats); `match` (SCAN MATCH patterns)
-and `replay` (invalidations owed while Redis was unreachable).
+and `replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many,
+delete_many), which sends many calls at once through `pipeline` and builds its writes with
+`writes`, as `set` does.
 
 Design (the key layout is in `layout`, the scripts in `scripts`):
 
@@ -20,6 +22,9 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   Index updates happen in the same script as the write, and every script declares every key
   it touches (see `scripts`), so a slot moving between cluster nodes makes Redis answer ASK
   or TRYAGAIN before a script starts: a write is stored and indexed, or not at all.
+- Batches: `get_many` is one MGET per shard, `set_many` and `delete_many` pipeline the very
+  script calls of `set` and `delete`, one per key: one round trip per node, and each key
+  written exactly as alone (atomic per key, not per batch).
 - Invalidations rename the index (or, for `clear`, the entry list) to a drain key, so new
   writes go to a fresh one, and empty the drain `CHUNK` entries per script call, reading at
   most `LABEL_BUDGET` labels per call: removing an entry touches its value, the entry lists

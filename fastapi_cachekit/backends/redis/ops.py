@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -22,6 +22,7 @@ from . import sweep_scripts as sweep_lua
 from .connection import RedisConnection
 from .layout import Layout, Shard
 from .match import escape_match, server_match
+from .pipeline import Pipeline
 
 __all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats"]
 
@@ -119,12 +120,17 @@ class RedisOps:
                 indexed_at = last if indexed_at is None else indexed_at
             args = [data, px, token, key, indexed_at, len(head), *labels]
             reply = await self._redis.script(lua.SET, keys, args)
-            if reply.__class__ is list:
-                await self.unindex(shard, key, reply)
-                return True
-            if int(reply) != -1:
-                return bool(reply)
+            if reply.__class__ is list or int(reply) != -1:
+                return await self.settle(shard, key, reply)
         return False
+
+    async def settle(self, shard: Shard, key: str, reply: object) -> bool:
+        """What a SET call's reply means (whether it stored), once acted upon: a list names
+        the labels the old value had and the new one dropped, to take the entry out of."""
+        if isinstance(reply, list):
+            await self.unindex(shard, key, reply)
+            return True
+        return bool(reply)
 
     async def unindex(self, shard: Shard, key: str, labels: list[bytes]) -> None:
         """Take entry `key` out of the indexes of `labels`, unless it carries them again."""
@@ -138,11 +144,21 @@ class RedisOps:
 
     async def delete(self, key: str) -> int:
         """Log a delete of `key` and remove its entry; 1 if it was live."""
+        call = self._delete_call(key, await self._sequence())
+        return int(await self._redis.script(invalidation_lua.DELETE, *call))
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """`delete` of each key, the script calls pipelined; the live entries removed."""
+        sequence = await self._sequence()  # one number for the batch (on a cluster)
+        pipe = Pipeline(self._redis)
+        for key in keys:
+            pipe.script(invalidation_lua.DELETE, *self._delete_call(key, sequence))
+        return sum(map(int, await pipe.run()))
+
+    def _delete_call(self, key: str, sequence: int | str) -> tuple[list[str], list[Any]]:
         shard = self._layout.shard_of(key)
-        sequence = await self._sequence()
         keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
-        args = [key, self._now_ms(), sequence]
-        return int(await self._redis.script(invalidation_lua.DELETE, self._logging(keys), args))
+        return self._logging(keys), [key, self._now_ms(), sequence]
 
     async def invalidate_labels(self, kind: str, names: tuple[str, ...]) -> int:
         """Invalidate namespaces (kind "n") or tags ("t"); the live entries removed."""
