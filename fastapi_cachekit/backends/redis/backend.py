@@ -17,6 +17,7 @@ from typing import Final, NamedTuple
 import orjson
 
 from ...errors import BackendError, ConfigurationError
+from ...events import CacheEvent
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
@@ -147,6 +148,12 @@ class RedisBackend:
         replay, so it must not call this backend's methods. One callback: a second replaces it.
         """
         self._replays.on_replay(replayed)
+
+    def observe(self, emit: Callable[[CacheEvent], None] | None) -> None:
+        """Tell `emit` (the service's observers; None: nobody) the breaker's changes and the
+        replays of queued invalidations; the service calls this when its observers change."""
+        self.redis.breaker.emit = emit
+        self._replays.emit = emit
 
     def redis_answered(self) -> None:
         """Redis answered on another connection (a subscription): replay the queued
