@@ -26,14 +26,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..events import CacheEvent, EventKind
 from ..service import CacheService, FillToken
 from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 from .dependencies import cache_for_app
 from .http import (
+    DEFAULT_CACHE_NAME,
     DEFAULT_PRIVATE_REQUEST_HEADERS,
     EXPLICIT_FRESHNESS,
     MAX_DELTA_SECONDS,
     CachePolicy,
+    CacheStatus,
     StoredResponse,
     decide_storage,
     header_values,
@@ -44,7 +47,13 @@ from .http import (
     storable_headers,
     vary_matches,
 )
-from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
+from .middleware import (
+    DEFAULT_MAX_VARIANTS,
+    UNMATCHED,
+    Storage,
+    check_max_variants,
+    request_host,
+)
 from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
     RouteFront,
@@ -55,7 +64,7 @@ from .route_render import (
 
 __all__ = ["cached_route"]
 
-logger = logging.getLogger("fastapi_cachekit.routes")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 F = TypeVar("F", bound=Callable[..., Any])
 KeyFunc = Callable[[Request], str]
@@ -78,6 +87,7 @@ def cached_route(
     vary_on: VaryOn = None,
     cache_private_requests: bool = False,
     max_variants: int = DEFAULT_MAX_VARIANTS,
+    cache_status: bool | str = True,
     clock: Clock = time.time,
 ) -> Callable[[F], F]:
     """Cache a GET endpoint's responses in `cache` (default: the app's service).
@@ -93,6 +103,11 @@ def cached_route(
     bypass the cache unless the key varies on that header (`vary_on`), `vary_on` is a
     function (which tells users apart), or `cache_private_requests=True`.
 
+    Answers carry a Cache-Status header (RFC 9211) as the middleware's do: `hit`, or
+    `fwd=uri-miss` with `stored` when the response was stored (`fwd=bypass` for a request
+    that bypasses the cache, when the endpoint returns data rather than a Response). A
+    string names the cache in it (default "fastapi-cachekit"); False leaves it out.
+
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
@@ -107,6 +122,7 @@ def cached_route(
         vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
         cache_private_requests=cache_private_requests,
         max_variants=check_max_variants(max_variants),
+        status=_cache_status(cache_status),
         clock=clock,
     )
 
@@ -128,7 +144,15 @@ class _Options:
     vary_on: VaryOn
     cache_private_requests: bool
     max_variants: int
+    status: CacheStatus | None
     clock: Clock
+
+
+def _cache_status(option: bool | str) -> CacheStatus | None:
+    """`cache_status=` as the Cache-Status builder (None: no header)."""
+    if option is True:
+        return CacheStatus(DEFAULT_CACHE_NAME)
+    return CacheStatus(option) if isinstance(option, str) else None
 
 
 def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[bytes]:
@@ -156,6 +180,7 @@ class _CachedRoute:
         self.tags = options.tags
         self.vary_on = options.vary_on
         self.clock = options.clock
+        self.status = options.status
         self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
@@ -207,22 +232,48 @@ class _CachedRoute:
         self, request: Request, sub_response: Response, kwargs: dict[str, Any]
     ) -> Any:
         scope = request.scope
+        cache = self.cache or cache_for_app(request.app)
         if not self.cacheable(scope):
+            self._told(cache, scope, "bypass", "request")
+            if self.status is not None:
+                sub_response.headers.append("cache-status", self.status.forward("bypass").decode())
             return await self.call(kwargs)
         key = self.key(request)
         if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
             self._install_shortcut(scope)
             entry = await self.lookup(request, key)
             if entry is not None:
-                return _Replay(entry)
-        cache = self.cache or cache_for_app(request.app)
+                return self.replay(cache, scope, entry)
         token = await cache.fill_token()  # before computing: see "no stale write-back"
         request_time = self.clock()
         result = await self.call(kwargs)
         response = await render_response(request, result, sub_response)
+        why: str | None = "unavailable"  # no token: the cache is off, or its backend unreachable
         if token is not None:
-            await self._store(cache, request, key, response, request_time, token)
+            why = await self._store(cache, request, key, response, request_time, token)
+        self._told(cache, scope, "not_stored" if why else "stored", why or "uri-miss")
+        if self.status is not None:
+            status = self.status.forward("uri-miss", stored=why is None)
+            response.raw_headers.append((b"cache-status", status))
         return response
+
+    def replay(self, cache: CacheService, scope: Scope, entry: StoredResponse) -> Response:
+        """A hit: the stored response as it was sent, with Cache-Status (and told)."""
+        self._told(cache, scope, "hit", None)
+        replay = _Replay(entry)
+        if self.status is not None:
+            replay.raw_headers.append((b"cache-status", self.status.hit_without_ttl))
+        return replay
+
+    @staticmethod
+    def _told(cache: CacheService, scope: Scope, kind: EventKind, reason: str | None) -> None:
+        """Tell the service's observers this request's outcome, named by the route's path
+        template (never the raw path)."""
+        emit = cache.emit
+        if emit is not None:
+            route = scope.get("route")
+            template = route.path if isinstance(route, APIRoute) else UNMATCHED
+            emit(CacheEvent(kind, "route", template, reason))
 
     async def _store(
         self,
@@ -232,11 +283,11 @@ class _CachedRoute:
         response: Response,
         request_time: float,
         token: FillToken,
-    ) -> None:
+    ) -> str | None:
         """Store `response` when the middleware's rules allow, for the route's ttl or the
-        response's remaining freshness, whichever is shorter."""
+        response's remaining freshness, whichever is shorter; None, or why it was not."""
         if isinstance(response, StreamingResponse) or not hasattr(response, "body"):
-            return
+            return "streaming"
         decision = decide_storage(
             "GET",
             request.scope["headers"],
@@ -248,19 +299,20 @@ class _CachedRoute:
         )
         entry = decision.plan.entry(bytes(response.body)) if decision.plan else None
         if entry is None or decision.reason == "no-cache":
-            return
+            return decision.reason if decision.plan is None else "no-cache"
         ttl = _ttl_seconds(self.ttl, cache)
         if decision.reason in EXPLICIT_FRESHNESS:
             remaining = entry.lifetime - entry.initial_age
             ttl = remaining if ttl is None else min(ttl, remaining)
             if ttl <= 0:
-                return
+                return "stale-on-arrival"
         try:
             tags = self._tags(request)
         except Exception:  # the user's function: the response was sent, only caching fails
             logger.exception("@cached_route tags function failed; the response is not stored")
-            return
+            return "tags-failed"
         await self.storage.put(cache, key, _as_sent(entry, response), ttl, tags=tags, fill=token)
+        return None
 
     def _install_shortcut(self, scope: Scope) -> None:
         """Answer later hits before FastAPI solves the route's parameters, when the key covers
@@ -337,11 +389,13 @@ class _HitShortcut(RouteFront):
         self.cached = cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.cached.cacheable(scope):
+        cached = self.cached
+        if scope["type"] == "http" and cached.cacheable(scope):
             request = Request(scope)
-            entry = await self.cached.lookup(request, self.cached.key(request))
+            entry = await cached.lookup(request, cached.key(request))
             if entry is not None:
-                await _Replay(entry)(scope, receive, send)
+                cache = cached.cache or cache_for_app(request.app)
+                await cached.replay(cache, scope, entry)(scope, receive, send)
                 return
             scope[_LOOKED_UP] = True
         await self.app(scope, receive, send)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.types import ASGIApp
 
@@ -44,6 +44,9 @@ from ..http import (
 from .asgi import RequestState
 from .config import MiddlewareConfig
 
+if TYPE_CHECKING:
+    from .telling import RouteTemplates
+
 __all__ = [
     "DEFAULT_MAX_VARIANTS",
     "VARY_MARKER",
@@ -57,7 +60,7 @@ __all__ = [
     "variant_key",
 ]
 
-logger = logging.getLogger("fastapi_cachekit")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 VARY_MARKER = b"\xffCKV"
 """Leading bytes of a Vary marker; distinct from a stored response's magic `\\xffCK\\x01`."""
@@ -316,6 +319,8 @@ class Runtime(NamedTuple):
     config: MiddlewareConfig
     storage: Storage
     cache: CacheService
+    templates: RouteTemplates
+    """The route templates events are named by (`telling`)."""
 
     async def put(
         self,
