@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.routing import Match, Mount
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from ...events import CacheEvent, EventKind
 from .store import Runtime
@@ -39,12 +39,16 @@ class RouteTemplates:
     def __init__(self) -> None:
         self._memo: dict[str, str] = {}
 
-    def of(self, scope: Scope) -> str:
+    def of(self, scope: Scope, inner: ASGIApp) -> str:
+        """The template of `scope`'s route: the routes of the request's app (Starlette
+        puts it in the scope), or of `inner`, the app the middleware wraps (when the
+        middleware is the outermost app)."""
         path: str = scope["path"]
         template = self._memo.get(path)
         if template is None:
-            router = getattr(scope.get("app"), "router", None)
-            template = _match(getattr(router, "routes", ()), scope, "") or UNMATCHED
+            app = scope.get("app", inner)
+            routes = getattr(getattr(app, "router", app), "routes", ())
+            template = _match(routes, scope, "") or UNMATCHED
             if len(self._memo) >= _MEMO_MAX_PATHS:
                 self._memo.clear()  # cheaper than LRU upkeep; hot paths come straight back
             self._memo[path] = template
@@ -77,4 +81,4 @@ def tell(
     """Tell the service's observers one request's outcome (nothing when there are none)."""
     emit = rt.cache.emit
     if emit is not None:
-        emit(CacheEvent(kind, "http", rt.templates.of(scope), reason, key=key))
+        emit(CacheEvent(kind, "http", rt.templates.of(scope, rt.app), reason, key=key))
