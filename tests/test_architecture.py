@@ -49,6 +49,7 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("patterns", VOCABULARY),
     ("ttl", VOCABULARY),
     ("events", VOCABULARY),
+    ("observers", VOCABULARY),
     ("__init__", {"*"}),
     ("__main__", {"*"}),
     ("testing", {"*"}),

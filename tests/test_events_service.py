@@ -23,7 +23,7 @@ class Recorder:
 
     def told(self) -> list[tuple[str, str, str | None]]:
         """(kind, layer, reason) of each event, in order; then forgotten."""
-        told = [(e.kind, e.layer, e.reason) for e in self.events]
+        told: list[tuple[str, str, str | None]] = [(e.kind, e.layer, e.reason) for e in self.events]
         self.events.clear()
         return told
 

@@ -66,7 +66,8 @@ async def test_a_failing_observer_is_a_fault_and_the_others_still_hear() -> None
 async def test_observers_come_and_go() -> None:
     recorder = Recorder()
     async with CacheService(MemoryBackend()) as cache:
-        assert cache.emit is None and cache.observers == ()
+        assert cache.emit is None
+        assert cache.observers == ()
         cache.add_observer(recorder)
         cache.add_observer(recorder)
         await cache.get("a")

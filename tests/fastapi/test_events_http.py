@@ -32,7 +32,7 @@ class Recorder:
 
     def told(self) -> list[Told]:
         """(kind, template, reason) of each event of the layer, in order; then forgotten."""
-        told = [(e.kind, e.namespace, e.reason) for e in self.events]
+        told: list[Told] = [(e.kind, e.namespace, e.reason) for e in self.events]
         self.events.clear()
         return told
 

@@ -17,7 +17,7 @@ from typing import Final, NamedTuple
 import orjson
 
 from ...errors import BackendError, ConfigurationError
-from ...events import CacheEvent
+from ...events import CacheEvent, key_hash
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
@@ -367,7 +367,11 @@ class RedisBackend:
         now = time.monotonic()
         if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
             self._last_corrupt_log = now
-            logger.warning("cache entry %r is not a cachekit value; treated as a miss", key)
+            logger.warning(
+                "a cache entry (key hash %s) is not a cachekit value; treated as a miss",
+                key_hash(key),
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "fault"},
+            )
 
 
 def _labels(metadata: bytes) -> tuple[str | None, tuple[str, ...]] | None:

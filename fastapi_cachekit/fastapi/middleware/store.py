@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from starlette.types import ASGIApp
 
 from ...errors import InvalidKeyError, SerializationError
+from ...events import key_hash
 from ...keys import MAX_KEY_LENGTH
 from ...service import CacheService, FillToken
 from ...ttl import bounded_ttl
@@ -221,7 +222,12 @@ class Storage:
             if self.indexed and url_hash is not None and ttl is not None:
                 await self._index(cache, url_hash, key, ttl, entry.response_time)
         except (SerializationError, InvalidKeyError) as exc:
-            logger.error("CacheMiddleware could not store a response under %r: %s", key, exc)
+            logger.error(
+                "CacheMiddleware could not store a response (key hash %s): %s",
+                key_hash(key),
+                exc,
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
+            )
 
     async def _put_variant(
         self,
