@@ -22,6 +22,8 @@ logger = logging.getLogger("fastapi_cachekit.service")
 
 Count = Callable[[str | None], None]
 
+_MAX_MEMO_NAMESPACES = 256
+
 
 class Observation:
     """The observers of one service, told each event in turn; one that raises is counted
@@ -88,12 +90,23 @@ class Observation:
     def _telling(
         self, count: Count, emit: Callable[[CacheEvent], None], kind: EventKind, layer: Layer
     ) -> Count:
-        """`count`, then an event of `kind` in `layer` with the read's namespace."""
+        """`count`, then an event of `kind` in `layer` with the read's namespace.
+
+        Events are immutable and a read's depends only on its namespace, so each is built
+        once and told again (building one costs more than the rest of a memory hit); the
+        memo is bounded like the middleware's, cleared when full."""
         default = self._default_namespace
+        built: dict[str | None, CacheEvent] = {}
 
         def counted_and_told(namespace: str | None) -> None:
             count(namespace)
-            emit(CacheEvent(kind, layer, default if namespace is None else namespace))
+            event = built.get(namespace)
+            if event is None:
+                if len(built) >= _MAX_MEMO_NAMESPACES:
+                    built.clear()
+                name = default if namespace is None else namespace
+                event = built[namespace] = CacheEvent(kind, layer, name)
+            emit(event)
 
         return counted_and_told
 
