@@ -435,17 +435,19 @@ class CacheService:
     ) -> int:
         """Run an invalidation through `backend_io` and tell the observers what it removed."""
         started = time.perf_counter()
-        removed = await self._io.invalidate(operation, detach)
+        result = await self._io.invalidate(operation, detach)  # None: it failed
+        removed = int(result or 0)
         emit = self.emit
         if emit is not None:
             seconds = time.perf_counter() - started
             # A failed invalidation is queued by a backend that can (Redis: replayed later).
-            queued = removed is None and kind != "expired" and self._io.queues_invalidations
-            count = int(removed or 0)
+            queued = result is None and kind != "expired" and self._io.queues_invalidations
             emit(
-                CacheEvent("invalidation", "service", namespace, kind, count, seconds, None, queued)
+                CacheEvent(
+                    "invalidation", "service", namespace, kind, removed, seconds, queued=queued
+                )
             )
-        return int(removed or 0)
+        return removed
 
     async def _flush_counters(self) -> None:
         await self._accounting.flush(self._backend)

@@ -26,17 +26,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..events import CacheEvent, EventKind
 from ..service import CacheService, FillToken
 from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
-from .dependencies import cache_for_app
+from .dependencies import cache_for_app, registered_cache
 from .http import (
-    DEFAULT_CACHE_NAME,
     DEFAULT_PRIVATE_REQUEST_HEADERS,
     EXPLICIT_FRESHNESS,
     MAX_DELTA_SECONDS,
     CachePolicy,
-    CacheStatus,
     StoredResponse,
     decide_storage,
     header_values,
@@ -47,13 +44,7 @@ from .http import (
     storable_headers,
     vary_matches,
 )
-from .middleware import (
-    DEFAULT_MAX_VARIANTS,
-    UNMATCHED,
-    Storage,
-    check_max_variants,
-    request_host,
-)
+from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
 from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
     RouteFront,
@@ -61,6 +52,7 @@ from .route_render import (
     render_response,
     with_request_and_response,
 )
+from .route_telling import RouteTelling
 
 __all__ = ["cached_route"]
 
@@ -122,7 +114,7 @@ def cached_route(
         vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
         cache_private_requests=cache_private_requests,
         max_variants=check_max_variants(max_variants),
-        status=_cache_status(cache_status),
+        telling=RouteTelling(cache_status),
         clock=clock,
     )
 
@@ -144,15 +136,8 @@ class _Options:
     vary_on: VaryOn
     cache_private_requests: bool
     max_variants: int
-    status: CacheStatus | None
+    telling: RouteTelling
     clock: Clock
-
-
-def _cache_status(option: bool | str) -> CacheStatus | None:
-    """`cache_status=` as the Cache-Status builder (None: no header)."""
-    if option is True:
-        return CacheStatus(DEFAULT_CACHE_NAME)
-    return CacheStatus(option) if isinstance(option, str) else None
 
 
 def _private_fields(vary_on: VaryOn, cache_private_requests: bool) -> frozenset[bytes]:
@@ -180,7 +165,7 @@ class _CachedRoute:
         self.tags = options.tags
         self.vary_on = options.vary_on
         self.clock = options.clock
-        self.status = options.status
+        self.telling = options.telling
         self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
@@ -232,13 +217,12 @@ class _CachedRoute:
         self, request: Request, sub_response: Response, kwargs: dict[str, Any]
     ) -> Any:
         scope = request.scope
-        cache = self.cache or cache_for_app(request.app)
         if not self.cacheable(scope):
-            self._told(cache, scope, "bypass", "request")
-            if self.status is not None:
-                sub_response.headers.append("cache-status", self.status.forward("bypass").decode())
+            cache = self.cache or registered_cache(request.app)
+            self.telling.bypassed(cache, scope, sub_response)
             return await self.call(kwargs)
         key = self.key(request)
+        cache = self.cache or cache_for_app(request.app)
         if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
             self._install_shortcut(scope)
             entry = await self.lookup(request, key)
@@ -248,32 +232,17 @@ class _CachedRoute:
         request_time = self.clock()
         result = await self.call(kwargs)
         response = await render_response(request, result, sub_response)
-        why: str | None = "unavailable"  # no token: the cache is off, or its backend unreachable
+        why_not: str | None = "unavailable"  # no token: the cache is off or unreachable
         if token is not None:
-            why = await self._store(cache, request, key, response, request_time, token)
-        self._told(cache, scope, "not_stored" if why else "stored", why or "uri-miss")
-        if self.status is not None:
-            status = self.status.forward("uri-miss", stored=why is None)
-            response.raw_headers.append((b"cache-status", status))
+            why_not = await self._store(cache, request, key, response, request_time, token)
+        self.telling.forwarded(cache, scope, response, why_not)
         return response
 
     def replay(self, cache: CacheService, scope: Scope, entry: StoredResponse) -> Response:
-        """A hit: the stored response as it was sent, with Cache-Status (and told)."""
-        self._told(cache, scope, "hit", None)
+        """A hit: the stored response as it was sent (with Cache-Status)."""
         replay = _Replay(entry)
-        if self.status is not None:
-            replay.raw_headers.append((b"cache-status", self.status.hit_without_ttl))
+        self.telling.hit(cache, scope, replay)
         return replay
-
-    @staticmethod
-    def _told(cache: CacheService, scope: Scope, kind: EventKind, reason: str | None) -> None:
-        """Tell the service's observers this request's outcome, named by the route's path
-        template (never the raw path)."""
-        emit = cache.emit
-        if emit is not None:
-            route = scope.get("route")
-            template = route.path if isinstance(route, APIRoute) else UNMATCHED
-            emit(CacheEvent(kind, "route", template, reason))
 
     async def _store(
         self,
