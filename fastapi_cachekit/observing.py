@@ -75,9 +75,12 @@ class Observation:
         count = self._accounting
         counted_hit = count.hit if self._counting else _ignore
         counted_miss = count.miss if self._counting else _ignore
+        had_observers = self.emit is not None
         emit = self.emit = self._tell_all if self._observers else None
         count.emit = emit
-        if self._observe_backend is not None:
+        # Only on a change: a service built without observers on a backend another service
+        # observes must not silence it.
+        if self._observe_backend is not None and (emit is not None or had_observers):
             self._observe_backend(emit)
         if emit is None:
             self.hit = self.hit_nowait = counted_hit

@@ -110,3 +110,17 @@ async def test_a_fill_waiting_for_another_process_is_told_with_its_wait(
     assert wait.duration is not None
     assert wait.duration > 0
     assert recorder.of("stored") == []
+
+
+async def test_an_unobserved_service_on_the_same_backend_does_not_silence_it(
+    redis_server: RedisServer,
+) -> None:
+    recorder = Recorder()
+    backend = quick_backend(redis_server.url)
+    observed = CacheService(backend, observers=recorder)
+    CacheService(backend)  # e.g. a second service built over the same backend
+    async with observed:
+        await observed.get("warm-up")
+        redis_server.stop()
+        await observed.get("a")
+    assert len(recorder.of("breaker_open")) == 1
