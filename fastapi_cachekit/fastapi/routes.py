@@ -266,9 +266,11 @@ class _CachedRoute:
             request_time=request_time,
             response_time=self.clock(),
         )
-        entry = decision.plan.entry(bytes(response.body)) if decision.plan else None
-        if entry is None or decision.reason == "no-cache":
-            return decision.reason if decision.plan is None else "no-cache"
+        if decision.plan is None or decision.reason == "no-cache":
+            return decision.reason
+        entry = decision.plan.entry(bytes(response.body))
+        if entry is None:
+            return "incomplete"  # a body that does not match its Content-Length
         ttl = _ttl_seconds(self.ttl, cache)
         if decision.reason in EXPLICIT_FRESHNESS:
             remaining = entry.lifetime - entry.initial_age

@@ -14,7 +14,7 @@ from fastapi_cachekit.fastapi.middleware.telling import RouteTemplates
 from fastapi_cachekit.fastapi.routes import cached_route
 from tests.clock import FakeClock
 
-from .middleware_support import Harness, cache_status
+from .middleware_support import Harness, Origin, cache_status
 from .test_middleware_flight import Gated, concurrently
 from .test_middleware_revalidation import Validating
 
@@ -191,3 +191,12 @@ def test_templates_follow_mounts_and_the_memo_stays_bounded() -> None:
     for n in range(5000):  # every user id a new path: the memo is cleared, not grown
         assert templates.of(scope(f"/api/users/{n}"), app) == "/api/users/{user_id}"
     assert len(templates._memo) <= 1024
+
+
+async def test_a_body_past_max_body_bytes_is_told_as_not_stored() -> None:
+    recorder = Recorder("http")
+    async with Harness(Origin(b"x" * 100).app, max_body_bytes=10) as h:
+        h.cache.add_observer(recorder)
+        response = await h.get()
+    assert cache_status(response) == "fastapi-cachekit; fwd=uri-miss"
+    assert recorder.told() == [("not_stored", "/{path:path}", "body-too-large")]

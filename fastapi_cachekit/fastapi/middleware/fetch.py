@@ -257,7 +257,9 @@ class Fetch:
             if not more:  # the whole body in one message: the usual, non-streamed response
                 entry = plan.entry(body)
                 if entry is None:
-                    self._why = "too-large" if not plan.accepts_size(len(body)) else "incomplete"
+                    self._why = (
+                        "body-too-large" if not plan.accepts_size(len(body)) else "incomplete"
+                    )
                 await self._release(stored=entry is not None, entry=entry)
                 await self._send(message)
                 await self._finish(entry)
@@ -271,7 +273,7 @@ class Fetch:
             if plan.accepts_size(self._size):
                 chunks.append(body)
             else:
-                self._give_up("too-large")
+                self._give_up("body-too-large")
         await self._send(message)
         if not more and self._chunks is not None and plan is not None:
             self._chunks = None
