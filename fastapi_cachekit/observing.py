@@ -1,8 +1,11 @@
 """The service's observers: who hears its events, and the counters that tell them.
 
-The service counts a read with `hit(namespace)` or `miss(namespace)`. Without an observer those
-are the accounting's own methods; with one, they count and then emit. So a service nobody
-observes pays nothing for the feature: the swap happens when an observer is added or removed.
+The service counts a read with `hit(namespace)` (`hit_nowait` when the backend's synchronous
+fast path answered: a hybrid's L1) or `miss(namespace)`. Without an observer those are the
+accounting's own methods; with one, they count and then emit. So a service nobody observes
+pays nothing for the feature: the swap happens when an observer is added or removed, and so
+does the accounting's `emit` (faults, bypasses) and the backend's (`observe(emit)`, for the
+events only a backend sees: a Redis breaker, a replay).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ import logging
 from collections.abc import Callable, Iterable
 
 from .accounting import Accounting
-from .events import CacheEvent, CacheObserver, Layer
+from .events import CacheEvent, CacheObserver, EventKind, Layer
 
 __all__ = ["Observation"]
 
 logger = logging.getLogger("fastapi_cachekit.service")
 
 Count = Callable[[str | None], None]
+
+_MAX_MEMO_NAMESPACES = 256
 
 
 class Observation:
@@ -27,19 +32,25 @@ class Observation:
     def __init__(
         self,
         accounting: Accounting,
-        layer: Layer,
+        layers: tuple[Layer, Layer],
         default_namespace: str | None,
         *,
         counting: bool = True,
+        backend: object = None,
     ) -> None:
         self._accounting = accounting
-        self._layer = layer
+        self._nowait_layer, self._layer = layers
         self._default_namespace = default_namespace
+        # A backend with events of its own is told the emit function (`observe(emit)`).
+        self._observe_backend: Callable[[Callable[[CacheEvent], None] | None], None] | None = (
+            getattr(backend, "observe", None)
+        )
         self._counting = counting
         self._observers: tuple[CacheObserver, ...] = ()
         self.emit: Callable[[CacheEvent], None] | None = None
         """Tell every observer an event; None while nobody observes (test it first)."""
         self.hit: Count = _ignore
+        self.hit_nowait: Count = _ignore
         self.miss: Count = _ignore
         self._wire()
 
@@ -62,32 +73,52 @@ class Observation:
 
     def _wire(self) -> None:
         count = self._accounting
-        if not self._observers:
-            self.emit = None
-            self.hit = count.hit if self._counting else _ignore
-            self.miss = count.miss if self._counting else _ignore
-            return
-        emit = self.emit = self._tell_all
-        layer, default = self._layer, self._default_namespace
         counted_hit = count.hit if self._counting else _ignore
         counted_miss = count.miss if self._counting else _ignore
+        had_observers = self.emit is not None
+        emit = self.emit = self._tell_all if self._observers else None
+        count.emit = emit
+        # Only on a change: a service built without observers on a backend another service
+        # observes must not silence it.
+        if self._observe_backend is not None and (emit is not None or had_observers):
+            self._observe_backend(emit)
+        if emit is None:
+            self.hit = self.hit_nowait = counted_hit
+            self.miss = counted_miss
+            return
+        self.hit = self._telling(counted_hit, emit, "hit", self._layer)
+        self.hit_nowait = self._telling(counted_hit, emit, "hit", self._nowait_layer)
+        self.miss = self._telling(counted_miss, emit, "miss", self._layer)
 
-        def hit(namespace: str | None) -> None:
-            counted_hit(namespace)
-            emit(CacheEvent("hit", layer, default if namespace is None else namespace))
+    def _telling(
+        self, count: Count, emit: Callable[[CacheEvent], None], kind: EventKind, layer: Layer
+    ) -> Count:
+        """`count`, then an event of `kind` in `layer` with the read's namespace.
 
-        def miss(namespace: str | None) -> None:
-            counted_miss(namespace)
-            emit(CacheEvent("miss", layer, default if namespace is None else namespace))
+        Events are immutable and a read's depends only on its namespace, so each is built
+        once and told again (building one costs more than the rest of a memory hit); the
+        memo is bounded like the middleware's, cleared when full."""
+        default = self._default_namespace
+        built: dict[str | None, CacheEvent] = {}
 
-        self.hit, self.miss = hit, miss
+        def counted_and_told(namespace: str | None) -> None:
+            count(namespace)
+            event = built.get(namespace)
+            if event is None:
+                if len(built) >= _MAX_MEMO_NAMESPACES:
+                    built.clear()
+                name = default if namespace is None else namespace
+                event = built[namespace] = CacheEvent(kind, layer, name)
+            emit(event)
+
+        return counted_and_told
 
     def _tell_all(self, event: CacheEvent) -> None:
         for observer in self._observers:
             try:
                 observer.event(event)
             except Exception as exc:  # an observer's bug must not reach the cache's caller
-                self._accounting.fault(exc)
+                self._accounting.record_fault(exc)
 
 
 def observers_of(observers: CacheObserver | Iterable[CacheObserver] | None) -> list[CacheObserver]:

@@ -25,7 +25,7 @@ from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
 from .batch import Batches, many
 from .errors import BackendError, ConfigurationError, SerializationError
-from .events import CacheEvent, CacheObserver
+from .events import CacheEvent, CacheObserver, Layer
 from .fills import Fill, call
 from .flights import Flights
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
@@ -67,14 +67,19 @@ class CacheService:
         self._default_namespace = (
             None if default_namespace is None else check_namespace(default_namespace)
         )
-        self._accounting = Accounting()
+        # Events name the tier that answered: `layer`, or `nowait_layer` when the backend's
+        # synchronous fast path did (a hybrid's L1 in front of its L2).
+        layer: Layer = getattr(backend, "layer", "service")
+        nowait_layer: Layer = getattr(backend, "nowait_layer", layer)
+        self._accounting = Accounting(layer)
         self._observation = Observation(
             self._accounting,
-            getattr(backend, "layer", "service"),
+            (nowait_layer, layer),
             self._default_namespace,
             counting=enable_stats,
+            backend=backend,
         )
-        self._hit, self._miss = self._observation.hit, self._observation.miss
+        self._rewire()
         for observer in observers_of(observers):
             self.add_observer(observer)
         self._upkeep = Maintenance(
@@ -128,22 +133,25 @@ class CacheService:
         """The observers told of this service's events (`fastapi_cachekit.events`)."""
         return self._observation.observers
 
-    @property
-    def emit(self) -> Callable[[CacheEvent], None] | None:
-        """Tell this service's observers an event; None while it has none (so a caller
-        builds no event that nobody hears). For the layers around the service: HTTP."""
-        return self._observation.emit
-
     def add_observer(self, observer: CacheObserver) -> None:
         """Tell `observer` every event of this service from now on (once, however often it
         is added). An observer that raises is counted as a fault and logged, never raised."""
         self._observation.add(observer)
-        self._hit, self._miss = self._observation.hit, self._observation.miss
+        self._rewire()
 
     def remove_observer(self, observer: CacheObserver) -> None:
         """Stop telling `observer` (nothing happens if it was not added)."""
         self._observation.remove(observer)
-        self._hit, self._miss = self._observation.hit, self._observation.miss
+        self._rewire()
+
+    def _rewire(self) -> None:
+        observation = self._observation
+        self._hit, self._hit_nowait = observation.hit, observation.hit_nowait
+        self._miss = observation.miss
+        # A plain attribute, not a property: the HTTP hit path tests it on every request.
+        self.emit: Callable[[CacheEvent], None] | None = observation.emit
+        """Tell this service's observers an event; None while it has none (so a caller
+        builds no event that nobody hears). For the layers around the service: HTTP."""
 
     # --- the off switch ------------------------------------------------------------------
 
@@ -180,15 +188,17 @@ class CacheService:
         """The cached value, or `default` (None) on a miss."""
         fk = self._key(key, namespace)
         data = self._io.read_nowait(fk)  # the two halves of `read`: no coroutine on a hit
+        hit = self._hit_nowait
         if data is DEFERRED:
             data = await self._io.read_awaited(fk)
+            hit = self._hit
         if data is not None:
             try:
                 value = self._codec.decode(data)
             except SerializationError as exc:
-                self._accounting.fault(exc)
+                self._accounting.fault(exc, "service")
             else:
-                self._hit(namespace)
+                hit(namespace)
                 return value
         self._miss(namespace)
         return default
@@ -210,9 +220,14 @@ class CacheService:
 
         `count=False` leaves the hit/miss statistics alone (for bookkeeping reads).
         """
-        data = await self._io.read(self._key(key, namespace))
-        if count:
-            (self._miss if data is None else self._hit)(namespace)
+        fk = self._key(key, namespace)
+        data = self._io.read_nowait(fk)
+        if data is DEFERRED:
+            data = await self._io.read_awaited(fk)
+            if count:
+                (self._miss if data is None else self._hit)(namespace)
+        elif count:
+            (self._miss if data is None else self._hit_nowait)(namespace)
         return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
@@ -242,19 +257,21 @@ class CacheService:
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
-            self._accounting.bypasses += 1
+            self._accounting.bypass("fill", label)
             self._miss(namespace)
             return await call(value_factory)
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
-        flight = self._flights.join(
+        flight, joined = self._flights.join(
             fk,
             lambda: self._fill.run(fk, value_factory, seconds, label, tag_tuple),
             key,
             label,
             tag_tuple,
         )
+        if joined and self.emit is not None:
+            self.emit(CacheEvent("coalesced", "service", label, key=fk))
         return await asyncio.shield(flight)
 
     # --- writes --------------------------------------------------------------------------
@@ -277,7 +294,7 @@ class CacheService:
         try:
             data = self._codec.encode(value)
         except MemoryError:
-            self._accounting.fault(MemoryError(OUT_OF_MEMORY))
+            self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), fk, label)
             return False
         # The two halves of `write`, so that a memory write costs no coroutine.
         stored = self._io.write_nowait(fk, data, seconds, label, tag_tuple, None)
@@ -478,11 +495,18 @@ class CacheService:
     ) -> int:
         """Run an invalidation through `backend_io` and tell the observers what it removed."""
         started = time.perf_counter()
-        removed = int(await self._io.invalidate(operation, detach))
-        emit = self._observation.emit
+        result = await self._io.invalidate(operation, detach)  # None: it failed
+        removed = int(result or 0)
+        emit = self.emit
         if emit is not None:
             seconds = time.perf_counter() - started
-            emit(CacheEvent("invalidation", "service", namespace, kind, removed, seconds))
+            # A failed invalidation is queued by a backend that can (Redis: replayed later).
+            queued = result is None and kind != "expired" and self._io.queues_invalidations
+            emit(
+                CacheEvent(
+                    "invalidation", "service", namespace, kind, removed, seconds, queued=queued
+                )
+            )
         return removed
 
     async def _flush_counters(self) -> None:

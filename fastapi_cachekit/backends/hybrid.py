@@ -27,9 +27,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ..errors import BackendError
+from ..events import CacheEvent
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
@@ -54,6 +55,11 @@ class HybridBackend:
     may stay silent before L1 is bypassed, `heartbeat` how long it may be quiet before it is
     pinged (shorter than `l1_liveness`); `monotonic` measures both.
     """
+
+    layer: Final = "l2"
+    """The name events give a read Redis answered (`events.Layer`)..."""
+    nowait_layer: Final = "l1"
+    """...and one this process's memory tier answered (the synchronous fast path)."""
 
     def __init__(
         self,
@@ -108,6 +114,10 @@ class HybridBackend:
             l1_liveness=settings.l1_liveness_seconds,
             heartbeat=settings.l1_liveness_seconds / 3,
         )
+
+    def observe(self, emit: Callable[[CacheEvent], None] | None) -> None:
+        """See `RedisBackend.observe`: L2's breaker and replays."""
+        self.l2.observe(emit)
 
     @property
     def coherent(self) -> bool:

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
+from ..events import key_hash
 from ..keys import pattern_covers
 from ..patterns import GlobPattern
 from .base import BackendStats, FillToken, LabelCounts, top_labels
@@ -183,12 +184,13 @@ class MemoryBackend:
         if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
             self._last_refusal_log = now
             logger.warning(
-                "value for %r not cached: its entry takes %d bytes, more than "
+                "a value (key hash %s) was not cached: its entry takes %d bytes, more than "
                 "max_memory_bytes=%d (CACHEKIT_MAX_MEMORY_BYTES); raise the bound or cache "
                 "smaller values",
-                key,
+                key_hash(key),
                 size,
                 self.max_memory_bytes,
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
             )
 
     def _invalidated_since(

@@ -5,6 +5,7 @@ name a local alias, which FastAPI can only see if annotations are evaluated at d
 """
 
 import hmac
+import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -26,6 +27,8 @@ from .dashboard import Dashboard, add_dashboard
 from .dependencies import get_cache
 
 __all__ = ["admin_router"]
+
+logger = logging.getLogger("fastapi_cachekit.admin")
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -138,6 +141,11 @@ def _bearer_guard(expected: str) -> Any:
     ) -> None:
         given = b"" if credentials is None else credentials.credentials.encode()
         if not hmac.compare_digest(given, expected_bytes):
+            # Never the token given (a near miss of the real one), nor the expected one.
+            logger.warning(
+                "refused an admin request without a valid token",
+                extra={"cache_outcome": "refused"},
+            )
             raise HTTPException(
                 status_code=401,
                 detail="a valid admin token is required (Authorization: Bearer <token>)",

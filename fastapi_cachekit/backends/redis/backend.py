@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from ...errors import BackendError, ConfigurationError
+from ...events import CacheEvent, key_hash
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken, LabelCounts
@@ -144,6 +145,12 @@ class RedisBackend:
         replay, so it must not call this backend's methods. One callback: a second replaces it.
         """
         self._replays.on_replay(replayed)
+
+    def observe(self, emit: Callable[[CacheEvent], None] | None) -> None:
+        """Tell `emit` (the service's observers; None: nobody) the breaker's changes and the
+        replays of queued invalidations; the service calls this when its observers change."""
+        self.redis.breaker.emit = emit
+        self._replays.emit = emit
 
     def redis_answered(self) -> None:
         """Redis answered on another connection (a subscription): replay the queued
@@ -368,4 +375,8 @@ class RedisBackend:
         now = time.monotonic()
         if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
             self._last_corrupt_log = now
-            logger.warning("cache entry %r is not a cachekit value; treated as a miss", key)
+            logger.warning(
+                "a cache entry (key hash %s) is not a cachekit value; treated as a miss",
+                key_hash(key),
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "fault"},
+            )
