@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 
 from .accounting import Accounting
 from .events import CacheEvent, CacheObserver, EventKind, Layer
@@ -82,7 +83,7 @@ class Observation:
         # observes must not silence it.
         if self._observe_backend is not None and (emit is not None or had_observers):
             self._observe_backend(emit)
-        if emit is None:
+        if emit is None or not any(map(_hears_reads, self._observers)):
             self.hit = self.hit_nowait = counted_hit
             self.miss = counted_miss
             return
@@ -128,6 +129,14 @@ def observers_of(observers: CacheObserver | Iterable[CacheObserver] | None) -> l
     if isinstance(observers, CacheObserver):
         return [observers]
     return list(observers)
+
+
+def _hears_reads(observer: CacheObserver) -> bool:
+    """Whether `observer` wants hits or misses (its optional `kinds`; absent: every kind)."""
+    kinds = getattr(observer, "kinds", None)
+    if not isinstance(kinds, AbstractSet):
+        return True
+    return "hit" in kinds or "miss" in kinds
 
 
 def _ignore(namespace: str | None) -> None:

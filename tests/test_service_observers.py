@@ -16,7 +16,7 @@ class Recorder:
     def event(self, event: CacheEvent) -> None:
         self.events.append(event)
 
-    def kinds(self) -> list[tuple[str, str | None]]:
+    def told(self) -> list[tuple[str, str | None]]:
         """The reads told: (hit or miss, namespace)."""
         return [(e.kind, e.namespace) for e in self.events if e.kind in ("hit", "miss")]
 
@@ -33,7 +33,7 @@ async def test_reads_are_told_with_their_namespace() -> None:
         await cache.get("a")
         await cache.get("b")
         await cache.get("a", namespace="other")
-    assert recorder.kinds() == [("hit", "app"), ("miss", "app"), ("miss", "other")]
+    assert recorder.told() == [("hit", "app"), ("miss", "app"), ("miss", "other")]
     assert {e.layer for e in recorder.events} == {"memory"}
 
 
@@ -58,7 +58,7 @@ async def test_a_failing_observer_is_a_fault_and_the_others_still_hear() -> None
     async with CacheService(MemoryBackend(), observers=[Broken(), recorder]) as cache:
         assert await cache.get("a") is None
         stats = await cache.get_stats()
-    assert recorder.kinds() == [("miss", None)]
+    assert recorder.told() == [("miss", None)]
     assert stats.errors == 1
     assert stats.total_misses == 1
 
@@ -75,7 +75,7 @@ async def test_observers_come_and_go() -> None:
         await cache.get("a")
         assert cache.emit is None
         stats = await cache.get_stats()
-    assert recorder.kinds() == [("miss", None)]
+    assert recorder.told() == [("miss", None)]
     assert stats.total_misses == 2
 
 
@@ -84,10 +84,27 @@ async def test_without_stats_observers_still_hear_reads() -> None:
     async with CacheService(MemoryBackend(), enable_stats=False, observers=recorder) as cache:
         await cache.get("a")
         stats = await cache.get_stats()
-    assert recorder.kinds() == [("miss", None)]
+    assert recorder.told() == [("miss", None)]
     assert stats.total_misses == 0
 
 
 def test_an_object_without_event_is_refused() -> None:
     with pytest.raises(TypeError, match="event"):
         CacheService(MemoryBackend(), observers=[object()])  # type: ignore[list-item]
+
+
+class InvalidationsOnly(Recorder):
+    kinds = frozenset({"invalidation"})
+
+
+async def test_observers_that_want_no_reads_leave_the_read_path_unobserved() -> None:
+    wanting, reads_too = InvalidationsOnly(), Recorder()
+    async with CacheService(MemoryBackend(), observers=wanting) as cache:
+        await cache.get("a")
+        await cache.delete("a")
+        assert [e.kind for e in wanting.events] == ["invalidation"]  # the read was not told
+        cache.add_observer(reads_too)
+        await cache.get("a")
+        assert [e.kind for e in reads_too.events] == ["miss"]
+        stats = await cache.get_stats()
+    assert stats.total_misses == 2

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from ..events import CacheEvent
 
@@ -43,6 +44,9 @@ class RecentInvalidations:
     """A CacheObserver keeping the last `size` invalidation events; every other kind of
     event is dropped at once, and so are expiry sweeps that removed nothing (the service's
     periodic cleanup would otherwise push every real invalidation out of the ring)."""
+
+    kinds: Final = frozenset({"invalidation"})
+    """Only invalidations: the service then tells this ring no reads (`events.CacheObserver`)."""
 
     def __init__(self, size: int = 50, clock: Clock = time.time) -> None:
         self._items: deque[Invalidated] = deque(maxlen=size)
