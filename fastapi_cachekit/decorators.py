@@ -4,8 +4,9 @@ The decorator works out everything it can once, at decoration time (signature, e
 parameters, which arguments each argument callable takes, the return type's adapter); a call
 only binds its arguments and builds its key, then gets, or computes and sets through the
 service's single-flight `get_or_set_async`. The service itself is looked up at each call when
-@cached is given an app or a function, so a test can swap it after the module was imported. A sync function runs in a worker thread, so the
-event loop keeps serving while it blocks; its cached twin is async, like every cache call.
+@cached is given an app or a function, so a test can swap it after the module was imported.
+A sync function runs in a worker thread, so the event loop keeps serving while it blocks; its
+cached twin is async, like every cache call.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 T = TypeVar("T")
+
 
 class AppWithState(Protocol):
     """A Starlette or FastAPI app: `setup_cache` registers its service on `app.state`."""

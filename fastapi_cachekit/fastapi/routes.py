@@ -48,8 +48,10 @@ from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, reque
 from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
     RouteFront,
+    hit_handler,
     put_in_front_of_route,
     render_response,
+    skipped_parameters,
     with_request_and_response,
 )
 
@@ -65,6 +67,8 @@ Clock = Callable[[], float]
 
 _LOOKED_UP = "fastapi_cachekit.route_looked_up"
 """Scope key: the shortcut already looked this request up (and counted the miss)."""
+_HIT = "fastapi_cachekit.route_hit"
+"""Scope key: the stored response the shortcut found, for the route's hit handler to send."""
 _NO_INPUTS = RouteInputs()
 
 
@@ -78,6 +82,7 @@ def cached_route(
     vary_on: VaryOn = None,
     cache_private_requests: bool = False,
     max_variants: int = DEFAULT_MAX_VARIANTS,
+    skip_on_hit: Iterable[Callable[..., Any]] = (),
     clock: Clock = time.time,
 ) -> Callable[[F], F]:
     """Cache a GET endpoint's responses in `cache` (default: the app's service).
@@ -93,6 +98,10 @@ def cached_route(
     bypass the cache unless the key varies on that header (`vary_on`), `vary_on` is a
     function (which tells users apart), or `cache_private_requests=True`.
 
+    A hit still validates the request and runs the route's dependencies (auth checks), except
+    those of the endpoint parameters whose `Depends(call)` names a call in `skip_on_hit` (a
+    database session, say): they run on misses only, and a hit never calls them.
+
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
@@ -107,6 +116,7 @@ def cached_route(
         vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
         cache_private_requests=cache_private_requests,
         max_variants=check_max_variants(max_variants),
+        skip_on_hit=tuple(skip_on_hit),
         clock=clock,
     )
 
@@ -128,6 +138,7 @@ class _Options:
     vary_on: VaryOn
     cache_private_requests: bool
     max_variants: int
+    skip_on_hit: tuple[Callable[..., Any], ...]
     clock: Clock
 
 
@@ -157,6 +168,7 @@ class _CachedRoute:
         self.vary_on = options.vary_on
         self.clock = options.clock
         self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
+        self.skipped = skipped_parameters(endpoint, options.skip_on_hit)
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
         # The route bypasses personal requests itself; the policy only has to let through
@@ -180,6 +192,7 @@ class _CachedRoute:
 
     def _build_wrapper(self) -> Callable[..., Any]:
         signature, request_name, response_name = with_request_and_response(self.endpoint)
+        self.signature, self.request_name = signature, request_name  # for the hit handler
         hidden = {request_name, response_name} - set(inspect.signature(self.endpoint).parameters)
 
         @functools.wraps(self.endpoint)
@@ -263,11 +276,8 @@ class _CachedRoute:
         await self.storage.put(cache, key, _as_sent(entry, response), ttl, tags=tags, fill=token)
 
     def _install_shortcut(self, scope: Scope) -> None:
-        """Answer later hits before FastAPI solves the route's parameters, when the key covers
-        every input FastAPI validates (so a request that would fail validation never has the
-        key of one that passed): not with a `key_func`."""
-        if self.key_func is None:
-            put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
+        """Look later requests up before FastAPI solves the route's parameters."""
+        put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
@@ -329,19 +339,42 @@ class _Replay(Response):
 
 
 class _HitShortcut(RouteFront):
-    """The ASGI app of a cached route without dependencies: a hit is sent straight from the
-    cache; anything else goes on to FastAPI's handler (marked as already looked up)."""
+    """The ASGI app in front of a cached route: it looks each cacheable request up before
+    FastAPI solves the route's parameters. A hit is sent straight from the cache when nothing
+    must run first: no dependency left after `skip_on_hit`, and no `key_func` (the default
+    key covers every input FastAPI validates, so a request that would fail validation never
+    has the key of one that passed). Otherwise the hit goes through the route's hit handler,
+    which validates and runs those dependencies (auth) before sending it. Anything else goes
+    on to FastAPI's handler, marked as already looked up."""
 
-    def __init__(self, app: ASGIApp, cached: _CachedRoute) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, route: Any, cached: _CachedRoute) -> None:
+        super().__init__(app, route)
         self.cached = cached
+        self.hits = hit_handler(
+            route, cached.signature, cached.request_name, cached.skipped, _stored_response
+        )
+        self.direct = cached.key_func is None and not self.hits.runs_dependencies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.cached.cacheable(scope):
             request = Request(scope)
-            entry = await self.cached.lookup(request, self.cached.key(request))
+            try:
+                key = self.cached.key(request)
+            except Exception:  # a key_func failing on a request FastAPI would refuse
+                await self.app(scope, receive, send)
+                return
+            entry = await self.cached.lookup(request, key)
             if entry is not None:
-                await _Replay(entry)(scope, receive, send)
+                if self.direct:
+                    await _Replay(entry)(scope, receive, send)
+                else:
+                    scope[_HIT] = entry
+                    await self.hits.app(scope, receive, send)
                 return
             scope[_LOOKED_UP] = True
         await self.app(scope, receive, send)
+
+
+def _stored_response(request: Request) -> Response:
+    """What the hit handler sends: the entry the shortcut found."""
+    return _Replay(request.scope[_HIT])
