@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint types pytest docs bench chaos clean
+.PHONY: install demo test test-pythons lint types pytest docs bench chaos clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ docs: install
 
 test: lint types pytest docs
 
+# The suite on the other supported Pythons (`test` runs the venv's), each in a .venv-<version>
+# of its own, without the chaos scenarios and the benchmark run (they test processes and
+# timings, which `test` covers once). A missing interpreter is skipped, or fails under CI=true.
+OTHER_PYTHONS ?= 3.10 3.11 3.12 3.13
+
+test-pythons:
+	.ci/other-pythons $(filter-out $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null),$(OTHER_PYTHONS))
+
 # Side-by-side benchmarks (several minutes; starts its own redis-server). Not part of `test`,
 # which runs `benchmarks.run --quick` once through tests/test_benchmarks.py.
 bench: install
@@ -51,4 +59,4 @@ chaos: install
 	$(BIN)/python -m tests.chaos.run
 
 clean:
-	rm -rf $(VENV) site dist .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.* site dist .mypy_cache .pytest_cache .ruff_cache

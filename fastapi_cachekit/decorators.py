@@ -3,8 +3,10 @@
 The decorator works out everything it can once, at decoration time (signature, excluded
 parameters, which arguments each argument callable takes, the return type's adapter); a call
 only binds its arguments and builds its key, then gets, or computes and sets through the
-service's single-flight `get_or_set_async`. A sync function runs in a worker thread, so the
-event loop keeps serving while it blocks; its cached twin is async, like every cache call.
+service's single-flight `get_or_set_async`. The service itself is looked up at each call when
+@cached is given an app or a function, so a test can swap it after the module was imported.
+A sync function runs in a worker thread, so the event loop keeps serving while it blocks; its
+cached twin is async, like every cache call.
 """
 
 from __future__ import annotations
@@ -23,12 +25,22 @@ from .keys import NotInKey, function_call_key, not_in_key
 from .service import CacheService
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
-__all__ = ["CachedFunction", "Decorator", "NotInKey", "cached"]
+__all__ = ["AppWithState", "CacheSource", "CachedFunction", "Decorator", "NotInKey", "cached"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 T = TypeVar("T")
+
+
+class AppWithState(Protocol):
+    """A Starlette or FastAPI app: `setup_cache` registers its service on `app.state`."""
+
+    state: Any
+
+
+CacheSource = CacheService | AppWithState | Callable[[], CacheService]
+"""Where @cached finds its service: a service, an app's current service, or a function."""
 
 Predicate = Callable[[Any], object]
 """A test of a function's result: `condition=` stores it when true, `unless=` when false."""
@@ -158,7 +170,7 @@ class _Plan:
 
 
 def cached(
-    cache_service: CacheService,
+    cache_service: CacheSource,
     ttl: TTL | DefaultTTL = DEFAULT_TTL,
     key_func: Callable[..., str] | None = None,
     namespace: str | Callable[..., str] | None = None,
@@ -169,6 +181,11 @@ def cached(
     unless: Predicate | None = None,
 ) -> Decorator:
     """Cache the results of a function in `cache_service`.
+
+    `cache_service` is a CacheService, used for every call; or an app (FastAPI, Starlette),
+    whose current service (`setup_cache`) each call looks up, so `setup_cache(app, other)`,
+    in a test say, takes effect at once; or a function returning the service to use, called
+    at each call.
 
     An async function stays async; a sync function (`def`) runs in a worker thread and its
     cached version is async: `await get_user(1)`.
@@ -186,6 +203,7 @@ def cached(
     """
     if not isinstance(ttl, DefaultTTL):
         ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached is written
+    service_of = _service_source(cache_service)
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 
     def decorate(func: Callable[P, Any]) -> CachedFunction[P, Any]:
@@ -207,7 +225,7 @@ def cached(
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             arguments = plan.bind(args, kwargs)
             try:
-                value = await cache_service.get_or_set_async(
+                value = await service_of().get_or_set_async(
                     plan.key(arguments),
                     lambda: fill(args, kwargs),
                     ttl=ttl,
@@ -221,7 +239,7 @@ def cached(
         async def cache_invalidate(*args: P.args, **kwargs: P.kwargs) -> bool:
             arguments = plan.bind(args, kwargs)
             key, label = plan.key(arguments), namespace_of(arguments)
-            return await cache_service.delete(key, namespace=label)
+            return await service_of().delete(key, namespace=label)
 
         def cache_key(*args: P.args, **kwargs: P.kwargs) -> str:
             return plan.key(plan.bind(args, kwargs))
@@ -230,6 +248,23 @@ def cached(
         return cast(CachedFunction[P, Any], wrapper)
 
     return cast(Decorator, decorate)
+
+
+def _service_source(source: CacheSource) -> Callable[[], CacheService]:
+    """A function giving the service a call uses: `source` itself, or looked up per call."""
+    if isinstance(source, CacheService):
+        return lambda: source
+    if hasattr(source, "state"):
+        # Imported here: an app's service is wiring that lives with the FastAPI layer.
+        from .fastapi.dependencies import cache_for_app
+
+        return functools.partial(cache_for_app, cast(Any, source))
+    if callable(source):
+        return source
+    raise TypeError(
+        f"@cached takes a CacheService, an app set up with setup_cache(app), or a function "
+        f"returning a CacheService; got {type(source).__name__}"
+    )
 
 
 def _per_call(

@@ -40,7 +40,8 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
-    ("decorators", VOCABULARY | {"service", "settings", "serialization"}),
+    # An app's current service (`@cached(app)`), looked up through the FastAPI wiring.
+    ("decorators", VOCABULARY | {"service", "settings", "serialization", "fastapi.dependencies"}),
     ("service", VOCABULARY | SERVICE_PARTS | {"settings", "serialization", "backends.base"}),
     ("flights", VOCABULARY),
     ("accounting", VOCABULARY | {"backends.base"}),

@@ -113,7 +113,7 @@ async def test_the_manual_clock_expires_entries_and_the_recorder_sees_each_read(
 USER_TESTS = """
 import httpx
 from fastapi import Depends, FastAPI
-from fastapi_cachekit import CacheService, MemoryBackend, get_cache, setup_cache
+from fastapi_cachekit import CacheService, MemoryBackend, cached, get_cache, setup_cache
 
 app = FastAPI()
 app_cache = setup_cache(app, CacheService(MemoryBackend()))
@@ -121,6 +121,10 @@ app_cache = setup_cache(app, CacheService(MemoryBackend()))
 @app.get("/double/{n}")
 async def double(n: int, cache: CacheService = Depends(get_cache)) -> int:
     return await cache.get_or_set_async(f"double:{n}", lambda: 2 * n, ttl=10)
+
+@cached(app, namespace="square", ttl=10)
+async def square(n: int) -> int:
+    return n * n
 
 async def call(n):
     transport = httpx.ASGITransport(app=app)
@@ -137,9 +141,13 @@ async def test_first(cachekit_setup, cachekit_recorder, cachekit_clock):
     cachekit_recorder.assert_miss("double:2")
 
 async def test_second_gets_a_fresh_cache(cachekit_setup, cachekit_recorder):
+    await square(3)  # into the app's own cache, before the test's cache is set up
     cachekit_setup(app)
     await call(2)
     cachekit_recorder.assert_miss("double:2")
+    assert [await square(3), await square(3)] == [9, 9]
+    cachekit_recorder.assert_hit("square:*")
+    assert cachekit_recorder.misses("square:*") == [f"square:{square.cache_key(3)}"]
 
 def test_the_app_has_its_own_cache_back():
     assert app.state.cachekit is app_cache

@@ -7,7 +7,11 @@ FastAPI offers no public API for two things @cached_route needs:
   route's response settings (and checks, once, whether that version takes `dump_json`).
 - Answering a hit before FastAPI solves the route's parameters (most of a hit's cost):
   `put_in_front_of_route` replaces the `app` attribute of the route serving a request, which
-  Starlette calls for every request the route matches.
+  Starlette calls for every request the route matches (with FastAPI 0.165+, for a route of an
+  included router, the `app` of the route's per-inclusion context, which is what is called).
+- Running, on a hit, only the dependencies a hit needs: `hit_handler` is FastAPI's own handler
+  for an endpoint with the cached endpoint's parameters, less those `skip_on_hit` names,
+  that returns the stored response (`skipped_parameters` finds them).
 
 `SUPPORTED_FASTAPI` is the range of FastAPI versions these were checked against;
 `tests/fastapi/test_route_render.py` fails on any other, and pins every name used here.
@@ -17,23 +21,29 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, NamedTuple
 
 from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.utils import get_dependant
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, serialize_response
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..errors import ConfigurationError
+
 __all__ = [
     "SERIALIZE_ARGUMENTS",
     "SUPPORTED_FASTAPI",
+    "HitHandler",
     "RouteFront",
+    "hit_handler",
     "parameter_of_type",
     "put_in_front_of_route",
     "render_response",
+    "skipped_parameters",
     "with_request_and_response",
 ]
 
@@ -126,32 +136,96 @@ async def render_response(request: Request, result: Any, sub_response: Response)
 
 
 class RouteFront:
-    """Base of an ASGI app put in front of a route's own handler, `app`; this one passes every
-    request on, subclasses answer some themselves."""
+    """Base of an ASGI app put in front of a route's own handler, `app`; `route` is what
+    serves the request (the APIRoute, or its per-inclusion context: both have `path`,
+    `methods`, `dependencies`, `dependency_overrides_provider`). This one passes every request
+    on; subclasses answer some themselves."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, route: Any) -> None:
         self.app = app
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
 
 def put_in_front_of_route(
-    scope: Scope, endpoint: Callable[..., Any], front: Callable[[ASGIApp], RouteFront]
+    scope: Scope, endpoint: Callable[..., Any], front: Callable[[ASGIApp, Any], RouteFront]
 ) -> None:
     """From the next request on, send the requests of the route serving `scope` to
-    `front(handler)`, where handler is FastAPI's own, when the route's endpoint is `endpoint`
-    and it has no dependencies. Once per route.
+    `front(handler, route)`, where handler is FastAPI's own, when the route's endpoint is
+    `endpoint`. Once per route (per inclusion of its router).
 
-    A route with dependencies keeps FastAPI's handler alone, since a dependency (an auth check,
-    say) must run for every request. The check and the assignment have no await between them,
-    so two concurrent first requests cannot both install a front.
+    The check and the assignment have no await between them, so two concurrent first
+    requests cannot both install a front.
     """
     route = scope.get("route")
-    if (
-        isinstance(route, APIRoute)
-        and route.endpoint is endpoint
-        and not route.dependant.dependencies
-        and not isinstance(route.app, RouteFront)
-    ):
-        route.app = front(route.app)
+    if not isinstance(route, APIRoute) or route.endpoint is not endpoint:
+        return
+    # FastAPI 0.165+ serves an included router's route through a per-inclusion context that
+    # it keeps in the scope; that context's `app` is the handler then called.
+    context = scope.get("fastapi", {}).get("effective_route_context")
+    serving = context if getattr(context, "original_route", None) is route else route
+    if not isinstance(serving.app, RouteFront):
+        serving.app = front(serving.app, serving)
+
+
+def skipped_parameters(endpoint: Callable[..., Any], calls: Collection[Any]) -> frozenset[str]:
+    """The names of the endpoint's parameters whose dependency (`Depends(call)`) is one of
+    `calls`; ConfigurationError for a call that no parameter depends on."""
+    if not calls:
+        return frozenset()
+    try:
+        dependencies = get_dependant(path="", call=endpoint).dependencies
+    except NameError as exc:
+        raise ConfigurationError(
+            f"@cached_route: skip_on_hit needs the annotations of {endpoint.__qualname__} "
+            f"resolved at decoration: {exc}"
+        ) from exc
+    names = frozenset(d.name for d in dependencies if d.name and d.call in calls)
+    found = {d.call for d in dependencies if d.name in names}
+    missing = [getattr(call, "__qualname__", repr(call)) for call in calls if call not in found]
+    if missing:
+        raise ConfigurationError(
+            f"@cached_route: skip_on_hit names {missing}, which no parameter of "
+            f"{endpoint.__qualname__} depends on; name the functions given to Depends() in "
+            "its parameters (the route's dependencies=[...] always run)"
+        )
+    return names
+
+
+class HitHandler(NamedTuple):
+    """FastAPI's handler for a route's hits, and whether it runs any dependency."""
+
+    app: ASGIApp
+    runs_dependencies: bool
+
+
+def hit_handler(
+    route: Any,
+    signature: inspect.Signature,
+    request_name: str,
+    skipped: Collection[str],
+    answer: Callable[[Request], Response],
+) -> HitHandler:
+    """The handler FastAPI would build for an endpoint with `signature` less the `skipped`
+    parameters, on `route`'s path, methods, dependencies and dependency overrides, that
+    sends `answer(request)`: it validates the request and runs every dependency a hit still
+    needs (auth checks), in FastAPI's order, with FastAPI's errors and cleanup."""
+
+    async def hit(**kwargs: Any) -> Response:
+        return answer(kwargs[request_name])
+
+    kept = [p for name, p in signature.parameters.items() if name not in skipped]
+    hit.__dict__["__signature__"] = signature.replace(
+        parameters=kept, return_annotation=inspect.Signature.empty
+    )
+    handled = APIRoute(
+        route.path,
+        hit,
+        methods=list(route.methods),
+        dependencies=list(route.dependencies),
+        dependency_overrides_provider=route.dependency_overrides_provider,
+        response_model=None,
+    )
+    return HitHandler(handled.app, bool(handled.dependant.dependencies))

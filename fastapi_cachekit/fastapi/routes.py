@@ -48,8 +48,10 @@ from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, reque
 from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
     RouteFront,
+    hit_handler,
     put_in_front_of_route,
     render_response,
+    skipped_parameters,
     with_request_and_response,
 )
 from .route_telling import RouteTelling
@@ -66,6 +68,8 @@ Clock = Callable[[], float]
 
 _LOOKED_UP = "fastapi_cachekit.route_looked_up"
 """Scope key: the shortcut already looked this request up (and counted the miss)."""
+_HIT = "fastapi_cachekit.route_hit"
+"""Scope key: the stored response the shortcut found, for the route's hit handler to send."""
 _NO_INPUTS = RouteInputs()
 
 
@@ -80,6 +84,7 @@ def cached_route(
     cache_private_requests: bool = False,
     max_variants: int = DEFAULT_MAX_VARIANTS,
     cache_status: bool | str = True,
+    skip_on_hit: Iterable[Callable[..., Any]] = (),
     clock: Clock = time.time,
 ) -> Callable[[F], F]:
     """Cache a GET endpoint's responses in `cache` (default: the app's service).
@@ -100,6 +105,10 @@ def cached_route(
     that bypasses the cache, when the endpoint returns data rather than a Response). A
     string names the cache in it (default "fastapi-cachekit"); False leaves it out.
 
+    A hit still validates the request and runs the route's dependencies (auth checks), except
+    those of the endpoint parameters whose `Depends(call)` names a call in `skip_on_hit` (a
+    database session, say): they run on misses only, and a hit never calls them.
+
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
@@ -115,6 +124,7 @@ def cached_route(
         cache_private_requests=cache_private_requests,
         max_variants=check_max_variants(max_variants),
         telling=RouteTelling(cache_status),
+        skip_on_hit=tuple(skip_on_hit),
         clock=clock,
     )
 
@@ -137,6 +147,7 @@ class _Options:
     cache_private_requests: bool
     max_variants: int
     telling: RouteTelling
+    skip_on_hit: tuple[Callable[..., Any], ...]
     clock: Clock
 
 
@@ -167,6 +178,7 @@ class _CachedRoute:
         self.clock = options.clock
         self.telling = options.telling
         self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
+        self.skipped = skipped_parameters(endpoint, options.skip_on_hit)
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
         # The route bypasses personal requests itself; the policy only has to let through
@@ -190,6 +202,7 @@ class _CachedRoute:
 
     def _build_wrapper(self) -> Callable[..., Any]:
         signature, request_name, response_name = with_request_and_response(self.endpoint)
+        self.signature, self.request_name = signature, request_name  # for the hit handler
         hidden = {request_name, response_name} - set(inspect.signature(self.endpoint).parameters)
 
         @functools.wraps(self.endpoint)
@@ -286,11 +299,8 @@ class _CachedRoute:
         return None
 
     def _install_shortcut(self, scope: Scope) -> None:
-        """Answer later hits before FastAPI solves the route's parameters, when the key covers
-        every input FastAPI validates (so a request that would fail validation never has the
-        key of one that passed): not with a `key_func`."""
-        if self.key_func is None:
-            put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
+        """Look later requests up before FastAPI solves the route's parameters."""
+        put_in_front_of_route(scope, self.wrapper, self.hit_shortcut)
 
     async def call(self, kwargs: dict[str, Any]) -> Any:
         if self.is_async:
@@ -352,21 +362,45 @@ class _Replay(Response):
 
 
 class _HitShortcut(RouteFront):
-    """The ASGI app of a cached route without dependencies: a hit is sent straight from the
-    cache; anything else goes on to FastAPI's handler (marked as already looked up)."""
+    """The ASGI app in front of a cached route: it looks each cacheable request up before
+    FastAPI solves the route's parameters. A hit is sent straight from the cache when nothing
+    must run first: no dependency left after `skip_on_hit`, and no `key_func` (the default
+    key covers every input FastAPI validates, so a request that would fail validation never
+    has the key of one that passed). Otherwise the hit goes through the route's hit handler,
+    which validates and runs those dependencies (auth) before sending it. Anything else goes
+    on to FastAPI's handler, marked as already looked up."""
 
-    def __init__(self, app: ASGIApp, cached: _CachedRoute) -> None:
-        super().__init__(app)
+    def __init__(self, app: ASGIApp, route: Any, cached: _CachedRoute) -> None:
+        super().__init__(app, route)
         self.cached = cached
+        self.hits = hit_handler(
+            route, cached.signature, cached.request_name, cached.skipped, _stored_response
+        )
+        self.direct = cached.key_func is None and not self.hits.runs_dependencies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cached = self.cached
         if scope["type"] == "http" and cached.cacheable(scope):
             request = Request(scope)
-            entry = await cached.lookup(request, cached.key(request))
+            try:
+                key = cached.key(request)
+            except Exception:  # a key_func failing on a request FastAPI would refuse
+                await self.app(scope, receive, send)
+                return
+            entry = await cached.lookup(request, key)
             if entry is not None:
-                cache = cached.cache or cache_for_app(request.app)
-                await cached.replay(cache, scope, entry)(scope, receive, send)
+                replay = cached.replay(cached.cache or cache_for_app(request.app), scope, entry)
+                if self.direct:
+                    await replay(scope, receive, send)
+                else:
+                    scope[_HIT] = replay
+                    await self.hits.app(scope, receive, send)
                 return
             scope[_LOOKED_UP] = True
         await self.app(scope, receive, send)
+
+
+def _stored_response(request: Request) -> Response:
+    """What the hit handler sends: the stored response the shortcut found."""
+    response: Response = request.scope[_HIT]
+    return response

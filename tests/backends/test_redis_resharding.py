@@ -172,7 +172,7 @@ async def test_redis_cli_reshard_under_load_loses_no_invalidation(
         calls = 0
         while reshard.returncode is None:  # the load runs for as long as the reshard does
             calls += await load_round()
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError from 3.11 on
                 await asyncio.wait_for(reshard.wait(), 0)
     assert reshard.returncode == 0, log.read_text()[-2000:]
     assert _owner(nodes, moved[-1]) is target
