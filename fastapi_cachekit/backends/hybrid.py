@@ -33,10 +33,10 @@ from ..errors import BackendError
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken
-from .hybrid_channel import MalformedMessage, decode, encode
+from .hybrid_channel import MalformedMessage, decode, encode, sender_prefix
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import Invalidation, RedisBackend
+from .redis import Announcement, Invalidation, RedisBackend
 
 __all__ = ["HybridBackend"]
 
@@ -86,6 +86,7 @@ class HybridBackend:
             monotonic=monotonic,
         )
         self._source = uuid.uuid4().hex
+        self._own = sender_prefix(self._source)
         self._coherent = False
         self.malformed_messages = 0
         """Messages on the channel that were not announcements (ignored)."""
@@ -179,13 +180,14 @@ class HybridBackend:
     ) -> bool:
         await self._ensure_listening()
         token = await self.l1.fill_token()
-        stored = await self.l2.set(key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
-        if stored:
-            await self._announce(Invalidation("key", (key,)))
-            if self._coherent:
-                await self.l1.set(
-                    key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
-                )
+        announce = self._announcement(Invalidation("key", (key,)))
+        stored = await self.l2.set(
+            key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=announce
+        )
+        if stored and self._coherent:
+            await self.l1.set(
+                key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
+            )
         return stored
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
@@ -197,41 +199,41 @@ class HybridBackend:
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
-        return await self._invalidate(Invalidation("key", (key,)), self.l2.delete(key))
+        done = Invalidation("key", (key,))
+        return await self._invalidate(done, self.l2.delete(key, self._announcement(done)))
 
     async def invalidate_namespace(self, namespace: str) -> int:
+        done = Invalidation("namespace", (namespace,))
         return await self._invalidate(
-            Invalidation("namespace", (namespace,)), self.l2.invalidate_namespace(namespace)
+            done, self.l2.invalidate_namespace(namespace, self._announcement(done))
         )
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
-        return await self._invalidate(
-            Invalidation("tags", tuple(tags)), self.l2.invalidate_tags(tags)
-        )
+        done = Invalidation("tags", tuple(tags))
+        return await self._invalidate(done, self.l2.invalidate_tags(tags, self._announcement(done)))
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        done = Invalidation("pattern", (pattern.source,), namespace)
         return await self._invalidate(
-            Invalidation("pattern", (pattern.source,), namespace),
-            self.l2.invalidate_pattern(pattern, namespace),
+            done, self.l2.invalidate_pattern(pattern, namespace, self._announcement(done))
         )
 
     async def clear(self) -> int:
-        return await self._invalidate(Invalidation("clear"), self.l2.clear())
+        done = Invalidation("clear")
+        return await self._invalidate(done, self.l2.clear(self._announcement(done)))
 
     async def _invalidate(self, done: Invalidation, in_l2: Awaitable[T]) -> T:
-        """L2 first, then L1 (whether L2 succeeded or queued it), then the announcement (when
-        L2 succeeded: a queued invalidation is announced once replayed).
+        """L2 first, with its announcement (when L2 succeeded: a queued invalidation is
+        announced once replayed), then L1, whether L2 succeeded or queued it.
 
         In this order a reader of this process that missed L1 and read the old entry from L2
         took its fill token before the L1 invalidation, so L1 refuses its promotion; a reader
         that starts later reads L2 after the change.
         """
         try:
-            result = await in_l2
+            return await in_l2
         finally:
             await self._drop_from_l1(done)
-        await self._announce(done)  # once L2 has changed: a queued one when it is replayed
-        return result
 
     async def _drop_from_l1(self, done: Invalidation) -> None:
         l1 = self.l1
@@ -302,6 +304,8 @@ class HybridBackend:
 
     async def _apply(self, data: bytes) -> None:
         """Apply another process's invalidation to this process's L1."""
+        if data.startswith(self._own):  # its own announcements: applied already
+            return
         try:
             sender, done = decode(data)
         except MalformedMessage as exc:
@@ -322,11 +326,15 @@ class HybridBackend:
                 data[:100],
             )
 
-    async def _announce(self, done: Invalidation) -> None:
-        """Publish an invalidation for the other processes' L1s (`_apply` reads it).
+    def _announcement(self, done: Invalidation) -> Announcement:
+        """The announcement of `done`, for the L2 call that performs it to publish."""
+        return self._channel.announcement(encode(self._source, done))
 
-        Publishes through the connection, not a backend method: this also runs inside the
-        Redis backend's replay, which a backend method would wait for.
+    async def _announce(self, done: Invalidation) -> None:
+        """Publish a replayed invalidation for the other processes' L1s (`_apply` reads it).
+
+        Publishes through the connection, not a backend method: this runs inside the Redis
+        backend's replay, which a backend method would wait for.
         """
         try:
             await self._channel.publish(encode(self._source, done))

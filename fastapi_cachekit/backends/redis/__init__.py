@@ -67,7 +67,15 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
 from __future__ import annotations
 
 from .backend import RedisBackend, RedisEntry
-from .channel import Channel, Heard, Subscription
+from .channel import Announcement, Channel, Heard, Subscription
 from .faults import Invalidation
 
-__all__ = ["Channel", "Heard", "Invalidation", "RedisBackend", "RedisEntry", "Subscription"]
+__all__ = [
+    "Announcement",
+    "Channel",
+    "Heard",
+    "Invalidation",
+    "RedisBackend",
+    "RedisEntry",
+    "Subscription",
+]

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import NamedTuple
 
 import orjson
@@ -21,7 +21,7 @@ from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
-from .channel import Channel
+from .channel import Announcement, Channel
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
 from .layout import (
@@ -223,7 +223,9 @@ class RedisBackend:
         namespace: str | None,
         tags: Sequence[str],
         fill: FillToken | None = None,
+        announce: Announcement | None = None,
     ) -> bool:
+        """Store an entry; `announce` is published with it, in the same script, if stored."""
         if self._pending.size:
             await self._replays.replay()
         now = self._clock()
@@ -241,11 +243,12 @@ class RedisBackend:
         labels = [f"n:{namespace}"] if namespace else []
         labels += [f"t:{tag}" for tag in tags]
         token = b"" if fill is None else fill
+        publish = lua.NO_ANNOUNCEMENT if announce is None else announce.args
         if len(labels) > SET_LABELS:
-            return await self._ops.set_wide(shard, key, data, px, token, expires_ms, labels)
-        index = shard.prefix
-        keys = [shard.entry(key), *shard.write_keys, *(index + label for label in labels)]
-        args = [data, px, token, key, b"", len(labels), *labels]
+            return await self._ops.set_wide(
+                shard, key, data, px, token, expires_ms, labels, publish
+            )
+        keys, args = lua.set_call(shard, key, data, px, token, labels, announce=publish)
         reply = await self.redis.script(lua.SET, keys, args)
         if reply.__class__ is list:  # the labels the old value had and this one dropped
             await self._ops.unindex(shard, key, reply)
@@ -254,33 +257,78 @@ class RedisBackend:
 
     # --- invalidation --------------------------------------------------------------------
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, announce: Announcement | None = None) -> bool:
+        """Delete `key` (an invalidation); `announce`: see `_invalidate`."""
         return bool(
-            await self._replays.run(Invalidation("key", (key,)), lambda: self._ops.delete(key))
+            await self._invalidate(
+                Invalidation("key", (key,)), lambda given: self._ops.delete(key, given), announce
+            )
         )
 
-    async def invalidate_namespace(self, namespace: str) -> int:
-        return await self._replays.run(
+    async def invalidate_namespace(
+        self, namespace: str, announce: Announcement | None = None
+    ) -> int:
+        return await self._invalidate(
             Invalidation("namespace", (namespace,)),
-            lambda: self._ops.invalidate_labels("n", (namespace,)),
+            lambda given: self._ops.invalidate_labels("n", (namespace,), given),
+            announce,
         )
 
-    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+    async def invalidate_tags(
+        self, tags: Sequence[str], announce: Announcement | None = None
+    ) -> int:
         labels = tuple(dict.fromkeys(tags))
         if not labels:
             return 0
-        return await self._replays.run(
-            Invalidation("tags", labels), lambda: self._ops.invalidate_labels("t", labels)
+        return await self._invalidate(
+            Invalidation("tags", labels),
+            lambda given: self._ops.invalidate_labels("t", labels, given),
+            announce,
         )
 
-    async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
-        return await self._replays.run(
+    async def invalidate_pattern(
+        self, pattern: GlobPattern, namespace: str | None, announce: Announcement | None = None
+    ) -> int:
+        return await self._invalidate(
             Invalidation("pattern", (pattern.source,), namespace),
-            lambda: self._ops.invalidate_pattern(pattern, namespace),
+            lambda _given: self._ops.invalidate_pattern(pattern, namespace),
+            announce,
         )
 
-    async def clear(self) -> int:
-        return await self._replays.clear()
+    async def clear(self, announce: Announcement | None = None) -> int:
+        removed = await self._replays.clear()
+        await self._publish_unsent(announce)
+        return removed
+
+    async def _invalidate(
+        self,
+        invalidation: Invalidation,
+        perform: Callable[[Announcement | None], Awaitable[int]],
+        announce: Announcement | None,
+    ) -> int:
+        """Perform an invalidation after the queued ones (or queue it: see `replay`).
+
+        `announce` is published by the script that completes the invalidation when one can
+        carry it (`perform` is given it), else right after. Only the first attempt carries
+        it: a queued invalidation is announced by the `on_replay` callback once replayed.
+        """
+        given = announce
+        try:
+            result = await self._replays.run(invalidation, lambda: perform(given))
+        except BaseException:
+            given = None  # queued (its replay cannot start before this line): see above
+            raise
+        await self._publish_unsent(announce)
+        return result
+
+    async def _publish_unsent(self, announce: Announcement | None) -> None:
+        if announce is None or announce.sent:
+            return
+        try:
+            await self.redis.call(lambda client: client.publish(*announce.args))
+        except BackendError as exc:  # a lost announcement is bounded by the tier's TTL cap
+            logger.debug("could not announce an invalidation: %s", exc)
+        announce.sent = True
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """SET NX PX on a lock key in the entry's shard; the lock expires by itself."""

@@ -5,12 +5,18 @@ translation. A subscription holds a connection of its own (a subscribed connecti
 nothing else), made with the same settings, on the backend's node or another one; its errors
 are translated the same way, into BackendUnavailable or BackendError. On a cluster a classic
 PUBLISH reaches subscribers on every node, so one subscription on any node hears everything.
+
+An `Announcement` rides along with a write or an invalidation: the script that changes the
+data PUBLISHes it in the same atomic step (scripts.SET, invalidation_scripts.DELETE, ...), so
+it costs no round trip of its own and is never heard before the change. Where no script of
+the operation can carry it, the backend publishes it afterwards (`sent` says which).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from redis import exceptions as rx
@@ -19,7 +25,22 @@ from redis.asyncio.client import PubSub
 from ...errors import BackendUnavailable
 from .connection import RedisConnection, close_client, translate_error
 
-__all__ = ["Channel", "Heard", "Subscription"]
+__all__ = ["Announcement", "Channel", "Heard", "Subscription"]
+
+
+@dataclass
+class Announcement:
+    """A message for `channel` that the operation it describes publishes once it is done."""
+
+    channel: str
+    message: bytes
+    sent: bool = False
+    """Set once a script published it (else the backend publishes it when the call ends)."""
+
+    @property
+    def args(self) -> tuple[str, bytes]:
+        """The channel and the message, as a script's ARGV takes them."""
+        return self.channel, self.message
 
 
 class Heard(NamedTuple):
@@ -63,6 +84,10 @@ class Channel:
         self.name = name
         self._connection = connection
         self._subscribe_url = subscribe_url
+
+    def announcement(self, data: bytes) -> Announcement:
+        """`data`, to be published by the operation it is given to (see `Announcement`)."""
+        return Announcement(self.name, data)
 
     async def publish(self, data: bytes) -> None:
         """Send `data` to every subscriber (BackendError if Redis cannot take it)."""
