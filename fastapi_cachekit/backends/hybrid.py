@@ -4,13 +4,20 @@ Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, ca
 `l1_max_ttl`. Writes go to L2, then to this process's L1. Invalidations go to L2 first and
 then to this process's L1, so that a promotion whose L2 read raced the invalidation is refused
 by L1's fill check (its token was taken before the L1 invalidation): once the call returns,
-this process never serves the old entry. Both are then announced on a Redis pub/sub channel so
-that every other process drops the entries from its L1 (coherence within the channel's
-latency; the cap bounds staleness even if a message is lost). An invalidation that could not
-reach Redis is dropped from this process's L1 at once, queued by the Redis backend (which
-replays it as soon as Redis answers again), and announced when it has been replayed: the
-announcement must not come before L2 is changed, or another process could promote the old
-entry again.
+this process never serves the old entry. Both are announced on a Redis pub/sub channel so that
+every other process drops the entries from its L1 (coherence within the channel's latency; the
+cap bounds staleness even if a message is lost).
+
+The announcement must not come before L2 is changed, or another process could promote the old
+entry again. It travels with the change: L2 is handed it (a redis `Announcement`) and the Lua
+script that completes the change PUBLISHes it in the same atomic step (the SET of a write, the
+DELETE of a key, the last step of a namespace or tag invalidation on one node), so a write
+costs the Redis backend's one round trip; where no script completes the change alone
+(patterns, clears, a cluster's fan-out), L2 publishes it right after. An invalidation that
+could not reach Redis is dropped from this process's L1 at once, queued by the Redis backend
+(which replays it as soon as Redis answers again, without the announcement), and announced by
+`on_replay` when it has been replayed. Every process hears its own announcements too, and
+skips them by their first bytes, without decoding them.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet

@@ -53,6 +53,12 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   end of the creation index (approximate past that; creation times to the millisecond). Two
   round trips per shard, whatever the number of entries. `errors` counts values that did not
   decode (the service counts the failed calls it sees).
+- Announcements: `set` and the invalidations take an optional `Announcement` (see `channel`)
+  for a tier in front (the hybrid backend's L1s). The script that completes the change
+  PUBLISHes it in the same atomic step (SET, DELETE, START_INVALIDATION when nothing is left
+  to drain, DRAIN_STEP when the last drain is found empty), so it costs no round trip and is
+  never heard before the change; an invalidation no single script completes (a pattern, a
+  clear, labels over several calls or shards) publishes it right after.
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
