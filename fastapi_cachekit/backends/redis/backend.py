@@ -21,7 +21,7 @@ from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
-from .channel import Announcement, Channel
+from .channel import Announcement, Channel, publish_unsent
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
 from .layout import (
@@ -297,7 +297,7 @@ class RedisBackend:
 
     async def clear(self, announce: Announcement | None = None) -> int:
         removed = await self._replays.clear()
-        await self._publish_unsent(announce)
+        await publish_unsent(self.redis, announce)
         return removed
 
     async def _invalidate(
@@ -318,17 +318,8 @@ class RedisBackend:
         except BaseException:
             given = None  # queued (its replay cannot start before this line): see above
             raise
-        await self._publish_unsent(announce)
+        await publish_unsent(self.redis, announce)
         return result
-
-    async def _publish_unsent(self, announce: Announcement | None) -> None:
-        if announce is None or announce.sent:
-            return
-        try:
-            await self.redis.call(lambda client: client.publish(*announce.args))
-        except BackendError as exc:  # a lost announcement is bounded by the tier's TTL cap
-            logger.debug("could not announce an invalidation: %s", exc)
-        announce.sent = True
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """SET NX PX on a lock key in the entry's shard; the lock expires by itself."""

@@ -15,6 +15,7 @@ the operation can carry it, the backend publishes it afterwards (`sent` says whi
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -22,10 +23,12 @@ from typing import NamedTuple
 from redis import exceptions as rx
 from redis.asyncio.client import PubSub
 
-from ...errors import BackendUnavailable
+from ...errors import BackendError, BackendUnavailable
 from .connection import RedisConnection, close_client, translate_error
 
-__all__ = ["Announcement", "Channel", "Heard", "Subscription"]
+__all__ = ["Announcement", "Channel", "Heard", "Subscription", "publish_unsent"]
+
+logger = logging.getLogger("fastapi_cachekit.redis")
 
 
 @dataclass
@@ -41,6 +44,21 @@ class Announcement:
     def args(self) -> tuple[str, bytes]:
         """The channel and the message, as a script's ARGV takes them."""
         return self.channel, self.message
+
+
+async def publish_unsent(connection: RedisConnection, announce: Announcement | None) -> None:
+    """Publish `announce` unless a script has: after an operation no single script completed.
+
+    A failure is logged, not raised: the operation itself succeeded, and the tier that
+    announces bounds how long its copies may outlive a lost announcement.
+    """
+    if announce is None or announce.sent:
+        return
+    try:
+        await connection.call(lambda client: client.publish(*announce.args))
+    except BackendError as exc:
+        logger.debug("could not announce an invalidation: %s", exc)
+    announce.sent = True
 
 
 class Heard(NamedTuple):
