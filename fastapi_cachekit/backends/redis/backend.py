@@ -21,7 +21,7 @@ from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import BackendStats, FillToken
 from . import scripts as lua
-from .channel import Announcement, Channel, publish_unsent
+from .channel import Announcement, Channel, publish_unsent, script_args
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
 from .layout import (
@@ -243,7 +243,7 @@ class RedisBackend:
         labels = [f"n:{namespace}"] if namespace else []
         labels += [f"t:{tag}" for tag in tags]
         token = b"" if fill is None else fill
-        publish = lua.NO_ANNOUNCEMENT if announce is None else announce.args
+        publish = script_args(announce)
         if len(labels) > SET_LABELS:
             return await self._ops.set_wide(
                 shard, key, data, px, token, expires_ms, labels, publish

@@ -25,8 +25,17 @@ from redis.asyncio.client import PubSub
 
 from ...errors import BackendError, BackendUnavailable
 from .connection import RedisConnection, close_client, translate_error
+from .scripts import NO_ANNOUNCEMENT
 
-__all__ = ["Announcement", "Channel", "Heard", "Subscription", "publish_unsent"]
+__all__ = [
+    "Announcement",
+    "Channel",
+    "Heard",
+    "Subscription",
+    "mark_sent",
+    "publish_unsent",
+    "script_args",
+]
 
 logger = logging.getLogger("fastapi_cachekit.redis")
 
@@ -44,6 +53,17 @@ class Announcement:
     def args(self) -> tuple[str, bytes]:
         """The channel and the message, as a script's ARGV takes them."""
         return self.channel, self.message
+
+
+def script_args(announce: Announcement | None) -> tuple[str, bytes]:
+    """The channel and message arguments of a script call that publishes `announce`."""
+    return NO_ANNOUNCEMENT if announce is None else announce.args
+
+
+def mark_sent(announce: Announcement | None) -> None:
+    """Record that a script given `announce` reached the step that publishes it."""
+    if announce is not None:
+        announce.sent = True
 
 
 async def publish_unsent(connection: RedisConnection, announce: Announcement | None) -> None:

@@ -19,7 +19,7 @@ from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
 from . import sweep_scripts as sweep_lua
-from .channel import Announcement
+from .channel import Announcement, mark_sent, script_args
 from .connection import RedisConnection
 from .layout import Layout, Shard
 from .match import escape_match, server_match
@@ -153,9 +153,9 @@ class RedisOps:
         shard = self._layout.shard_of(key)
         sequence = await self._sequence()
         keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
-        args = [key, self._now_ms(), sequence, *_publishing(announce)]
+        args = [key, self._now_ms(), sequence, *script_args(announce)]
         live = await self._redis.script(invalidation_lua.DELETE, self._logging(keys), args)
-        _sent(announce)
+        mark_sent(announce)
         return int(live)
 
     async def invalidate_labels(
@@ -190,7 +190,7 @@ class RedisOps:
             keys = [shard.log_meta, shard.log]
             for label in pending:
                 keys += [shard.prefix + label, shard.drain(label[0], label[2:])]
-            args = [sequence, log, *_publishing(announce), *pending]
+            args = [sequence, log, *script_args(announce), *pending]
             found = await self._redis.script(
                 invalidation_lua.START_INVALIDATION, self._logging(keys), args
             )
@@ -200,7 +200,7 @@ class RedisOps:
             again = [label for label, step in zip(pending, steps, strict=True) if step == 2]
             to_drain = [label for label, step in zip(pending, steps, strict=True) if step]
             if not to_drain:
-                _sent(announce)
+                mark_sent(announce)
             for i, label in enumerate(to_drain, 1):
                 last = not again and i == len(to_drain)
                 removed += await self.drain(shard, label, announce if last else None)
@@ -213,16 +213,18 @@ class RedisOps:
         removed, key = 0, shard.drain(label[0], label[2:])
         while members := await self._drain_step(key, announce):
             removed += (await self._remove(shard, _texts(members), key, "s", label))[0]
-        _sent(announce)
+        mark_sent(announce)
         return removed
 
     async def _drain_step(self, key: str, announce: Announcement | None) -> list[bytes]:
+        """Up to CHUNK members of a drain; with `announce`, published if there are none."""
+        members: list[bytes]
         if announce is None:
-            members: list[bytes] = await self._redis.command("SRANDMEMBER", key, CHUNK)
-            return members
-        return await self._redis.script(  # type: ignore[no-any-return]
-            invalidation_lua.DRAIN_STEP, [key], [CHUNK, *announce.args]
-        )
+            members = await self._redis.command("SRANDMEMBER", key, CHUNK)
+        else:
+            args = [CHUNK, *announce.args]
+            members = await self._redis.script(invalidation_lua.DRAIN_STEP, [key], args)
+        return members
 
     async def _remove(
         self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str
@@ -384,17 +386,6 @@ class RedisOps:
                 raise result
             values.append(result)
         return values
-
-
-def _publishing(announce: Announcement | None) -> tuple[str, bytes]:
-    """A script's channel and message arguments for `announce`."""
-    return lua.NO_ANNOUNCEMENT if announce is None else announce.args
-
-
-def _sent(announce: Announcement | None) -> None:
-    """A script given `announce` that reached its publishing step has published it."""
-    if announce is not None:
-        announce.sent = True
 
 
 def _texts(values: list[bytes] | None) -> list[str]:
