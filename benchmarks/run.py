@@ -75,6 +75,7 @@ SECTIONS: dict[str, Section] = {
         ),
         Section("redis", "redis_kv", "Redis: get-hit / set, sequential and concurrent"),
         Section("hybrid", "hybrid", "Hybrid: L1 hit and L2 hit"),
+        Section("batch", "batch", "Batches on Redis: get_many / set_many of 50 keys"),
     )
 }
 

@@ -1,5 +1,8 @@
 """The service's calls to its backend: faults answered as a miss or a skipped write, the
-synchronous fast path taken where the backend has one, and the off switch."""
+synchronous fast path taken where the backend has one, and the off switch.
+
+Every write's outcome is decided here, so "stored" and "not_stored" events are told here
+(only when the service has observers: `Accounting.emit`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any, TypeVar
 from .accounting import Accounting
 from .backends.base import DEFERRED, CacheBackend, Deferred, FillToken, NowaitReads, NowaitWrites
 from .errors import BackendError
+from .events import CacheEvent
 from .maintenance import Maintenance
 
 __all__ = ["OUT_OF_MEMORY", "BackendIO"]
@@ -41,6 +45,8 @@ class BackendIO:
         self._set_nowait: Callable[..., bool | Deferred]
         self.enabled = True
         self.switch(enabled=True)
+        self.queues_invalidations = hasattr(backend, "pending_invalidations")
+        """Whether a failed invalidation is queued and replayed later (Redis, hybrid)."""
 
     def switch(self, *, enabled: bool) -> None:
         """Turn reads and writes on or off (off: they miss and store nothing, counted as
@@ -103,9 +109,12 @@ class BackendIO:
         if self._upkeep.task is None:
             self._upkeep.start()
         try:
-            return self._set_nowait(fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+            stored = self._set_nowait(fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
         except (BackendError, MemoryError) as exc:
-            return self._write_failed(exc)
+            return self._write_failed(exc, fk, namespace)
+        if self._accounting.emit is not None and stored is not DEFERRED and self.enabled:
+            self._tell_write(stored, fk, namespace, fill)
+        return stored
 
     async def write_awaited(
         self,
@@ -118,15 +127,36 @@ class BackendIO:
     ) -> bool:
         """The backend's awaited `set`, or False on a fault."""
         try:
-            return await self._backend.set(
+            stored = await self._backend.set(
                 fk, data, ttl=ttl, namespace=namespace, tags=tags, fill=fill
             )
         except (BackendError, MemoryError) as exc:
-            return self._write_failed(exc)
+            return self._write_failed(exc, fk, namespace)
+        if self._accounting.emit is not None:
+            self._tell_write(stored, fk, namespace, fill)
+        return stored
 
-    def _write_failed(self, exc: BackendError | MemoryError) -> bool:
-        self._accounting.fault(MemoryError(OUT_OF_MEMORY) if isinstance(exc, MemoryError) else exc)
+    def _write_failed(
+        self, exc: BackendError | MemoryError, fk: str, namespace: str | None
+    ) -> bool:
+        failure = MemoryError(OUT_OF_MEMORY) if isinstance(exc, MemoryError) else exc
+        self._accounting.not_stored(failure, fk, namespace)
         return False
+
+    def _tell_write(
+        self, stored: bool, fk: str, namespace: str | None, fill: FillToken | None
+    ) -> None:
+        """Tell a write's outcome. A backend refuses a fill when the key, its namespace, a tag
+        or a pattern was invalidated since its token ("fill_refused"); the memory backend also
+        refuses a value past its byte bound ("refused" without a token)."""
+        emit = self._accounting.emit
+        assert emit is not None
+        layer = self._accounting.layer
+        if stored:
+            emit(CacheEvent("stored", layer, namespace, key=fk))
+        else:
+            reason = "refused" if fill is None else "fill_refused"
+            emit(CacheEvent("not_stored", layer, namespace, reason, key=fk))
 
     async def exists(self, fk: str) -> bool:
         if not self.enabled:
@@ -137,22 +167,22 @@ class BackendIO:
             self._accounting.fault(exc)
             return False
 
-    async def invalidate(self, operation: Awaitable[T], detach: Callable[[], None]) -> T | int:
-        """Run an invalidation (a fault: 0 removed), then detach the flights it covers. Only
+    async def invalidate(self, operation: Awaitable[T], detach: Callable[[], None]) -> T | None:
+        """Run an invalidation (a fault: None), then detach the flights it covers. Only
         then: a flight that began while it ran may have read the old value too."""
         try:
             return await operation
         except BackendError as exc:
             self._accounting.fault(exc)
-            return 0
+            return None
         finally:
             detach()
 
     def _bypass_read(self, fk: str) -> None:
-        self._accounting.bypasses += 1
+        self._accounting.bypass("read")
 
-    def _bypass_write(self, *args: Any, **kwargs: Any) -> bool:
-        self._accounting.bypasses += 1
+    def _bypass_write(self, *args: Any, namespace: str | None, **kwargs: Any) -> bool:
+        self._accounting.bypass("write", namespace)
         return False
 
 

@@ -60,7 +60,12 @@ class CacheEvent:
 
 @runtime_checkable
 class CacheObserver(Protocol):
-    """What the service tells about its outcomes; see the module docstring for the rules."""
+    """What the service tells about its outcomes; see the module docstring for the rules.
+
+    An observer may also have a `kinds` attribute, the (frozen)set of kinds it wants.
+    It still gets the other kinds and drops them; but when no observer wants "hit" or
+    "miss", reads are not told at all, and the read path costs what it costs unobserved.
+    """
 
     def event(self, event: CacheEvent) -> None:
         """Take one event (quickly, without raising)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .backends.base import CacheBackend
 from .backends.memory import MemoryBackend
 from .errors import ConfigurationError
+from .events import CacheObserver
 from .serialization import make_codec
 from .service import CacheService
 from .settings import CacheSettings, load_settings
@@ -20,13 +21,14 @@ def create_cache(
     settings: CacheSettings | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    observers: CacheObserver | Iterable[CacheObserver] | None = None,
     **overrides: Any,
 ) -> CacheService:
     """A CacheService configured from `settings` (default: the environment) and overrides.
 
     `create_cache(backend="memory", max_memory_items=1000, default_ttl_seconds=3600)`.
     Raises ConfigurationError naming the setting at fault and how to fix it. The backend
-    connects lazily, on first use.
+    connects lazily, on first use. `observers` hear the service's events (`events.py`).
     """
     config = load_settings(settings, **overrides)
     signing_key = config.signing_key.get_secret_value() if config.signing_key else None
@@ -46,6 +48,7 @@ def create_cache(
         fill_lock_timeout=config.fill_lock_timeout_seconds or None,
         admin_token=config.admin_token,
         enabled=config.enabled,
+        observers=observers,
     )
 
 

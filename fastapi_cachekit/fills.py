@@ -17,6 +17,7 @@ from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY
 from .backends.base import CacheBackend, FillToken
 from .errors import BackendError, SerializationError
+from .events import CacheEvent
 from .serialization import Codec
 
 __all__ = ["Fill", "call"]
@@ -60,7 +61,7 @@ class Fill:
         """The factory's value (or the one another process stored meanwhile)."""
         owner = await self._claim(fk)
         if owner is None:  # another process is computing it: wait for its result
-            value, owner = await self._await_other_process(fk)
+            value, owner = await self._await_other_process(fk, namespace)
             if value is not _MISSING:
                 return value
         try:
@@ -69,10 +70,14 @@ class Fill:
             try:
                 data = self._codec.encode(value)
             except MemoryError:
-                self._accounting.fault(MemoryError(OUT_OF_MEMORY))
+                self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), fk, namespace)
                 return value
             if token is not None:
                 await self._write(fk, data, ttl, namespace, tags, token)
+            elif self._accounting.emit is not None:  # no token: the backend is unavailable
+                self._accounting.emit(
+                    CacheEvent("not_stored", self._accounting.layer, namespace, "fault", key=fk)
+                )
             return value
         finally:
             if owner:
@@ -102,11 +107,26 @@ class Fill:
         except BackendError as exc:  # the claim expires by itself
             self._accounting.fault(exc)
 
-    async def _await_other_process(self, fk: str) -> tuple[Any, str]:
+    async def _await_other_process(self, fk: str, namespace: str | None) -> tuple[Any, str]:
+        """Wait for another process's fill (`_poll`), and tell the observers how it ended
+        ("served", "took_over", "timed_out") and how long it took."""
+        started = time.monotonic()
+        value, owner = await self._poll(fk, started + (self._lock_timeout or 0.0))
+        emit = self._accounting.emit
+        if emit is not None:
+            ended = "served" if value is not _MISSING else "took_over" if owner else "timed_out"
+            waited = time.monotonic() - started
+            emit(
+                CacheEvent(
+                    "lock_wait", self._accounting.layer, namespace, ended, duration=waited, key=fk
+                )
+            )
+        return value, owner
+
+    async def _poll(self, fk: str, deadline: float) -> tuple[Any, str]:
         """Poll for the value another process is computing: (the value, ""), or (_MISSING,
         an owner token) once its claim is gone without a value (it failed, or its result
-        was not stored) and this process holds it, or (_MISSING, "") at the timeout."""
-        deadline = time.monotonic() + (self._lock_timeout or 0.0)
+        was not stored) and this process holds it, or (_MISSING, "") at the deadline."""
         pause = 0.005
         while time.monotonic() < deadline:
             await asyncio.sleep(pause)
@@ -116,7 +136,7 @@ class Fill:
                 try:
                     return self._codec.decode(data), ""
                 except SerializationError as exc:
-                    self._accounting.fault(exc)
+                    self._accounting.fault(exc, "service")
                     break
             owner = await self._claim(fk)
             if owner is not None:

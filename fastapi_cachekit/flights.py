@@ -14,7 +14,7 @@ called again, a test client per test), the old loop's flights are forgotten, not
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,20 +48,26 @@ class Flights:
         key: str,
         namespace: str | None,
         tags: tuple[str, ...],
-    ) -> asyncio.Future[Any]:
-        """The flight in progress for `storage_key`, or a new one running `fill()`."""
+    ) -> tuple[asyncio.Future[Any], bool]:
+        """The flight in progress for `storage_key`, or a new one running `fill()`; and
+        whether the caller joined one in progress (it then runs no factory of its own)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._flights = loop, {}
         flight = self._flights.get(storage_key)
-        if flight is None:
-            flight = Flight(loop.create_task(fill()), key, namespace, tags)
-            self._flights[storage_key] = flight
-            flight.future.add_done_callback(lambda done: self._land(storage_key, done))
-        return flight.future
+        if flight is not None:
+            return flight.future, True
+        flight = Flight(loop.create_task(fill()), key, namespace, tags)
+        self._flights[storage_key] = flight
+        flight.future.add_done_callback(lambda done: self._land(storage_key, done))
+        return flight.future, False
 
     def detach_key(self, storage_key: str) -> None:
         self._flights.pop(storage_key, None)
+
+    def detach_keys(self, storage_keys: Iterable[str]) -> None:
+        for storage_key in storage_keys:
+            self._flights.pop(storage_key, None)
 
     def detach_namespace(self, namespace: str) -> None:
         self._detach(lambda flight: flight.namespace == namespace)

@@ -112,7 +112,12 @@ def pattern_covers(
     pattern: GlobPattern, namespace: str | None, key: str, entry_namespace: str | None
 ) -> bool:
     """Whether `invalidate_pattern(pattern, namespace)` applies to this entry (stored under
-    `key`): the pattern is matched against its full key, or its key within `namespace`."""
+    `key`): the pattern is matched against its full key, or its key within `namespace`.
+
+    The one definition: the memory backend's scan, the Redis backend's scan filter and the
+    service's flights use it. Only the Redis fill check (in Lua) cannot call it: it refuses a
+    fill whose key starts with the pattern's literal prefix, a superset of what is covered.
+    """
     if namespace is None:
         text = display_key(key)
     elif entry_namespace == namespace:

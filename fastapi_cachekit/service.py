@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -22,12 +23,15 @@ from .accounting import Accounting
 from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
+from .batch import Batches, many
 from .errors import BackendError, ConfigurationError, SerializationError
+from .events import CacheEvent, CacheObserver, Layer
 from .fills import Fill, call
 from .flights import Flights
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
 from .maintenance import Maintenance
 from .models import CacheStats
+from .observing import Observation, observers_of
 from .patterns import GlobPattern
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
@@ -54,6 +58,7 @@ class CacheService:
         fill_lock_timeout: float | None = None,
         admin_token: str | SecretStr | None = None,
         enabled: bool = True,
+        observers: CacheObserver | Iterable[CacheObserver] | None = None,
     ) -> None:
         self._backend = backend
         self._admin_token = _admin_token(admin_token)
@@ -62,8 +67,21 @@ class CacheService:
         self._default_namespace = (
             None if default_namespace is None else check_namespace(default_namespace)
         )
-        self._accounting = Accounting()
-        self._count: Callable[[bool], None] = self._accounting.count if enable_stats else _ignore
+        # Events name the tier that answered: `layer`, or `nowait_layer` when the backend's
+        # synchronous fast path did (a hybrid's L1 in front of its L2).
+        layer: Layer = getattr(backend, "layer", "service")
+        nowait_layer: Layer = getattr(backend, "nowait_layer", layer)
+        self._accounting = Accounting(layer)
+        self._observation = Observation(
+            self._accounting,
+            (nowait_layer, layer),
+            self._default_namespace,
+            counting=enable_stats,
+            backend=backend,
+        )
+        self._rewire()
+        for observer in observers_of(observers):
+            self.add_observer(observer)
         self._upkeep = Maintenance(
             self._flush_counters,
             self.cleanup_expired,
@@ -83,6 +101,14 @@ class CacheService:
             lock_timeout=fill_lock_timeout,
         )
         self._flights = Flights()
+        self._batches = Batches(
+            backend,
+            self._io,
+            self._accounting,
+            self._upkeep,
+            self._codec,
+            self._observation,
+        )
         self._closed = False
 
     @property
@@ -99,6 +125,33 @@ class CacheService:
     def default_ttl(self) -> float | None:
         """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
         return self._default_ttl
+
+    # --- observers -----------------------------------------------------------------------
+
+    @property
+    def observers(self) -> tuple[CacheObserver, ...]:
+        """The observers told of this service's events (`fastapi_cachekit.events`)."""
+        return self._observation.observers
+
+    def add_observer(self, observer: CacheObserver) -> None:
+        """Tell `observer` every event of this service from now on (once, however often it
+        is added). An observer that raises is counted as a fault and logged, never raised."""
+        self._observation.add(observer)
+        self._rewire()
+
+    def remove_observer(self, observer: CacheObserver) -> None:
+        """Stop telling `observer` (nothing happens if it was not added)."""
+        self._observation.remove(observer)
+        self._rewire()
+
+    def _rewire(self) -> None:
+        observation = self._observation
+        self._hit, self._hit_nowait = observation.hit, observation.hit_nowait
+        self._miss = observation.miss
+        # A plain attribute, not a property: the HTTP hit path tests it on every request.
+        self.emit: Callable[[CacheEvent], None] | None = observation.emit
+        """Tell this service's observers an event; None while it has none (so a caller
+        builds no event that nobody hears). For the layers around the service: HTTP."""
 
     # --- the off switch ------------------------------------------------------------------
 
@@ -135,18 +188,30 @@ class CacheService:
         """The cached value, or `default` (None) on a miss."""
         fk = self._key(key, namespace)
         data = self._io.read_nowait(fk)  # the two halves of `read`: no coroutine on a hit
+        hit = self._hit_nowait
         if data is DEFERRED:
             data = await self._io.read_awaited(fk)
+            hit = self._hit
         if data is not None:
             try:
                 value = self._codec.decode(data)
             except SerializationError as exc:
-                self._accounting.fault(exc)
+                self._accounting.fault(exc, "service")
             else:
-                self._count(True)
+                hit(namespace)
                 return value
-        self._count(False)
+        self._miss(namespace)
         return default
+
+    async def get_many(self, keys: Iterable[str], namespace: str | None = None) -> dict[str, Any]:
+        """The cached values of `keys`, by key: a key that missed is absent from the result
+        (so a cached None is told apart from a miss).
+
+        One round trip to the backend (per Redis node) for all of them; hits and misses are
+        counted per distinct key, and a fault answers every key as a miss, as `get` does.
+        """
+        pairs = {key: self._key(key, namespace) for key in many(keys)}
+        return await self._batches.get_many(list(pairs.items()), namespace)
 
     async def get_raw(
         self, key: str, namespace: str | None = None, *, count: bool = True
@@ -155,9 +220,14 @@ class CacheService:
 
         `count=False` leaves the hit/miss statistics alone (for bookkeeping reads).
         """
-        data = await self._io.read(self._key(key, namespace))
-        if count:
-            self._count(data is not None)
+        fk = self._key(key, namespace)
+        data = self._io.read_nowait(fk)
+        if data is DEFERRED:
+            data = await self._io.read_awaited(fk)
+            if count:
+                (self._miss if data is None else self._hit)(namespace)
+        elif count:
+            (self._miss if data is None else self._hit_nowait)(namespace)
         return data
 
     async def exists(self, key: str, namespace: str | None = None) -> bool:
@@ -187,19 +257,21 @@ class CacheService:
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
-            self._accounting.bypasses += 1
-            self._count(False)
+            self._accounting.bypass("fill", label)
+            self._miss(namespace)
             return await call(value_factory)
         value = await self.get(key, namespace, default=_MISSING)
         if value is not _MISSING:
             return value
-        flight = self._flights.join(
+        flight, joined = self._flights.join(
             fk,
             lambda: self._fill.run(fk, value_factory, seconds, label, tag_tuple),
             key,
             label,
             tag_tuple,
         )
+        if joined and self.emit is not None:
+            self.emit(CacheEvent("coalesced", "service", label, key=fk))
         return await asyncio.shield(flight)
 
     # --- writes --------------------------------------------------------------------------
@@ -222,13 +294,41 @@ class CacheService:
         try:
             data = self._codec.encode(value)
         except MemoryError:
-            self._accounting.fault(MemoryError(OUT_OF_MEMORY))
+            self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), fk, label)
             return False
         # The two halves of `write`, so that a memory write costs no coroutine.
         stored = self._io.write_nowait(fk, data, seconds, label, tag_tuple, None)
         if stored is DEFERRED:
             return await self._io.write_awaited(fk, data, seconds, label, tag_tuple, None)
         return stored
+
+    async def set_many(
+        self,
+        items: Mapping[str, Any],
+        ttl: TTL | DefaultTTL = DEFAULT_TTL,
+        namespace: str | None = None,
+        tags: Iterable[str] | None = None,
+        *,
+        fill: FillToken | None = None,
+    ) -> int:
+        """Store every value of `items` (key -> value) with the same TTL, namespace and tags,
+        in one round trip (per Redis node); the number stored.
+
+        Each key is stored as `set` would store it. Every key, the TTL and the tags are
+        checked, and every value encoded, before anything is written: bad input raises and
+        stores nothing. With `fill` (from `fill_token()`, taken before the values were
+        computed) a key is not stored if it, the namespace, a tag or a matching pattern was
+        invalidated since. A fault is counted and returns 0 (a fault in mid-batch, a
+        timeout say, may leave some of the values stored, as a `set` that timed out may).
+        """
+        if not isinstance(items, Mapping):
+            raise TypeError(
+                f"items must be a mapping of key -> value, got {type(items).__name__}; "
+                "pass a dict, e.g. set_many({'user:1': alice, 'user:2': bob})"
+            )
+        label, seconds, tag_tuple = self._namespace(namespace), self._ttl(ttl), check_tags(tags)
+        pairs = [(self._key(key, namespace), value) for key, value in items.items()]
+        return await self._batches.set_many(pairs, seconds, label, tag_tuple, fill)
 
     async def set_raw(
         self,
@@ -257,17 +357,35 @@ class CacheService:
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
         fk = self._key(key, namespace)
-        removed = self._io.invalidate(
-            self._backend.delete(fk), lambda: self._flights.detach_key(fk)
+        removed = self._invalidate(
+            "key",
+            self._namespace(namespace),
+            self._backend.delete(fk),
+            lambda: self._flights.detach_key(fk),
         )
         return bool(await removed)
+
+    async def delete_many(self, keys: Iterable[str], namespace: str | None = None) -> int:
+        """Remove the entries of `keys` (in one round trip per Redis node); the number of
+        live entries removed. Bad keys raise before anything is removed."""
+        stored_keys = list(dict.fromkeys(self._key(key, namespace) for key in many(keys)))
+        if not stored_keys:
+            return 0
+        return await self._invalidate(
+            "key",
+            self._namespace(namespace),
+            self._batches.delete_many(stored_keys),
+            lambda: self._flights.detach_keys(stored_keys),
+        )
 
     # --- invalidation --------------------------------------------------------------------
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number removed."""
         namespace = check_namespace(namespace)
-        return await self._io.invalidate(
+        return await self._invalidate(
+            "namespace",
+            namespace,
             self._backend.invalidate_namespace(namespace),
             lambda: self._flights.detach_namespace(namespace),
         )
@@ -277,8 +395,11 @@ class CacheService:
         tag_tuple = check_tags(tags)
         if not tag_tuple:
             return 0
-        return await self._io.invalidate(
-            self._backend.invalidate_tags(tag_tuple), lambda: self._flights.detach_tags(tag_tuple)
+        return await self._invalidate(
+            "tags",
+            None,
+            self._backend.invalidate_tags(tag_tuple),
+            lambda: self._flights.detach_tags(tag_tuple),
         )
 
     async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
@@ -289,18 +410,22 @@ class CacheService:
         """
         compiled = GlobPattern.compile(pattern)
         target = self._namespace(namespace)
-        return await self._io.invalidate(
+        return await self._invalidate(
+            "pattern",
+            target,
             self._backend.invalidate_pattern(compiled, target),
             lambda: self._flights.detach_pattern(compiled, target),
         )
 
     async def clear_all(self) -> int:
         """Remove every entry of this cache (only this kit's keys); the number removed."""
-        return await self._io.invalidate(self._backend.clear(), self._flights.detach_all)
+        return await self._invalidate(
+            "clear", None, self._backend.clear(), self._flights.detach_all
+        )
 
     async def cleanup_expired(self) -> int:
         """Remove expired entries now; the number removed."""
-        return await self._io.invalidate(self._backend.cleanup_expired(), _ignore)
+        return await self._invalidate("expired", None, self._backend.cleanup_expired(), _ignore)
 
     # --- statistics and lifecycle --------------------------------------------------------
 
@@ -360,6 +485,29 @@ class CacheService:
 
     def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
+
+    async def _invalidate(
+        self,
+        kind: str,
+        namespace: str | None,
+        operation: Awaitable[int | bool],
+        detach: Callable[[], None],
+    ) -> int:
+        """Run an invalidation through `backend_io` and tell the observers what it removed."""
+        started = time.perf_counter()
+        result = await self._io.invalidate(operation, detach)  # None: it failed
+        removed = int(result or 0)
+        emit = self.emit
+        if emit is not None:
+            seconds = time.perf_counter() - started
+            # A failed invalidation is queued by a backend that can (Redis: replayed later).
+            queued = result is None and kind != "expired" and self._io.queues_invalidations
+            emit(
+                CacheEvent(
+                    "invalidation", "service", namespace, kind, removed, seconds, queued=queued
+                )
+            )
+        return removed
 
     async def _flush_counters(self) -> None:
         await self._accounting.flush(self._backend)

@@ -26,8 +26,17 @@ BASES = [
 # The layers of the map: a module may import from the package only what its layer allows.
 VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl", "events"}
 # The modules the service is made of, beside service.py itself.
-SERVICE_PARTS = {"accounting", "backend_io", "fills", "flights", "maintenance"}
+SERVICE_PARTS = {
+    "accounting",
+    "backend_io",
+    "batch",
+    "fills",
+    "flights",
+    "maintenance",
+    "observing",
+}
 ALLOWED: list[tuple[str, set[str]]] = [
+    ("observers", VOCABULARY | {"observers"}),
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
@@ -35,9 +44,22 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("service", VOCABULARY | SERVICE_PARTS | {"settings", "serialization", "backends.base"}),
     ("flights", VOCABULARY),
     ("accounting", VOCABULARY | {"backends.base"}),
+    ("observing", VOCABULARY | {"accounting"}),
     ("maintenance", VOCABULARY),
     ("backend_io", VOCABULARY | {"accounting", "maintenance", "backends.base"}),
     ("fills", VOCABULARY | {"accounting", "backend_io", "serialization", "backends.base"}),
+    (
+        "batch",
+        VOCABULARY
+        | {
+            "accounting",
+            "backend_io",
+            "maintenance",
+            "observing",
+            "serialization",
+            "backends.base",
+        },
+    ),
     ("backends", VOCABULARY | {"settings", "serialization", "backends"}),
     ("settings", VOCABULARY),
     ("serialization", VOCABULARY),

@@ -47,6 +47,8 @@ def test_the_wheel_holds_the_package_and_nothing_else(dist: Path) -> None:
     assert "fastapi_cachekit/__init__.py" in names
     assert "fastapi_cachekit/py.typed" in names
     assert "fastapi_cachekit/backends/redis/scripts.py" in names
+    for asset in ("dashboard.html", "dashboard.js", "dashboard.css"):  # the dashboard's files
+        assert f"fastapi_cachekit/fastapi/static/{asset}" in names
     assert f"{NAME}-{fastapi_cachekit.__version__}.dist-info/licenses/LICENSE" in names
     top_level = {name.split("/")[0] for name in names}
     assert top_level == {"fastapi_cachekit", f"{NAME}-{fastapi_cachekit.__version__}.dist-info"}

@@ -1,4 +1,5 @@
-"""Helpers the key-value sections share: opening stores that may be missing, and closing them."""
+"""Helpers the sections share: opening stores that may be missing, and closing them; the
+no-op observer whose rows show what observing costs."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from ..harness import Row, unavailable_row
 from ..workload import Store
 
-__all__ = ["Factory", "open_stores", "placeholder"]
+__all__ = ["Factory", "NoOpObserver", "open_stores", "placeholder"]
 
 Factory = Callable[[], Awaitable[Store]]
+
+
+class NoOpObserver:
+    """An observer that does nothing with its events: its rows price building and handing
+    over the events, the cost any real observer starts from."""
+
+    def event(self, event: object) -> None:
+        pass
 
 
 @contextlib.asynccontextmanager

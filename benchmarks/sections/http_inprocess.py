@@ -6,19 +6,23 @@
   µs per request are the app's own cost and the ratios show the stacks' full weight.
 
 Floor: a pure ASGI app sending constant bytes. Each cached row is first checked to serve a
-hit (its hit header), so a misconfigured cache cannot pass for a fast one.
+hit (its hit header), so a misconfigured cache cannot pass for a fast one. The middleware's
+row is repeated with a no-op observer on its service: what being observed costs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import httpx
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
 
-from ..apps import APPS, FLOOR, PATH, AppSpec
+from ..apps import APPS, FLOOR, PATH, AppSpec, make_middleware_app
 from ..harness import Case, Row, compare, measure_plan, unavailable_row
+from .common import NoOpObserver
 from .http_common import check_hit
 
 __all__ = ["run"]
@@ -32,6 +36,23 @@ class Params:
     direct_requests: int
     repeats: int
 
+
+def make_observed_middleware_app() -> FastAPI:
+    """The middleware row's app, its service observed by a no-op observer."""
+    app = make_middleware_app()
+    (middleware,) = app.user_middleware
+    middleware.kwargs["cache"].add_observer(NoOpObserver())
+    return app
+
+
+MIDDLEWARE = next(spec for spec in APPS if spec.factory is make_middleware_app)
+OBSERVED = dataclasses.replace(
+    MIDDLEWARE,
+    name=MIDDLEWARE.name + ", a no-op observer",
+    factory=make_observed_middleware_app,
+    compare_with=MIDDLEWARE.name,
+)
+SPECS = [*APPS, OBSERVED]
 
 FULL = Params(requests=3000, direct_requests=20_000, repeats=5)
 QUICK = Params(requests=30, direct_requests=100, repeats=2)
@@ -92,7 +113,7 @@ async def run(quick: bool) -> list[Row]:
     via_httpx: list[Case | Row] = []
     direct: list[Case | Row] = []
     async with contextlib.AsyncExitStack() as stack:
-        for spec in APPS:
+        for spec in SPECS:
             reason = spec.unavailable()
             if reason is not None:
                 via_httpx.append(unavailable_row(spec.name, reason))
@@ -106,7 +127,7 @@ async def run(quick: bool) -> list[Row]:
             via_httpx.append(_httpx_case(spec, client, params.requests))
             direct.append(_direct_case(spec, app, params.direct_requests))
         rows = await measure_plan([*via_httpx, *direct], params.repeats)
-    for spec in APPS:
+    for spec in SPECS:
         if spec.compare_with is not None:
             compare(rows, spec.name, spec.compare_with)
             compare(rows, spec.name + DIRECT, spec.compare_with + DIRECT)

@@ -8,7 +8,8 @@ clock the backend was given.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import heapq
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -17,11 +18,15 @@ from ..patterns import GlobPattern
 __all__ = [
     "DEFERRED",
     "BackendStats",
+    "BatchBackend",
     "CacheBackend",
     "Deferred",
     "FillToken",
+    "LabelCounting",
+    "LabelCounts",
     "NowaitReads",
     "NowaitWrites",
+    "top_labels",
 ]
 
 FillToken = int
@@ -158,3 +163,62 @@ class NowaitWrites(Protocol):
         fill: FillToken | None = None,
     ) -> bool | Deferred:
         """What `set` would return, or DEFERRED (then nothing was stored: await `set`)."""
+
+
+# --- optional: how many entries each namespace and tag holds -----------------------------
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    """The namespaces and tags holding the most entries, largest first, at most `limit` of
+    each. `complete` is False when the backend stopped looking before it had seen every label
+    (it bounds its work), so that a label missing from the lists may still hold entries."""
+
+    namespaces: tuple[tuple[str, int], ...]
+    tags: tuple[tuple[str, int], ...]
+    complete: bool = True
+
+
+@runtime_checkable
+class LabelCounting(Protocol):
+    """Optional: a backend that can count its entries per namespace and per tag from its
+    indexes, in bounded work (the admin dashboard shows the counts when it can)."""
+
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """The `limit` largest namespaces and tags (see LabelCounts)."""
+
+
+def top_labels(sizes: Iterable[tuple[str, int]], limit: int) -> tuple[tuple[str, int], ...]:
+    """The `limit` largest (label, size) pairs, largest first, ties in label order."""
+    return tuple(heapq.nsmallest(limit, sizes, key=lambda pair: (-pair[1], pair[0])))
+
+
+# --- optional: batches --------------------------------------------------------------------
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """Optional: a backend that reads, writes and deletes many keys in one call.
+
+    Every backend of this package is one; the service loops over the single-key methods for
+    a backend that is not. Each method means exactly what the single-key method does for each
+    key (the contract suite checks it: tests/contract/test_batch.py), in one round trip per
+    node where the store is remote. The keys given are distinct.
+    """
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """What `get` returns for each key, in the order of `keys`."""
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        """`set` of each (key, value) with the same TTL, labels and token; what each returned."""
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """`delete` of each key; the number of live entries removed."""

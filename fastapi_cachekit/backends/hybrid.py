@@ -11,13 +11,15 @@ cap bounds staleness even if a message is lost).
 The announcement must not come before L2 is changed, or another process could promote the old
 entry again. It travels with the change: L2 is handed it (a redis `Announcement`) and the Lua
 script that completes the change PUBLISHes it in the same atomic step (the SET of a write, the
-DELETE of a key, the last step of a namespace or tag invalidation on one node), so a write
-costs the Redis backend's one round trip; where no script completes the change alone
-(patterns, clears, a cluster's fan-out), L2 publishes it right after. An invalidation that
-could not reach Redis is dropped from this process's L1 at once, queued by the Redis backend
-(which replays it as soon as Redis answers again, without the announcement), and announced by
-`on_replay` when it has been replayed. Every process hears its own announcements too, and
-skips them by their first bytes, without decoding them.
+DELETE of a key, the last DELETE of a batch or the last step of a namespace or tag
+invalidation on one node), so a write costs the Redis backend's one round trip; where no
+script completes the change alone (patterns, clears, a cluster's fan-out), L2 publishes it
+right after. A batch of writes is announced once L2 has answered, naming the keys it stored:
+any SET of the batch may be refused, so no one script call can be sure to carry it. An
+invalidation that could not reach Redis is dropped from this process's L1 at once, queued by
+the Redis backend (which replays it as soon as Redis answers again, without the
+announcement), and announced by `on_replay` when it has been replayed. Every process hears
+its own announcements too, and skips them by their first bytes, without decoding them.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
@@ -34,16 +36,17 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ..errors import BackendError
+from ..events import CacheEvent
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
-from .base import DEFERRED, BackendStats, Deferred, FillToken
+from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from .hybrid_channel import MalformedMessage, decode, encode, sender_prefix
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import Announcement, Invalidation, RedisBackend
+from .redis import Announcement, CircuitBreaker, Invalidation, RedisBackend, RedisEntry
 
 __all__ = ["HybridBackend"]
 
@@ -61,6 +64,11 @@ class HybridBackend:
     may stay silent before L1 is bypassed, `heartbeat` how long it may be quiet before it is
     pinged (shorter than `l1_liveness`); `monotonic` measures both.
     """
+
+    layer: Final = "l2"
+    """The name events give a read Redis answered (`events.Layer`)..."""
+    nowait_layer: Final = "l1"
+    """...and one this process's memory tier answered (the synchronous fast path)."""
 
     def __init__(
         self,
@@ -117,6 +125,10 @@ class HybridBackend:
             heartbeat=settings.l1_liveness_seconds / 3,
         )
 
+    def observe(self, emit: Callable[[CacheEvent], None] | None) -> None:
+        """See `RedisBackend.observe`: L2's breaker and replays."""
+        self.l2.observe(emit)
+
     @property
     def coherent(self) -> bool:
         """Whether L1 is in use: the invalidation channel is subscribed and live."""
@@ -126,6 +138,11 @@ class HybridBackend:
     def pending_invalidations(self) -> int:
         """This process's invalidations waiting for Redis to answer again."""
         return self.l2.pending_invalidations
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """L2's circuit breaker."""
+        return self.l2.breaker
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -150,6 +167,12 @@ class HybridBackend:
         entry = await self.l2.get_entry(key)
         if entry is None:
             return None
+        await self._promote_entry(key, entry, token)
+        return entry.value
+
+    async def _promote_entry(self, key: str, entry: RedisEntry, token: FillToken) -> None:
+        """Copy an L2 entry into L1 for the rest of its TTL (capped), unless an invalidation
+        since `token` (taken before the L2 read) refuses it."""
         if self._coherent:
             remaining = None if entry.expires_at is None else entry.expires_at - self._clock()
             ttl = self._l1_ttl(remaining)
@@ -162,7 +185,6 @@ class HybridBackend:
                     tags=entry.tags,
                     fill=token,
                 )
-        return entry.value
 
     async def exists(self, key: str) -> bool:
         if self._coherent and await self.l1.exists(key):
@@ -196,6 +218,56 @@ class HybridBackend:
                 key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
             )
         return stored
+
+    # --- batches (BatchBackend): the rules of get, set and delete, one L2 call each -------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """L1 first; the rest from L2 in one call, promoted as `get` promotes."""
+        found: list[bytes | None] = [None] * len(keys)
+        if self._coherent:
+            found = await self.l1.get_many(keys)
+        rest = [i for i, value in enumerate(found) if value is None]
+        if not rest:
+            return found
+        await self._ensure_listening()
+        token = await self.l1.fill_token()
+        entries = await self.l2.get_entries([keys[i] for i in rest])
+        for i, entry in zip(rest, entries, strict=True):
+            if entry is not None:
+                found[i] = entry.value
+                await self._promote_entry(keys[i], entry, token)
+        return found
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        """L2, then one announcement naming the keys it stored (published after the pipeline,
+        see the module docstring), then this process's L1 (as `set`)."""
+        await self._ensure_listening()
+        token = await self.l1.fill_token()
+        stored = await self.l2.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+        written = [item for item, ok in zip(items, stored, strict=True) if ok]
+        if written:
+            await self._announce(Invalidation("key", tuple(key for key, _ in written)))
+            if self._coherent:
+                l1_ttl = self._l1_ttl(ttl)
+                await self.l1.set_many(
+                    written, ttl=l1_ttl, namespace=namespace, tags=tags, fill=token
+                )
+        return stored
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """As `delete`, with one announcement for the batch (see `_invalidate`)."""
+        if not keys:
+            return 0
+        done = Invalidation("key", tuple(keys))
+        return await self._invalidate(done, self.l2.delete_many(keys, self._announcement(done)))
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         return await self.l2.acquire_fill_lock(key, ttl)
@@ -270,6 +342,10 @@ class HybridBackend:
         errors = stats.errors + self.malformed_messages + self.l1.refused
         return dataclasses.replace(stats, errors=errors)
 
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """L2's counts: every process's entries (L1 holds copies of some of them)."""
+        return await self.l2.label_counts(limit)
+
     async def close(self) -> None:
         """Stop the listener (whatever it died of, if it did), close its connection and L2."""
         self._coherent = False
@@ -338,10 +414,11 @@ class HybridBackend:
         return self._channel.announcement(encode(self._source, done))
 
     async def _announce(self, done: Invalidation) -> None:
-        """Publish a replayed invalidation for the other processes' L1s (`_apply` reads it).
+        """Publish an announcement no L2 call carried, for the other processes' L1s (`_apply`
+        reads it): a replayed invalidation, a batch of writes.
 
-        Publishes through the connection, not a backend method: this runs inside the Redis
-        backend's replay, which a backend method would wait for.
+        Publishes through the connection, not a backend method: this also runs inside the
+        Redis backend's replay, which a backend method would wait for.
         """
         try:
             await self._channel.publish(encode(self._source, done))

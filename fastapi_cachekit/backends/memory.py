@@ -15,10 +15,12 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
+from ..events import key_hash
 from ..keys import pattern_covers
 from ..patterns import GlobPattern
-from .base import BackendStats, FillToken
+from .base import BackendStats, FillToken, LabelCounts, top_labels
 from .fill_log import InvalidationLog
 from .memory_entries import Entry, entry_size, new_entry, sized
 
@@ -41,6 +43,9 @@ class MemoryBackend:
     Past either bound the least recently used entries are evicted; a value whose entry alone
     exceeds `max_memory_bytes` is not stored (logged, and counted in `stats().errors`).
     """
+
+    layer: Final = "memory"
+    """The name events give this tier (`events.Layer`)."""
 
     def __init__(
         self,
@@ -179,12 +184,13 @@ class MemoryBackend:
         if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
             self._last_refusal_log = now
             logger.warning(
-                "value for %r not cached: its entry takes %d bytes, more than "
+                "a value (key hash %s) was not cached: its entry takes %d bytes, more than "
                 "max_memory_bytes=%d (CACHEKIT_MAX_MEMORY_BYTES); raise the bound or cache "
                 "smaller values",
-                key,
+                key_hash(key),
                 size,
                 self.max_memory_bytes,
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
             )
 
     def _invalidated_since(
@@ -208,6 +214,32 @@ class MemoryBackend:
             if key in self._entries:
                 removed += not self._remove(key).expired(now)
         return removed
+
+    # --- batches (BatchBackend): the single-key paths, without a coroutine per key --------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        get = self.get_nowait
+        return [get(key) for key in keys]
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        tags = tuple(tags)
+        put = self.set_nowait
+        return [put(k, v, ttl=ttl, namespace=namespace, tags=tags, fill=fill) for k, v in items]
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove the entries; one invalidation (one log record) for the whole batch."""
+        if not keys:
+            return 0
+        self._log.record(["k:" + key for key in keys])
+        return self._remove_all(keys)
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """Always granted: no other process shares this cache."""
@@ -301,6 +333,12 @@ class MemoryBackend:
             errors=self.refused,
         )
 
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """The `limit` largest namespaces and tags of the live entries (LabelCounting)."""
+        await self.cleanup_expired()
+        namespaces = top_labels(_sizes(self._namespaces), limit)
+        return LabelCounts(namespaces, top_labels(_sizes(self._tags), limit))
+
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""
         return None
@@ -312,3 +350,7 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
         members.discard(key)
         if not members:
             del index[label]
+
+
+def _sizes(index: dict[str, set[str]]) -> Iterable[tuple[str, int]]:
+    return ((label, len(keys)) for label, keys in index.items())

@@ -5,6 +5,7 @@ name a local alias, which FastAPI can only see if annotations are evaluated at d
 """
 
 import hmac
+import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -22,9 +23,12 @@ from ..keys import GlobPattern
 from ..models import CacheStats
 from ..service import CacheService
 from ..settings import MIN_ADMIN_TOKEN_LENGTH, load_settings
+from .dashboard import Dashboard, add_dashboard
 from .dependencies import get_cache
 
 __all__ = ["admin_router"]
+
+logger = logging.getLogger("fastapi_cachekit.admin")
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -76,6 +80,7 @@ def admin_router(
     prefix: str = "/admin/cache",
     *,
     cache: CacheService | None = None,
+    dashboard: Dashboard | bool = True,
 ) -> APIRouter:
     """An APIRouter with the cache's admin endpoints, mounted with `app.include_router`.
 
@@ -83,6 +88,9 @@ def admin_router(
     (clients send `Authorization: Bearer <token>`), or both. Without either it is refused
     unless `allow_unauthenticated=True`. `cache` defaults to the app's. The token is
     `cache`'s (`create_cache(admin_token=...)`), else CACHEKIT_ADMIN_TOKEN's.
+
+    `dashboard`: the page at `{prefix}/` (a static page, public; its data endpoint is
+    guarded like the rest), configured by a `Dashboard`, or left out with False.
     """
     token = _admin_token(cache)
     guards = list(dependencies or [])
@@ -104,6 +112,8 @@ def admin_router(
     )
     service = _service_dependency(cache)
     _add_routes(router, service)
+    if dashboard is not False:
+        add_dashboard(router, service, dashboard if dashboard is not True else Dashboard())
     return router
 
 
@@ -131,6 +141,11 @@ def _bearer_guard(expected: str) -> Any:
     ) -> None:
         given = b"" if credentials is None else credentials.credentials.encode()
         if not hmac.compare_digest(given, expected_bytes):
+            # Never the token given (a near miss of the real one), nor the expected one.
+            logger.warning(
+                "refused an admin request without a valid token",
+                extra={"cache_outcome": "refused"},
+            )
             raise HTTPException(
                 status_code=401,
                 detail="a valid admin token is required (Authorization: Bearer <token>)",
@@ -143,12 +158,16 @@ def _bearer_guard(expected: str) -> Any:
 class _NoStoreRoute(APIRoute):
     """A route whose every answer carries `Cache-Control: no-store`: its own, the
     HTTPExceptions of the caller's auth dependencies, FastAPI's 422s, a 405. Admin data and
-    refusals must not be cached by anything between the admin and the app."""
+    refusals must not be cached by anything between the admin and the app. They carry
+    `X-Content-Type-Options: nosniff` too: JSON holding user-chosen names (tags) must never
+    be sniffed as HTML."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_no_store(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["cache-control"] = "no-store"
+                headers = MutableHeaders(scope=message)
+                headers["cache-control"] = "no-store"
+                headers["x-content-type-options"] = "nosniff"
             await send(message)
 
         try:

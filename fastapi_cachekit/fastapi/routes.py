@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..service import CacheService, FillToken
 from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
-from .dependencies import cache_for_app
+from .dependencies import cache_for_app, registered_cache
 from .http import (
     DEFAULT_PRIVATE_REQUEST_HEADERS,
     EXPLICIT_FRESHNESS,
@@ -52,10 +52,11 @@ from .route_render import (
     render_response,
     with_request_and_response,
 )
+from .route_telling import RouteTelling
 
 __all__ = ["cached_route"]
 
-logger = logging.getLogger("fastapi_cachekit.routes")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 F = TypeVar("F", bound=Callable[..., Any])
 KeyFunc = Callable[[Request], str]
@@ -78,6 +79,7 @@ def cached_route(
     vary_on: VaryOn = None,
     cache_private_requests: bool = False,
     max_variants: int = DEFAULT_MAX_VARIANTS,
+    cache_status: bool | str = True,
     clock: Clock = time.time,
 ) -> Callable[[F], F]:
     """Cache a GET endpoint's responses in `cache` (default: the app's service).
@@ -93,6 +95,11 @@ def cached_route(
     bypass the cache unless the key varies on that header (`vary_on`), `vary_on` is a
     function (which tells users apart), or `cache_private_requests=True`.
 
+    Answers carry a Cache-Status header (RFC 9211) as the middleware's do: `hit`, or
+    `fwd=uri-miss` with `stored` when the response was stored (`fwd=bypass` for a request
+    that bypasses the cache, when the endpoint returns data rather than a Response). A
+    string names the cache in it (default "fastapi-cachekit"); False leaves it out.
+
     Raises ConfigurationError at decoration for an endpoint input no key can cover (a body
     parameter, a header/cookie model) or an invalid option.
     """
@@ -107,6 +114,7 @@ def cached_route(
         vary_on=vary_on if vary_on is None or callable(vary_on) else list(vary_on),
         cache_private_requests=cache_private_requests,
         max_variants=check_max_variants(max_variants),
+        telling=RouteTelling(cache_status),
         clock=clock,
     )
 
@@ -128,6 +136,7 @@ class _Options:
     vary_on: VaryOn
     cache_private_requests: bool
     max_variants: int
+    telling: RouteTelling
     clock: Clock
 
 
@@ -156,6 +165,7 @@ class _CachedRoute:
         self.tags = options.tags
         self.vary_on = options.vary_on
         self.clock = options.clock
+        self.telling = options.telling
         self.inputs = self._declared_inputs() if self.key_func is None else _NO_INPUTS
         self.private_fields = _private_fields(self.vary_on, options.cache_private_requests)
         self.storage = Storage(options.namespace, indexed=False, max_variants=options.max_variants)
@@ -208,21 +218,31 @@ class _CachedRoute:
     ) -> Any:
         scope = request.scope
         if not self.cacheable(scope):
+            cache = self.cache or registered_cache(request.app)
+            self.telling.bypassed(cache, scope, sub_response)
             return await self.call(kwargs)
         key = self.key(request)
+        cache = self.cache or cache_for_app(request.app)
         if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
             self._install_shortcut(scope)
             entry = await self.lookup(request, key)
             if entry is not None:
-                return _Replay(entry)
-        cache = self.cache or cache_for_app(request.app)
+                return self.replay(cache, scope, entry)
         token = await cache.fill_token()  # before computing: see "no stale write-back"
         request_time = self.clock()
         result = await self.call(kwargs)
         response = await render_response(request, result, sub_response)
+        why_not: str | None = "unavailable"  # no token: the cache is off or unreachable
         if token is not None:
-            await self._store(cache, request, key, response, request_time, token)
+            why_not = await self._store(cache, request, key, response, request_time, token)
+        self.telling.forwarded(cache, scope, response, why_not)
         return response
+
+    def replay(self, cache: CacheService, scope: Scope, entry: StoredResponse) -> Response:
+        """A hit: the stored response as it was sent (with Cache-Status)."""
+        replay = _Replay(entry)
+        self.telling.hit(cache, scope, replay)
+        return replay
 
     async def _store(
         self,
@@ -232,11 +252,11 @@ class _CachedRoute:
         response: Response,
         request_time: float,
         token: FillToken,
-    ) -> None:
+    ) -> str | None:
         """Store `response` when the middleware's rules allow, for the route's ttl or the
-        response's remaining freshness, whichever is shorter."""
+        response's remaining freshness, whichever is shorter; None, or why it was not."""
         if isinstance(response, StreamingResponse) or not hasattr(response, "body"):
-            return
+            return "streaming"
         decision = decide_storage(
             "GET",
             request.scope["headers"],
@@ -246,21 +266,24 @@ class _CachedRoute:
             request_time=request_time,
             response_time=self.clock(),
         )
-        entry = decision.plan.entry(bytes(response.body)) if decision.plan else None
-        if entry is None or decision.reason == "no-cache":
-            return
+        if decision.plan is None or decision.reason == "no-cache":
+            return decision.reason
+        entry = decision.plan.entry(bytes(response.body))
+        if entry is None:
+            return "incomplete"  # a body that does not match its Content-Length
         ttl = _ttl_seconds(self.ttl, cache)
         if decision.reason in EXPLICIT_FRESHNESS:
             remaining = entry.lifetime - entry.initial_age
             ttl = remaining if ttl is None else min(ttl, remaining)
             if ttl <= 0:
-                return
+                return "stale-on-arrival"
         try:
             tags = self._tags(request)
         except Exception:  # the user's function: the response was sent, only caching fails
             logger.exception("@cached_route tags function failed; the response is not stored")
-            return
+            return "tags-failed"
         await self.storage.put(cache, key, _as_sent(entry, response), ttl, tags=tags, fill=token)
+        return None
 
     def _install_shortcut(self, scope: Scope) -> None:
         """Answer later hits before FastAPI solves the route's parameters, when the key covers
@@ -337,11 +360,13 @@ class _HitShortcut(RouteFront):
         self.cached = cached
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.cached.cacheable(scope):
+        cached = self.cached
+        if scope["type"] == "http" and cached.cacheable(scope):
             request = Request(scope)
-            entry = await self.cached.lookup(request, self.cached.key(request))
+            entry = await cached.lookup(request, cached.key(request))
             if entry is not None:
-                await _Replay(entry)(scope, receive, send)
+                cache = cached.cache or cache_for_app(request.app)
+                await cached.replay(cache, scope, entry)(scope, receive, send)
                 return
             scope[_LOOKED_UP] = True
         await self.app(scope, receive, send)

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.redis
 
 _DEADLINE = 10.0  # seconds: only reached when something is broken
 _MARKER = b'{"s":"the test","o":"k","a":["marker"]}'  # a harmless announcement
+_NO_LABELS: dict[str, Any] = {"ttl": None, "namespace": None, "tags": ()}
 
 Heard = Callable[[], Awaitable[Any]]
 
@@ -76,6 +77,56 @@ async def test_a_write_and_a_delete_are_announced_by_their_one_script_call(
         assert await top_level_commands(redis_url, lambda: hybrid.delete("k")) == ["EVALSHA"]
         assert await heard() == {"o": "k", "a": ["k"]}
         assert await heard_until_marker(redis_url, hybrid.channel, heard) == []
+
+
+async def test_a_batch_delete_is_announced_once_by_its_last_delete(
+    hybrid: HybridBackend, redis_url: str
+) -> None:
+    keys = ["k0", "k1", "k2"]
+    for key in keys:
+        await put(hybrid, key, b"v")
+    calls = hybrid.l2.redis.attempts
+    async with listening(redis_url, hybrid.channel) as heard:
+        sent = await top_level_commands(
+            redis_url, lambda: hybrid.delete_many(keys), inside_scripts=True
+        )
+        assert await heard_until_marker(redis_url, hybrid.channel, heard) == [{"o": "k", "a": keys}]
+    assert hybrid.l2.redis.attempts == calls + 1  # the pipeline: no round trip of its own
+    assert sent.count("PUBLISH") == 1
+    assert sent[-1] == "PUBLISH"  # after every delete of the batch
+
+
+async def test_a_batch_on_a_cluster_is_announced_once_after_it(
+    redis_cluster_url: str, clean_redis: object
+) -> None:
+    """The pipeline runs on several nodes at once: no one call of it can carry the
+    announcement, which is published after it."""
+    hybrid = HybridBackend(RedisBackend(redis_cluster_url, cluster=True))
+    keys = [f"k{i}" for i in range(8)]  # over several shards, so several nodes
+    try:
+        async with listening(redis_cluster_url, hybrid.channel) as heard:
+            assert await hybrid.set_many([(k, b"v") for k in keys], **_NO_LABELS) == [True] * 8
+            assert await hybrid.delete_many(keys) == 8
+            assert await heard_until_marker(redis_cluster_url, hybrid.channel, heard) == [
+                {"o": "k", "a": keys},
+                {"o": "k", "a": keys},
+            ]
+    finally:
+        await hybrid.close()
+
+
+async def test_a_batch_write_names_the_keys_it_stored_when_its_last_set_is_refused(
+    hybrid: HybridBackend, redis_url: str
+) -> None:
+    token = await hybrid.fill_token()
+    await hybrid.delete("k2")  # after the token: the fill of k2 is refused
+    items = [("k0", b"v"), ("k1", b"v"), ("k2", b"v")]
+    async with listening(redis_url, hybrid.channel) as heard:
+        stored = await hybrid.set_many(items, fill=token, **_NO_LABELS)
+        assert await heard_until_marker(redis_url, hybrid.channel, heard) == [
+            {"o": "k", "a": ["k0", "k1"]}
+        ]
+    assert stored == [True, True, False]
 
 
 @pytest.mark.parametrize("entries", [0, 2])

@@ -80,11 +80,12 @@ async def test_without_a_sweeper_the_entry_lists_and_indexes_stay_near_the_live_
     shard = backend.layout.shards[0]
     # Each write drops up to TRIM expired members of the entry lists: they follow the live
     # entries; writes now and then drop the dead members they sample from an index (4 checks
-    # per write on average): with three indexes per write, each settles near 4x its live ones.
+    # per write on average): with three indexes per write, each settles near 4x its live ones
+    # (the samples are random: seen up to 5.1x; without trimming it would be 15x).
     assert sizes[shard.expiries] <= LIVE + BATCH
     assert sizes[shard.prefix + "c"] <= LIVE + BATCH
-    assert sizes[shard.index("t", "feed")] <= 5 * LIVE
-    assert sizes[shard.index("n", "items")] <= 5 * LIVE
+    assert sizes[shard.index("t", "feed")] <= 6 * LIVE
+    assert sizes[shard.index("n", "items")] <= 6 * LIVE
     assert held <= 1500 * LIVE  # about 5,600 bytes per live entry without trimming
 
 

@@ -5,7 +5,9 @@ Modules: `backend` (the port's methods), `channel` (pub/sub under the key prefix
 queued invalidations), `layout` (key names and slots), `ops` (the calls each method makes) and
 the Lua that keeps indexes exact: `scripts` (writes), `invalidation_scripts` (the invalidation
 log) and `sweep_scripts` (removal in chunks, pruning, stats); `match` (SCAN MATCH patterns)
-and `replay` (invalidations owed while Redis was unreachable).
+and `replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many),
+which sends many calls at once through `pipeline` (as `ops.delete_many` does) and lays out
+its writes with `scripts.set_call`, as `set` does.
 
 Design (the key layout is in `layout`, the scripts in `scripts`):
 
@@ -20,6 +22,9 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   Index updates happen in the same script as the write, and every script declares every key
   it touches (see `scripts`), so a slot moving between cluster nodes makes Redis answer ASK
   or TRYAGAIN before a script starts: a write is stored and indexed, or not at all.
+- Batches: `get_many` is one MGET per shard, `set_many` and `delete_many` pipeline the very
+  script calls of `set` and `delete`, one per key: one round trip per node, and each key
+  written exactly as alone (atomic per key, not per batch).
 - Invalidations rename the index (or, for `clear`, the entry list) to a drain key, so new
   writes go to a fresh one, and empty the drain `CHUNK` entries per script call, reading at
   most `LABEL_BUDGET` labels per call: removing an entry touches its value, the entry lists
@@ -53,12 +58,13 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   end of the creation index (approximate past that; creation times to the millisecond). Two
   round trips per shard, whatever the number of entries. `errors` counts values that did not
   decode (the service counts the failed calls it sees).
-- Announcements: `set` and the invalidations take an optional `Announcement` (see `channel`)
-  for a tier in front (the hybrid backend's L1s). The script that completes the change
-  PUBLISHes it in the same atomic step (SET, DELETE, START_INVALIDATION when nothing is left
-  to drain, DRAIN_STEP when the last drain is found empty), so it costs no round trip and is
-  never heard before the change; an invalidation no single script completes (a pattern, a
-  clear, labels over several calls or shards) publishes it right after.
+- Announcements: `set` and the invalidations (`delete_many` too) take an optional
+  `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s). The script
+  that completes the change PUBLISHes it in the same atomic step (SET, DELETE, a batch's last
+  DELETE on one node, START_INVALIDATION when nothing is left to drain, DRAIN_STEP when the
+  last drain is found empty), so it costs no round trip and is never heard before the change;
+  an invalidation no single script completes (a pattern, a clear, labels over several calls
+  or shards, a batch on a cluster) publishes it right after.
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
@@ -67,18 +73,18 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   `faults`), and by a background task as soon as Redis answers again, so that an idle process
   does not hold it back; the callback given to `on_replay` is told about each one after it has been
   replayed (the hybrid backend announces it to the other processes then).
-"
 """
 
 from __future__ import annotations
 
 from .backend import RedisBackend, RedisEntry
 from .channel import Announcement, Channel, Heard, Subscription
-from .faults import Invalidation
+from .faults import CircuitBreaker, Invalidation
 
 __all__ = [
     "Announcement",
     "Channel",
+    "CircuitBreaker",
     "Heard",
     "Invalidation",
     "RedisBackend",

@@ -12,38 +12,34 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple
-
-import orjson
+from typing import Final
 
 from ...errors import BackendError, ConfigurationError
+from ...events import CacheEvent, key_hash
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
-from ..base import BackendStats, FillToken
+from ..base import BackendStats, FillToken, LabelCounts
 from . import scripts as lua
+from .batch import RedisBatch
 from .channel import Announcement, Channel, publish_unsent, script_args
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
+from .labels import label_counts
 from .layout import (
     HEADER_SIZE,
     Envelope,
     Layout,
+    RedisEntry,
+    expiry,
+    open_entry,
     open_envelope,
     pack_envelope,
+    write_labels,
 )
 from .ops import SET_LABELS, RedisOps
 from .replay import Replays
 
 __all__ = ["RedisBackend", "RedisEntry"]
-
-
-class RedisEntry(NamedTuple):
-    """A stored entry as read by `RedisBackend.get_entry`."""
-
-    value: bytes
-    expires_at: float | None
-    namespace: str | None
-    tags: tuple[str, ...]
 
 
 logger = logging.getLogger("fastapi_cachekit.redis")
@@ -60,6 +56,9 @@ class RedisBackend:
     through that node. Connects lazily, on first use. `clock` gives the time TTLs are measured
     against (seconds since the epoch).
     """
+
+    layer: Final = "redis"
+    """The name events give this tier (`events.Layer`)."""
 
     def __init__(
         self,
@@ -100,6 +99,9 @@ class RedisBackend:
         self._pending = self._replays.pending
         self._corrupt_values = 0
         self._last_corrupt_log = -_CORRUPT_LOG_INTERVAL
+        self._batch = RedisBatch(
+            self.redis, self.layout, self._ops, self._replays, clock, self._corrupt, self.set
+        )
 
     @classmethod
     def from_settings(
@@ -145,6 +147,12 @@ class RedisBackend:
         """
         self._replays.on_replay(replayed)
 
+    def observe(self, emit: Callable[[CacheEvent], None] | None) -> None:
+        """Tell `emit` (the service's observers; None: nobody) the breaker's changes and the
+        replays of queued invalidations; the service calls this when its observers change."""
+        self.redis.breaker.emit = emit
+        self._replays.emit = emit
+
     def redis_answered(self) -> None:
         """Redis answered on another connection (a subscription): replay the queued
         invalidations now rather than after the breaker's back-off."""
@@ -170,14 +178,10 @@ class RedisBackend:
         found = await self._read(key)
         if found is None:
             return None
-        raw, envelope = found
-        labels = _labels(raw[HEADER_SIZE : envelope.value_offset])
-        if labels is None:
+        entry = open_entry(*found)
+        if entry is None:
             self._corrupt(key)
-            return None
-        namespace, tags = labels
-        expires = None if math.isinf(envelope.expires_ms) else envelope.expires_ms / 1000.0
-        return RedisEntry(raw[envelope.value_offset :], expires, namespace, tags)
+        return entry
 
     async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
         if self._pending.size:
@@ -229,19 +233,11 @@ class RedisBackend:
         if self._pending.size:
             await self._replays.replay()
         now = self._clock()
-        created_ms = now * 1000.0
-        px: int | str = ""  # Redis' own expiry: none, or never before the envelope's
-        if ttl is None:
-            expires_ms = math.inf
-        else:
-            expires_ms, px = (now + ttl) * 1000.0, max(1, math.ceil(ttl * 1000.0))
-        data = pack_envelope(value, created_ms, expires_ms, namespace, tags)
+        expires_ms, px = expiry(now, ttl)
+        data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tags)
         prefix = self._entry_prefix
         shard = self.layout.shards[0] if prefix else self.layout.shard_of(key)
-        # The labels go along, so that the script need not parse `data` for them; every key
-        # the script touches is declared (see `scripts`).
-        labels = [f"n:{namespace}"] if namespace else []
-        labels += [f"t:{tag}" for tag in tags]
+        labels = write_labels(namespace, tags)
         token = b"" if fill is None else fill
         publish = script_args(announce)
         if len(labels) > SET_LABELS:
@@ -251,9 +247,28 @@ class RedisBackend:
         keys, args = lua.set_call(shard, key, data, px, token, labels, announce=publish)
         reply = await self.redis.script(lua.SET, keys, args)
         if reply.__class__ is list:  # the labels the old value had and this one dropped
-            await self._ops.unindex(shard, key, reply)
-            return True
+            return await self._ops.settle(shard, key, reply)
         return bool(reply)
+
+    # --- batches (BatchBackend; see `batch`) ---------------------------------------------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return await self._batch.get_many(keys)
+
+    async def get_entries(self, keys: Sequence[str]) -> list[RedisEntry | None]:
+        """`get_entry` of each key, in one round trip (per node)."""
+        return await self._batch.get_entries(keys)
+
+    async def set_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        ttl: float | None,
+        namespace: str | None,
+        tags: Sequence[str],
+        fill: FillToken | None = None,
+    ) -> list[bool]:
+        return await self._batch.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
 
     # --- invalidation --------------------------------------------------------------------
 
@@ -263,6 +278,16 @@ class RedisBackend:
             await self._invalidate(
                 Invalidation("key", (key,)), lambda given: self._ops.delete(key, given), announce
             )
+        )
+
+    async def delete_many(self, keys: Sequence[str], announce: Announcement | None = None) -> int:
+        """`delete` of each key, the script calls pipelined, under one queued `Invalidation`
+        for the batch (owed and replayed whole if Redis cannot be reached)."""
+        if not keys:
+            return 0
+        names = tuple(keys)
+        return await self._invalidate(
+            Invalidation("key", names), lambda given: self._ops.delete_many(names, given), announce
         )
 
     async def invalidate_namespace(
@@ -382,6 +407,10 @@ class RedisBackend:
             pending_invalidations=len(self._pending),
         )
 
+    async def label_counts(self, limit: int) -> LabelCounts:
+        """The `limit` largest namespaces and tags, from the indexes (see `labels`)."""
+        return await label_counts(self.redis, self._ops, self._now_ms(), limit)
+
     async def close(self) -> None:
         await self._replays.close()
         await self.redis.close()
@@ -396,15 +425,8 @@ class RedisBackend:
         now = time.monotonic()
         if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
             self._last_corrupt_log = now
-            logger.warning("cache entry %r is not a cachekit value; treated as a miss", key)
-
-
-def _labels(metadata: bytes) -> tuple[str | None, tuple[str, ...]] | None:
-    """The namespace and tags an envelope's metadata holds, or None when it is corrupt."""
-    try:
-        labels = orjson.loads(metadata)
-    except orjson.JSONDecodeError:
-        return None
-    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
-        return None
-    return labels[0] or None, tuple(labels[1:])
+            logger.warning(
+                "a cache entry (key hash %s) is not a cachekit value; treated as a miss",
+                key_hash(key),
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "fault"},
+            )

@@ -120,15 +120,20 @@ class RedisConnection:
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script: EVALSHA, and when Redis does not know the script (a new or
         restarted server), SCRIPT LOAD and EVALSHA again."""
-        sha = self._shas.get(source)
-        if sha is None:
-            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest().encode()
+        sha = self._shas.get(source) or self.sha(source)
         count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
         try:
             return await self.command("EVALSHA", sha, count, *keys, *args)
         except _ScriptMissing:
             await self.call(lambda client: client.script_load(source))
             return await self.command("EVALSHA", sha, count, *keys, *args)
+
+    def sha(self, source: str) -> bytes:
+        """The SHA1 that EVALSHA names the script `source` by (computed once)."""
+        sha = self._shas.get(source)
+        if sha is None:
+            sha = self._shas[source] = hashlib.sha1(source.encode()).hexdigest().encode()
+        return sha
 
     async def get(self, key: str) -> bytes | None:
         return _bytes_or_none(await self.command("GET", key))

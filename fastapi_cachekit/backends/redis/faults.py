@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Literal, NamedTuple
 
+from ...events import CacheEvent
+
 __all__ = ["CircuitBreaker", "Invalidation", "PendingInvalidations", "Replay", "Replayed"]
 
 logger = logging.getLogger("fastapi_cachekit.redis")
@@ -47,6 +49,8 @@ class CircuitBreaker:
         """Calls that found Redis unreachable (each one a network attempt)."""
         self.rejections = 0
         """Calls refused without a network attempt while the circuit was open."""
+        self.emit: Callable[[CacheEvent], None] | None = None
+        """Told "breaker_open" and "breaker_closed" (the service's observers, when any)."""
 
     def allow(self) -> bool:
         """Whether a call may use the network now; when it may not, it counts a rejection."""
@@ -64,7 +68,12 @@ class CircuitBreaker:
 
     def succeeded(self) -> None:
         if self.state != "closed":
-            logger.warning("Redis is reachable again; cache calls resume")
+            logger.warning(
+                "Redis is reachable again; cache calls resume",
+                extra={"cache_outcome": "breaker_closed"},
+            )
+            if self.emit is not None:
+                self.emit(CacheEvent("breaker_closed", "redis"))
         self.state = "closed"
         self.backoff = 0.0
 
@@ -78,7 +87,10 @@ class CircuitBreaker:
             logger.warning(
                 "Redis is unreachable; cache calls fail fast, probing again in %.2fs",
                 self.backoff,
+                extra={"cache_outcome": "breaker_open"},
             )
+            if self.emit is not None:
+                self.emit(CacheEvent("breaker_open", "redis"))
         else:
             self.backoff = min(self.backoff * 2, self.max_backoff)
         self.state = "open"
@@ -133,6 +145,8 @@ class PendingInvalidations:
         self.size = 0
         """How many are waiting (a pending full clear counts 1): a plain attribute, so that
         the hot paths can check it without a call."""
+        self.replayed = 0
+        """How many have been replayed since the backend was made (a full clear counts 1)."""
 
     def __len__(self) -> int:
         return self.size
@@ -183,6 +197,7 @@ class PendingInvalidations:
             self._resize()
             logger.warning("cleared the cache prefix after Redis came back (queue overflowed)")
             done += 1
+            self.replayed += 1
             if replayed is not None:
                 await replayed(_CLEAR)
         while self._queue:
@@ -190,8 +205,13 @@ class PendingInvalidations:
             await replay()
             self._queue.popleft()
             self._resize()
-            logger.info("replayed a queued cache invalidation: %s", invalidation)
+            logger.info(
+                "replayed a queued cache invalidation (%s)",
+                invalidation.kind,
+                extra={"cache_outcome": "replay"},
+            )
             done += 1
+            self.replayed += 1
             if replayed is not None:
                 await replayed(invalidation)
         return done

@@ -25,6 +25,7 @@ writes trim their dead members (see scripts.SET). Keys shared by all shards:
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Sequence
@@ -40,9 +41,13 @@ __all__ = [
     "HEADER_SIZE",
     "Envelope",
     "Layout",
+    "RedisEntry",
     "Shard",
+    "expiry",
+    "open_entry",
     "open_envelope",
     "pack_envelope",
+    "write_labels",
 ]
 
 CLUSTER_SHARDS = 16
@@ -74,6 +79,20 @@ def pack_envelope(
     return b"".join((_MAGIC, _HEADER.pack(created_ms, expires_ms, len(meta)), meta, value))
 
 
+def expiry(now: float, ttl: float | None) -> tuple[float, int | str]:
+    """The envelope's expiry (ms; inf: never) and Redis' own PX, never before it ("": none)."""
+    if ttl is None:
+        return math.inf, ""
+    return (now + ttl) * 1000.0, max(1, math.ceil(ttl * 1000.0))
+
+
+def write_labels(namespace: str | None, tags: Sequence[str]) -> list[str]:
+    """The index labels of an entry: "n:{namespace}" first if any, then "t:{tag}" each."""
+    labels = [f"n:{namespace}"] if namespace else []
+    labels += [f"t:{tag}" for tag in tags]
+    return labels
+
+
 def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:
     """The header of `raw`, or None when `raw` is not an envelope (foreign or corrupt).
 
@@ -87,6 +106,28 @@ def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:
     if (offset > len(raw) and not header_only) or created != created or expires != expires:
         return None
     return Envelope(created, expires, offset)
+
+
+class RedisEntry(NamedTuple):
+    """A stored entry as read by `RedisBackend.get_entry`."""
+
+    value: bytes
+    expires_at: float | None
+    namespace: str | None
+    tags: tuple[str, ...]
+
+
+def open_entry(raw: bytes, envelope: Envelope) -> RedisEntry | None:
+    """The entry an opened envelope holds, with its expiry (seconds; None: never) and
+    labels, or None when its metadata is corrupt."""
+    try:
+        labels = orjson.loads(raw[HEADER_SIZE : envelope.value_offset])
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)):
+        return None
+    expires = None if math.isinf(envelope.expires_ms) else envelope.expires_ms / 1000.0
+    return RedisEntry(raw[envelope.value_offset :], expires, labels[0] or None, tuple(labels[1:]))
 
 
 @dataclass(frozen=True)

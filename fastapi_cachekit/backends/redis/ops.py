@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
-from ...keys import display_key
+from ...keys import pattern_covers
 from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
@@ -23,6 +23,7 @@ from .channel import Announcement, mark_sent, script_args
 from .connection import RedisConnection
 from .layout import Layout, Shard
 from .match import escape_match, server_match
+from .pipeline import Pipeline
 
 __all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats"]
 
@@ -131,12 +132,17 @@ class RedisOps:
                 announce=announce,
             )
             reply = await self._redis.script(lua.SET, keys, args)
-            if reply.__class__ is list:
-                await self.unindex(shard, key, reply)
-                return True
-            if int(reply) != -1:
-                return bool(reply)
+            if reply.__class__ is list or int(reply) != -1:
+                return await self.settle(shard, key, reply)
         return False
+
+    async def settle(self, shard: Shard, key: str, reply: object) -> bool:
+        """What a SET call's reply means (whether it stored), once acted upon: a list names
+        the labels the old value had and the new one dropped, to take the entry out of."""
+        if isinstance(reply, list):
+            await self.unindex(shard, key, reply)
+            return True
+        return bool(reply)
 
     async def unindex(self, shard: Shard, key: str, labels: list[bytes]) -> None:
         """Take entry `key` out of the indexes of `labels`, unless it carries them again."""
@@ -150,13 +156,38 @@ class RedisOps:
 
     async def delete(self, key: str, announce: Announcement | None = None) -> int:
         """Log a delete of `key`, remove its entry and publish `announce`; 1 if it was live."""
-        shard = self._layout.shard_of(key)
-        sequence = await self._sequence()
-        keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
-        args = [key, self._now_ms(), sequence, *script_args(announce)]
-        live = await self._redis.script(invalidation_lua.DELETE, self._logging(keys), args)
+        call = self._delete_call(key, await self._sequence(), announce)
+        live = await self._redis.script(invalidation_lua.DELETE, *call)
         mark_sent(announce)
         return int(live)
+
+    async def delete_many(self, keys: Sequence[str], announce: Announcement | None = None) -> int:
+        """`delete` of each key, the script calls pipelined; the live entries removed.
+
+        On one node the last call publishes `announce`: the pipeline's calls run there in
+        order, so it is heard after every delete. On a cluster they run on several nodes at
+        once: the backend publishes it after the pipeline.
+        """
+        if not keys:
+            return 0
+        sequence = await self._sequence()  # one number for the batch (on a cluster)
+        last = announce if len(self._layout.shards) == 1 else None
+        pipe = Pipeline(self._redis)
+        for i, key in enumerate(keys, 1):
+            call = self._delete_call(key, sequence, last if i == len(keys) else None)
+            pipe.script(invalidation_lua.DELETE, *call)
+        removed = sum(map(int, await pipe.run()))
+        mark_sent(last)
+        return removed
+
+    def _delete_call(
+        self, key: str, sequence: int | str, announce: Announcement | None
+    ) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of the DELETE script of `key`, which publishes `announce`."""
+        shard = self._layout.shard_of(key)
+        keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
+        args = [key, self._now_ms(), sequence, *script_args(announce)]
+        return self._logging(keys), args
 
     async def invalidate_labels(
         self, kind: str, names: tuple[str, ...], announce: Announcement | None = None
@@ -261,17 +292,17 @@ class RedisOps:
         # The pattern applies to full keys, which begin stored keys (keys.storage_key): the
         # trailing "*" admits what follows them.
         if namespace is None:
-            source, match, skip, what = shard.expiries, server_match(pattern) + "*", 0, ""
+            source, match, what = shard.expiries, server_match(pattern) + "*", ""
         else:  # the namespace's own index; the pattern applies to keys within it
             source = shard.index("n", namespace)
             match = escape_match(namespace) + ":" + server_match(pattern) + "*"
-            skip, what = len(namespace) + 1, f"n:{namespace}"
+            what = f"n:{namespace}"
         removed, cursor = 0, 0
         while True:
             cursor, members = await self._redis.scan(
                 source, cursor, match, sorted_set=namespace is None
             )
-            keys = [key for key in members if pattern.matches(display_key(key)[skip:])]
+            keys = [key for key in members if pattern_covers(pattern, namespace, key, namespace)]
             for first in range(0, len(keys), CHUNK):  # a scan step may find more than CHUNK
                 part = keys[first : first + CHUNK]
                 removed += (await self._remove(shard, part, None, "", what))[0]

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ...errors import BackendError
+from ...events import CacheEvent
 from .faults import CircuitBreaker, Invalidation, PendingInvalidations, Replayed
 
 __all__ = ["Replays"]
@@ -36,6 +37,8 @@ class Replays:
         self._task: asyncio.Task[None] | None = None
         self._answered = asyncio.Event()
         self._on_replayed: Replayed | None = None
+        self.emit: Callable[[CacheEvent], None] | None = None
+        """Told a "replay" event (how many were sent) after each replay that sent some."""
 
     def on_replay(self, replayed: Replayed) -> None:
         """See `RedisBackend.on_replay`."""
@@ -77,7 +80,13 @@ class Replays:
         if loop is not self._loop:  # a lock serves the one loop it first waited on
             self._loop, self._lock = loop, asyncio.Lock()
         async with self._lock:
-            await self.pending.replay(self._clear, self._on_replayed)
+            before = self.pending.replayed
+            try:
+                await self.pending.replay(self._clear, self._on_replayed)
+            finally:  # those sent before a failure count too
+                sent = self.pending.replayed - before
+                if sent and self.emit is not None:
+                    self.emit(CacheEvent("replay", "redis", count=sent))
 
     async def close(self) -> None:
         """Stop the background replay; warn about what stays owed."""

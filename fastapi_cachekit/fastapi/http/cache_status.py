@@ -37,7 +37,7 @@ def _item(value: str) -> bytes:
 class CacheStatus:
     """Builds this cache's Cache-Status member, e.g. `fastapi-cachekit; hit; ttl=42`."""
 
-    __slots__ = ("_hit", "_name", "name")
+    __slots__ = ("_hit", "_name", "hit_without_ttl", "name")
 
     def __init__(self, name: str = DEFAULT_CACHE_NAME) -> None:
         if not name:
@@ -45,6 +45,8 @@ class CacheStatus:
         self.name = name
         self._name = _item(name)
         self._hit = self._name + b"; hit; ttl="
+        self.hit_without_ttl = self._name + b"; hit"
+        """A hit whose remaining freshness this cache does not know (@cached_route's)."""
 
     def hit(self, ttl: int) -> bytes:
         """A response served from the cache; `ttl` is its remaining freshness (negative when a

@@ -3,7 +3,8 @@
 Modules: `cache_middleware` (the entry point: lookup, serve, or forward), `asgi` (messages
 and request state), `config` (options checked once), `fetch` (running the app and capturing
 its answer), `flights` (one origin request per key, background revalidation), `store`
-(writing entries and variants) and `unsafe` (invalidation after unsafe methods).
+(writing entries and variants), `telling` (one event per request, named by its route
+template) and `unsafe` (invalidation after unsafe methods).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from .asgi import request_host
 from .cache_middleware import CacheMiddleware
 from .config import check_max_variants
 from .store import DEFAULT_MAX_VARIANTS, Storage
+from .telling import UNMATCHED
 
 __all__ = [
     "DEFAULT_MAX_VARIANTS",
+    "UNMATCHED",
     "CacheMiddleware",
     "Storage",
     "check_max_variants",

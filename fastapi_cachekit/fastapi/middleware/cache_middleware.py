@@ -39,6 +39,7 @@ from .config import Clock, KeyFunc, TagsFunc, configure
 from .fetch import Fetch
 from .flights import BackgroundRevalidations, Flights, serve_stored
 from .store import DEFAULT_MAX_VARIANTS, Runtime, Storage
+from .telling import RouteTemplates, tell
 from .unsafe import Invalidator
 
 __all__ = ["CacheMiddleware"]
@@ -152,6 +153,7 @@ class CacheMiddleware:
             config.namespace, indexed=key_func is not None, max_variants=config.max_variants
         )
         self._runtime: Runtime | None = None
+        self._templates = RouteTemplates()
         self._flights = Flights()
         self._revalidations = BackgroundRevalidations()
         # Hot keys' decoded entries, reused while the stored bytes are equal (the memory
@@ -215,6 +217,8 @@ class CacheMiddleware:
                 )
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body if method == "GET" else b""})
+                if rt.cache.emit is not None:
+                    tell(rt, scope, "hit", key=storage_key)
                 return
         state = RequestState(scope, key, storage_key, request)
         await self._dispatch(rt, state, entry, decision, receive, send)
@@ -241,7 +245,7 @@ class CacheMiddleware:
                     "to a Starlette/FastAPI app to use the app's service"
                 )
             cache = cache_for_app(app)
-        self._runtime = Runtime(self.app, self.config, self._storage, cache)
+        self._runtime = Runtime(self.app, self.config, self._storage, cache, self._templates)
         return self._runtime
 
     # --- everything but a fresh hit ------------------------------------------------------
@@ -261,6 +265,7 @@ class CacheMiddleware:
             await serve_stored(
                 state, entry, decision, status.hit(decision.ttl), send, date=self.config.send_date
             )
+            tell(rt, state.scope, "stale_served", decision.reason, state.storage_key)
             self._revalidations.start(rt, state, entry)
             return
         if action is Action.GATEWAY_TIMEOUT:
@@ -269,6 +274,7 @@ class CacheMiddleware:
                 (b"cache-status", status.detail("only-if-cached")),
             ]
             await send_response(send, 504, headers, b"")
+            tell(rt, state.scope, "miss", "only-if-cached", state.storage_key)
             return
         fwd = decision.fwd or "uri-miss"
         if entry is None and state.storage_key != state.key:

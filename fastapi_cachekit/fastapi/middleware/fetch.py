@@ -20,6 +20,7 @@ from typing import TypeAlias
 
 from starlette.types import Message, Receive, Send
 
+from ...events import EventKind
 from ...service import FillToken
 from ..http import (
     CacheControl,
@@ -36,12 +37,13 @@ from ..http import (
     select_updated,
     without_conditionals,
 )
-from .asgi import ReplayReceive, RequestState, send_response
+from .asgi import ReplayReceive, RequestState, discard, send_response
 from .store import Runtime
+from .telling import tell
 
 __all__ = ["Fetch", "Flight"]
 
-logger = logging.getLogger("fastapi_cachekit")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 Flight: TypeAlias = "asyncio.Future[StoredResponse | None]"
 """A single-flight fetch: resolves to the storable response, or None when there is none."""
@@ -80,6 +82,7 @@ class Fetch:
         "_stale_served",
         "_start",
         "_state",
+        "_why",
     )
 
     def __init__(
@@ -107,6 +110,7 @@ class Fetch:
         self._mismatch = self._stale_served = False
         self._request_time = self._response_time = 0.0
         self._fill: FillToken | None = None
+        self._why: str | None = None  # why the response is not stored, once known
 
     async def run(self, receive: Receive) -> None:
         """Call the app and see its response through."""
@@ -147,7 +151,7 @@ class Fetch:
         elif kind == "http.response.body" and self._phase != _WAITING:
             await self._on_body(message)
         else:  # an extension message (trailers, pathsend...): pass it on, store nothing
-            self._give_up()
+            self._give_up("extension")
             if self._phase == _HOLDING:
                 await self._release(stored=False)
             await self._send(message)
@@ -164,7 +168,7 @@ class Fetch:
             if self._phase == _ANSWERED:
                 return
         if plan is None or message.get("trailers"):
-            self._give_up()
+            self._give_up("trailers" if plan is not None else None)
             self._phase = _PASSING
             await self._send(self._with_status(message, stored=False))
         else:
@@ -172,7 +176,7 @@ class Fetch:
 
     def _storage_plan(self, status: int, headers: list[tuple[bytes, bytes]]) -> StoragePlan | None:
         state, config = self._state, self._rt.config
-        return decide_storage(
+        decision = decide_storage(
             state.method,
             state.headers,
             status,
@@ -180,7 +184,10 @@ class Fetch:
             policy=config.policy,
             request_time=self._request_time,
             response_time=self._response_time,
-        ).plan
+        )
+        if decision.plan is None:
+            self._why = decision.reason
+        return decision.plan
 
     async def _revalidated(
         self, status: int, headers: list[tuple[bytes, bytes]]
@@ -201,6 +208,8 @@ class Fetch:
             request_cc=self._request_directives(),
         )
         outcome = decision.outcome
+        if decision.plan is None:
+            self._why = decision.reason
         if outcome is Revalidation.UPDATED:
             assert decision.entry is not None
             assert decision.serve is not None
@@ -247,6 +256,10 @@ class Fetch:
             assert plan is not None
             if not more:  # the whole body in one message: the usual, non-streamed response
                 entry = plan.entry(body)
+                if entry is None:
+                    self._why = (
+                        "body-too-large" if not plan.accepts_size(len(body)) else "incomplete"
+                    )
                 await self._release(stored=entry is not None, entry=entry)
                 await self._send(message)
                 await self._finish(entry)
@@ -260,7 +273,7 @@ class Fetch:
             if plan.accepts_size(self._size):
                 chunks.append(body)
             else:
-                self._give_up()
+                self._give_up("body-too-large")
         await self._send(message)
         if not more and self._chunks is not None and plan is not None:
             self._chunks = None
@@ -278,12 +291,23 @@ class Fetch:
         await self._send(message)
 
     def _with_status(self, message: Message, *, stored: bool) -> Message:
-        """A copy of a start message with Cache-Status appended (every other line kept)."""
+        """A copy of a start message with Cache-Status appended (every other line kept);
+        the observers are told the same outcome."""
         value = self._rt.config.status.forward(
             self._fwd, fwd_status=self._fwd_status, stored=stored
         )
         headers = [*(message.get("headers") or ()), (b"cache-status", value)]
+        if stored:
+            self._tell("stored", self._fwd)
+        else:
+            self._tell("not_stored", self._why or "incomplete")
         return {**message, "headers": headers}
+
+    def _tell(self, kind: EventKind, reason: str | None) -> None:
+        """Tell a client's outcome; a background revalidation has no client (its stale
+        response was told when it was served)."""
+        if self._send is not discard:
+            tell(self._rt, self._state.scope, kind, reason, self._state.storage_key)
 
     async def _finish(self, entry: StoredResponse | None) -> None:
         """The whole body went to the client: store the response when it is complete."""
@@ -291,8 +315,10 @@ class Fetch:
         if entry is not None and self._plan is not None:
             await self._rt.put(self._state, entry, self._plan.storage_ttl, self._fill)
 
-    def _give_up(self) -> None:
-        """Nothing of this response will be stored: stop buffering, release the waiters."""
+    def _give_up(self, why: str | None = None) -> None:
+        """Nothing of this response will be stored (`why`, unless a reason is known
+        already): stop buffering, release the waiters."""
+        self._why = self._why if why is None else why
         self._chunks = None
         self._resolve(None)
 
@@ -321,6 +347,10 @@ class Fetch:
             stored=stored,
             detail=detail,
         )
+        if detail is None:
+            self._tell("revalidated", self._fwd)
+        else:
+            self._tell("stale_served", detail)
         code, headers, body = hit_response(entry, decision, status, date=self._rt.config.send_date)
         await send_response(
             self._send, code, headers, b"" if self._state.method == "HEAD" else body

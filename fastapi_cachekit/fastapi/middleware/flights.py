@@ -13,10 +13,11 @@ from ..http import Action, LookupDecision, StoredResponse, decide_lookup, hit_re
 from .asgi import BackgroundReceive, RequestState, discard, send_response
 from .fetch import Fetch, Flight
 from .store import Runtime
+from .telling import tell
 
 __all__ = ["BackgroundRevalidations", "Flights", "serve_stored"]
 
-logger = logging.getLogger("fastapi_cachekit")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 
 async def serve_stored(
@@ -91,6 +92,7 @@ class Flights:
             if decision.action is Action.SERVE:
                 status = config.status.forward(fwd, collapsed=True)
                 await serve_stored(state, entry, decision, status, send, date=config.send_date)
+                tell(rt, state.scope, "coalesced", fwd, state.storage_key)
                 return
         await Fetch(rt, state, send, fwd=fwd).run(receive)
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.types import ASGIApp
 
 from ...errors import InvalidKeyError, SerializationError
+from ...events import key_hash
 from ...keys import MAX_KEY_LENGTH
 from ...service import CacheService, FillToken
 from ...ttl import bounded_ttl
@@ -44,6 +45,9 @@ from ..http import (
 from .asgi import RequestState
 from .config import MiddlewareConfig
 
+if TYPE_CHECKING:
+    from .telling import RouteTemplates
+
 __all__ = [
     "DEFAULT_MAX_VARIANTS",
     "VARY_MARKER",
@@ -57,7 +61,7 @@ __all__ = [
     "variant_key",
 ]
 
-logger = logging.getLogger("fastapi_cachekit")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 VARY_MARKER = b"\xffCKV"
 """Leading bytes of a Vary marker; distinct from a stored response's magic `\\xffCK\\x01`."""
@@ -218,7 +222,12 @@ class Storage:
             if self.indexed and url_hash is not None and ttl is not None:
                 await self._index(cache, url_hash, key, ttl, entry.response_time)
         except (SerializationError, InvalidKeyError) as exc:
-            logger.error("CacheMiddleware could not store a response under %r: %s", key, exc)
+            logger.error(
+                "CacheMiddleware could not store a response (key hash %s): %s",
+                key_hash(key),
+                exc,
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
+            )
 
     async def _put_variant(
         self,
@@ -316,6 +325,8 @@ class Runtime(NamedTuple):
     config: MiddlewareConfig
     storage: Storage
     cache: CacheService
+    templates: RouteTemplates
+    """The route templates events are named by (`telling`)."""
 
     async def put(
         self,

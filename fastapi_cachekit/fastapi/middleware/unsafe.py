@@ -22,7 +22,7 @@ from .store import Runtime
 
 __all__ = ["Invalidator"]
 
-logger = logging.getLogger("fastapi_cachekit")
+logger = logging.getLogger("fastapi_cachekit.http")
 
 
 class Invalidator:

@@ -1,0 +1,1 @@
+"""Observers: where cache events go."""

@@ -1,0 +1,1 @@
+"""Tests of fastapi_cachekit/observers/ (Prometheus, OpenTelemetry) and the /metrics route."""
