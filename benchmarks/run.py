@@ -68,6 +68,11 @@ SECTIONS: dict[str, Section] = {
         Section("scale", "scale", "Scale: invalidation cost vs size, bytes per entry"),
         Section("http", "http_inprocess", "HTTP in-process (httpx ASGITransport)"),
         Section("http-server", "http_server", "HTTP under uvicorn (one worker), loaded by wrk"),
+        Section(
+            "workers",
+            "http_workers",
+            "HTTP hit under uvicorn, 1 and 2 workers, Redis and hybrid",
+        ),
         Section("redis", "redis_kv", "Redis: get-hit / set, sequential and concurrent"),
         Section("hybrid", "hybrid", "Hybrid: L1 hit and L2 hit"),
         Section("batch", "batch", "Batches on Redis: get_many / set_many of 50 keys"),

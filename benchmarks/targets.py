@@ -102,6 +102,18 @@ TARGETS: tuple[Target, ...] = (
         1.2,
     ),
     Target(
+        "hybrid set / raw SET, sequential",
+        "hybrid",
+        "set: cachekit CacheService, hybrid",
+        1.3,
+    ),
+    Target(
+        "hybrid tag invalidation / Redis tag invalidation",
+        "hybrid",
+        "invalidate a tag of 2 entries: cachekit CacheService, hybrid",
+        1.0,
+    ),
+    Target(
         "CacheMiddleware hit / bare ASGI, in-process (httpx)",
         "http",
         "cachekit CacheMiddleware hit (ttl=60)",

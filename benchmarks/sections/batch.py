@@ -102,20 +102,18 @@ def _raw_ops(client: aioredis.Redis, b: _Batches) -> tuple[Op, Op]:
 def _script_op(client: aioredis.Redis, backend: Any, b: _Batches) -> Op:
     """A raw pipeline of the SET script calls `set_many` makes (arguments built beforehand)."""
     from fastapi_cachekit.backends.redis import scripts
-    from fastapi_cachekit.backends.redis.layout import pack_envelope
-    from fastapi_cachekit.backends.redis.writes import expiry, set_call
+    from fastapi_cachekit.backends.redis.layout import expiry, pack_envelope
 
     sha = backend.redis.sha(scripts.SET).decode()
     now = time.time()
     expires_ms, px = expiry(now, TTL_SECONDS)
     shard = backend.layout.shards[0]
-    calls = [
-        [
-            set_call(shard, key, pack_envelope(data, now * 1000, expires_ms, None, ()), px, b"", [])
-            for key, data in batch
-        ]
-        for batch in b.encoded
-    ]
+
+    def call(key: str, data: bytes) -> tuple[list[str], list[Any]]:
+        envelope = pack_envelope(data, now * 1000, expires_ms, None, ())
+        return scripts.set_call(shard, key, envelope, px, b"", [])
+
+    calls = [[call(key, data) for key, data in batch] for batch in b.encoded]
 
     async def put(i: int) -> Any:
         pipe = client.pipeline(transaction=False)

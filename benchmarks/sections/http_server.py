@@ -9,10 +9,11 @@ inverse (server time per request at that concurrency).
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..load import describe, run_load
 from ..net import HOST, free_port, wait_for_port
 from .http_common import check_hit
 
-__all__ = ["run"]
+__all__ = ["FULL", "QUICK", "Params", "Server", "check", "measure_servers", "run", "servers_of"]
 
 _ROOT = Path(__file__).resolve().parents[2]
 _START_TIMEOUT = 30.0
@@ -58,13 +59,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def _servers(specs: list[AppSpec]) -> Iterator[list[Server]]:
-    """Start one uvicorn per app; stop each by its PID on exit."""
+def servers_of(
+    specs: list[AppSpec], workers: Sequence[int] | None = None, env: dict[str, str] | None = None
+) -> Iterator[list[Server]]:
+    """Start one uvicorn per app (with `workers[i]` workers, default 1, and `env` added to
+    the environment); stop each by its PID on exit."""
     with tempfile.TemporaryDirectory(prefix="cachekit-bench-uvicorn-") as directory:
         servers: list[Server] = []
         try:
-            for spec in specs:
-                servers.append(_start(spec, Path(directory)))
+            for i, spec in enumerate(specs):
+                count = 1 if workers is None else workers[i]
+                servers.append(_start(spec, Path(directory), count, env))
             for server in servers:
                 _wait(server, Path(directory))
             yield servers
@@ -73,16 +78,21 @@ def _servers(specs: list[AppSpec]) -> Iterator[list[Server]]:
                 _stop(server.process)
 
 
-def _start(spec: AppSpec, directory: Path) -> Server:
+def _start(
+    spec: AppSpec, directory: Path, workers: int = 1, env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     argv = [
         sys.executable, "-m", "uvicorn", spec.target, "--factory",
         "--host", HOST, "--port", str(port),
-        "--workers", "1", "--no-access-log", "--log-level", "warning",
+        "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     log = (directory / f"{port}.log").open("wb")
+    environment = None if env is None else {**os.environ, **env}
     with log:
-        process = subprocess.Popen(argv, cwd=_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, cwd=_ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment
+        )
     return Server(spec, port, process)
 
 
@@ -106,14 +116,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-async def _check(servers: list[Server]) -> None:
+async def check(servers: list[Server]) -> None:
+    """Each server answers its app's second request with a hit (see `check_hit`)."""
     for server in servers:
         base = f"http://{HOST}:{server.port}"
         async with httpx.AsyncClient(base_url=base, timeout=10.0) as client:
             await check_hit(client, server.spec, in_process=False)
 
 
-async def _measure(servers: list[Server], params: Params) -> dict[str, list[float]]:
+async def measure_servers(servers: list[Server], params: Params) -> dict[str, list[float]]:
+    """Requests/s of each server, `params.repeats` times, interleaved (by server spec name)."""
     samples: dict[str, list[float]] = {server.spec.name: [] for server in servers}
     if params.warmup:
         for server in servers:
@@ -133,9 +145,9 @@ async def _measure(servers: list[Server], params: Params) -> dict[str, list[floa
 async def run(quick: bool) -> list[Row]:
     params = QUICK if quick else FULL
     available = [spec for spec in APPS if spec.unavailable() is None]
-    with _servers(available) as servers:
-        await _check(servers)
-        samples = await _measure(servers, params)
+    with servers_of(available) as servers:
+        await check(servers)
+        samples = await measure_servers(servers, params)
     note = describe(params.threads, params.connections, params.duration)
     rows: list[Row] = []
     for spec in APPS:

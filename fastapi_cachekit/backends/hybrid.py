@@ -4,13 +4,22 @@ Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, ca
 `l1_max_ttl`. Writes go to L2, then to this process's L1. Invalidations go to L2 first and
 then to this process's L1, so that a promotion whose L2 read raced the invalidation is refused
 by L1's fill check (its token was taken before the L1 invalidation): once the call returns,
-this process never serves the old entry. Both are then announced on a Redis pub/sub channel so
-that every other process drops the entries from its L1 (coherence within the channel's
-latency; the cap bounds staleness even if a message is lost). An invalidation that could not
-reach Redis is dropped from this process's L1 at once, queued by the Redis backend (which
-replays it as soon as Redis answers again), and announced when it has been replayed: the
-announcement must not come before L2 is changed, or another process could promote the old
-entry again.
+this process never serves the old entry. Both are announced on a Redis pub/sub channel so that
+every other process drops the entries from its L1 (coherence within the channel's latency; the
+cap bounds staleness even if a message is lost).
+
+The announcement must not come before L2 is changed, or another process could promote the old
+entry again. It travels with the change: L2 is handed it (a redis `Announcement`) and the Lua
+script that completes the change PUBLISHes it in the same atomic step (the SET of a write, the
+DELETE of a key, the last DELETE of a batch or the last step of a namespace or tag
+invalidation on one node), so a write costs the Redis backend's one round trip; where no
+script completes the change alone (patterns, clears, a cluster's fan-out), L2 publishes it
+right after. A batch of writes is announced once L2 has answered, naming the keys it stored:
+any SET of the batch may be refused, so no one script call can be sure to carry it. An
+invalidation that could not reach Redis is dropped from this process's L1 at once, queued by
+the Redis backend (which replays it as soon as Redis answers again, without the
+announcement), and announced by `on_replay` when it has been replayed. Every process hears
+its own announcements too, and skips them by their first bytes, without decoding them.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
@@ -34,10 +43,10 @@ from ..events import CacheEvent
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
-from .hybrid_channel import MalformedMessage, decode, encode
+from .hybrid_channel import MalformedMessage, decode, encode, sender_prefix
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import CircuitBreaker, Invalidation, RedisBackend, RedisEntry
+from .redis import Announcement, CircuitBreaker, Invalidation, RedisBackend, RedisEntry
 
 __all__ = ["HybridBackend"]
 
@@ -92,6 +101,7 @@ class HybridBackend:
             monotonic=monotonic,
         )
         self._source = uuid.uuid4().hex
+        self._own = sender_prefix(self._source)
         self._coherent = False
         self.malformed_messages = 0
         """Messages on the channel that were not announcements (ignored)."""
@@ -199,13 +209,14 @@ class HybridBackend:
     ) -> bool:
         await self._ensure_listening()
         token = await self.l1.fill_token()
-        stored = await self.l2.set(key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
-        if stored:
-            await self._announce(Invalidation("key", (key,)))
-            if self._coherent:
-                await self.l1.set(
-                    key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
-                )
+        announce = self._announcement(Invalidation("key", (key,)))
+        stored = await self.l2.set(
+            key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=announce
+        )
+        if stored and self._coherent:
+            await self.l1.set(
+                key, value, ttl=self._l1_ttl(ttl), namespace=namespace, tags=tags, fill=token
+            )
         return stored
 
     # --- batches (BatchBackend): the rules of get, set and delete, one L2 call each -------
@@ -236,7 +247,8 @@ class HybridBackend:
         tags: Sequence[str],
         fill: FillToken | None = None,
     ) -> list[bool]:
-        """L2, one announcement for the keys it stored, then this process's L1 (as `set`)."""
+        """L2, then one announcement naming the keys it stored (published after the pipeline,
+        see the module docstring), then this process's L1 (as `set`)."""
         await self._ensure_listening()
         token = await self.l1.fill_token()
         stored = await self.l2.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
@@ -251,10 +263,11 @@ class HybridBackend:
         return stored
 
     async def delete_many(self, keys: Sequence[str]) -> int:
-        """L2, then L1, then one announcement, as `delete` (see `_invalidate`)."""
+        """As `delete`, with one announcement for the batch (see `_invalidate`)."""
         if not keys:
             return 0
-        return await self._invalidate(Invalidation("key", tuple(keys)), self.l2.delete_many(keys))
+        done = Invalidation("key", tuple(keys))
+        return await self._invalidate(done, self.l2.delete_many(keys, self._announcement(done)))
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         return await self.l2.acquire_fill_lock(key, ttl)
@@ -265,41 +278,41 @@ class HybridBackend:
     # --- invalidation --------------------------------------------------------------------
 
     async def delete(self, key: str) -> bool:
-        return await self._invalidate(Invalidation("key", (key,)), self.l2.delete(key))
+        done = Invalidation("key", (key,))
+        return await self._invalidate(done, self.l2.delete(key, self._announcement(done)))
 
     async def invalidate_namespace(self, namespace: str) -> int:
+        done = Invalidation("namespace", (namespace,))
         return await self._invalidate(
-            Invalidation("namespace", (namespace,)), self.l2.invalidate_namespace(namespace)
+            done, self.l2.invalidate_namespace(namespace, self._announcement(done))
         )
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
-        return await self._invalidate(
-            Invalidation("tags", tuple(tags)), self.l2.invalidate_tags(tags)
-        )
+        done = Invalidation("tags", tuple(tags))
+        return await self._invalidate(done, self.l2.invalidate_tags(tags, self._announcement(done)))
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
+        done = Invalidation("pattern", (pattern.source,), namespace)
         return await self._invalidate(
-            Invalidation("pattern", (pattern.source,), namespace),
-            self.l2.invalidate_pattern(pattern, namespace),
+            done, self.l2.invalidate_pattern(pattern, namespace, self._announcement(done))
         )
 
     async def clear(self) -> int:
-        return await self._invalidate(Invalidation("clear"), self.l2.clear())
+        done = Invalidation("clear")
+        return await self._invalidate(done, self.l2.clear(self._announcement(done)))
 
     async def _invalidate(self, done: Invalidation, in_l2: Awaitable[T]) -> T:
-        """L2 first, then L1 (whether L2 succeeded or queued it), then the announcement (when
-        L2 succeeded: a queued invalidation is announced once replayed).
+        """L2 first, with its announcement (when L2 succeeded: a queued invalidation is
+        announced once replayed), then L1, whether L2 succeeded or queued it.
 
         In this order a reader of this process that missed L1 and read the old entry from L2
         took its fill token before the L1 invalidation, so L1 refuses its promotion; a reader
         that starts later reads L2 after the change.
         """
         try:
-            result = await in_l2
+            return await in_l2
         finally:
             await self._drop_from_l1(done)
-        await self._announce(done)  # once L2 has changed: a queued one when it is replayed
-        return result
 
     async def _drop_from_l1(self, done: Invalidation) -> None:
         l1 = self.l1
@@ -374,6 +387,8 @@ class HybridBackend:
 
     async def _apply(self, data: bytes) -> None:
         """Apply another process's invalidation to this process's L1."""
+        if data.startswith(self._own):  # its own announcements: applied already
+            return
         try:
             sender, done = decode(data)
         except MalformedMessage as exc:
@@ -394,8 +409,13 @@ class HybridBackend:
                 data[:100],
             )
 
+    def _announcement(self, done: Invalidation) -> Announcement:
+        """The announcement of `done`, for the L2 call that performs it to publish."""
+        return self._channel.announcement(encode(self._source, done))
+
     async def _announce(self, done: Invalidation) -> None:
-        """Publish an invalidation for the other processes' L1s (`_apply` reads it).
+        """Publish an announcement no L2 call carried, for the other processes' L1s (`_apply`
+        reads it): a replayed invalidation, a batch of writes.
 
         Publishes through the connection, not a backend method: this also runs inside the
         Redis backend's replay, which a backend method would wait for.

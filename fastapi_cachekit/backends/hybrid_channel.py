@@ -16,7 +16,7 @@ from ..errors import InvalidKeyError
 from ..patterns import GlobPattern
 from .redis import Invalidation
 
-__all__ = ["MalformedMessage", "decode", "encode"]
+__all__ = ["MalformedMessage", "decode", "encode", "sender_prefix"]
 
 # An invalidation's kind on the channel (kept short: every write publishes one).
 _CODES = {"key": "k", "namespace": "n", "tags": "t", "pattern": "p", "clear": "c"}
@@ -35,6 +35,12 @@ def encode(sender: str, done: Invalidation) -> bytes:
     elif done.kind == "pattern":
         message["a"], message["n"] = done.names[0], done.namespace
     return orjson.dumps(message)
+
+
+def sender_prefix(sender: str) -> bytes:
+    """How every announcement `encode` makes for `sender` begins: a process hears its own
+    announcements too, and can tell them by this without decoding them."""
+    return orjson.dumps({"s": sender})[:-1] + b","
 
 
 def decode(data: bytes) -> tuple[str, Invalidation]:

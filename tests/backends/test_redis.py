@@ -302,8 +302,9 @@ async def test_a_write_is_refused_when_a_tag_it_indexed_first_is_invalidated_bef
     indexed_at = await backend.redis.script(redis_scripts.INDEX, keys, ["k", "+inf", "", "t:late"])
     await backend.invalidate_tags(["late"])
     envelope = pack_envelope(b"v", 0.0, math.inf, None, [label[2:] for label in head] + ["late"])
-    set_keys = [shard.entry("k"), *shard.write_keys, *(shard.prefix + label for label in head)]
-    args = [envelope, "", "", "k", indexed_at, len(head), *head, "t:late"]
+    set_keys, args = redis_scripts.set_call(
+        shard, "k", envelope, "", b"", [*head, "t:late"], declared=len(head), indexed_at=indexed_at
+    )
     assert await backend.redis.script(redis_scripts.SET, set_keys, args) == -1
     assert raw.get(shard.entry("k")) is None
 

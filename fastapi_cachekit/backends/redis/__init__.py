@@ -5,9 +5,9 @@ Modules: `backend` (the port's methods), `channel` (pub/sub under the key prefix
 queued invalidations), `layout` (key names and slots), `ops` (the calls each method makes) and
 the Lua that keeps indexes exact: `scripts` (writes), `invalidation_scripts` (the invalidation
 log) and `sweep_scripts` (removal in chunks, pruning, stats); `match` (SCAN MATCH patterns)
-and `replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many,
-delete_many), which sends many calls at once through `pipeline` and builds its writes with
-`writes`, as `set` does.
+and `replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many),
+which sends many calls at once through `pipeline` (as `ops.delete_many` does) and lays out
+its writes with `scripts.set_call`, as `set` does.
 
 Design (the key layout is in `layout`, the scripts in `scripts`):
 
@@ -58,6 +58,13 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   end of the creation index (approximate past that; creation times to the millisecond). Two
   round trips per shard, whatever the number of entries. `errors` counts values that did not
   decode (the service counts the failed calls it sees).
+- Announcements: `set` and the invalidations (`delete_many` too) take an optional
+  `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s). The script
+  that completes the change PUBLISHes it in the same atomic step (SET, DELETE, a batch's last
+  DELETE on one node, START_INVALIDATION when nothing is left to drain, DRAIN_STEP when the
+  last drain is found empty), so it costs no round trip and is never heard before the change;
+  an invalidation no single script completes (a pattern, a clear, labels over several calls
+  or shards, a batch on a cluster) publishes it right after.
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off
@@ -66,16 +73,16 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   `faults`), and by a background task as soon as Redis answers again, so that an idle process
   does not hold it back; the callback given to `on_replay` is told about each one after it has been
   replayed (the hybrid backend announces it to the other processes then).
-"
 """
 
 from __future__ import annotations
 
 from .backend import RedisBackend, RedisEntry
-from .channel import Channel, Heard, Subscription
+from .channel import Announcement, Channel, Heard, Subscription
 from .faults import CircuitBreaker, Invalidation
 
 __all__ = [
+    "Announcement",
     "Channel",
     "CircuitBreaker",
     "Heard",

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from ...errors import BackendError, ConfigurationError
@@ -21,7 +21,7 @@ from ...settings import CacheSettings
 from ..base import BackendStats, FillToken, LabelCounts
 from . import scripts as lua
 from .batch import RedisBatch
-from .channel import Channel
+from .channel import Announcement, Channel, publish_unsent, script_args
 from .connection import Client, RedisConnection, parse_url
 from .faults import CircuitBreaker, Invalidation, Replayed
 from .labels import label_counts
@@ -30,13 +30,14 @@ from .layout import (
     Envelope,
     Layout,
     RedisEntry,
+    expiry,
     open_entry,
     open_envelope,
     pack_envelope,
+    write_labels,
 )
 from .ops import SET_LABELS, RedisOps
 from .replay import Replays
-from .writes import expiry, set_call, write_labels
 
 __all__ = ["RedisBackend", "RedisEntry"]
 
@@ -226,7 +227,9 @@ class RedisBackend:
         namespace: str | None,
         tags: Sequence[str],
         fill: FillToken | None = None,
+        announce: Announcement | None = None,
     ) -> bool:
+        """Store an entry; `announce` is published with it, in the same script, if stored."""
         if self._pending.size:
             await self._replays.replay()
         now = self._clock()
@@ -236,9 +239,13 @@ class RedisBackend:
         shard = self.layout.shards[0] if prefix else self.layout.shard_of(key)
         labels = write_labels(namespace, tags)
         token = b"" if fill is None else fill
+        publish = script_args(announce)
         if len(labels) > SET_LABELS:
-            return await self._ops.set_wide(shard, key, data, px, token, expires_ms, labels)
-        reply = await self.redis.script(lua.SET, *set_call(shard, key, data, px, token, labels))
+            return await self._ops.set_wide(
+                shard, key, data, px, token, expires_ms, labels, publish
+            )
+        keys, args = lua.set_call(shard, key, data, px, token, labels, announce=publish)
+        reply = await self.redis.script(lua.SET, keys, args)
         if reply.__class__ is list:  # the labels the old value had and this one dropped
             return await self._ops.settle(shard, key, reply)
         return bool(reply)
@@ -263,38 +270,81 @@ class RedisBackend:
     ) -> list[bool]:
         return await self._batch.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
 
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        return await self._batch.delete_many(keys)
-
     # --- invalidation --------------------------------------------------------------------
 
-    async def delete(self, key: str) -> bool:
+    async def delete(self, key: str, announce: Announcement | None = None) -> bool:
+        """Delete `key` (an invalidation); `announce`: see `_invalidate`."""
         return bool(
-            await self._replays.run(Invalidation("key", (key,)), lambda: self._ops.delete(key))
+            await self._invalidate(
+                Invalidation("key", (key,)), lambda given: self._ops.delete(key, given), announce
+            )
         )
 
-    async def invalidate_namespace(self, namespace: str) -> int:
-        return await self._replays.run(
+    async def delete_many(self, keys: Sequence[str], announce: Announcement | None = None) -> int:
+        """`delete` of each key, the script calls pipelined, under one queued `Invalidation`
+        for the batch (owed and replayed whole if Redis cannot be reached)."""
+        if not keys:
+            return 0
+        names = tuple(keys)
+        return await self._invalidate(
+            Invalidation("key", names), lambda given: self._ops.delete_many(names, given), announce
+        )
+
+    async def invalidate_namespace(
+        self, namespace: str, announce: Announcement | None = None
+    ) -> int:
+        return await self._invalidate(
             Invalidation("namespace", (namespace,)),
-            lambda: self._ops.invalidate_labels("n", (namespace,)),
+            lambda given: self._ops.invalidate_labels("n", (namespace,), given),
+            announce,
         )
 
-    async def invalidate_tags(self, tags: Sequence[str]) -> int:
+    async def invalidate_tags(
+        self, tags: Sequence[str], announce: Announcement | None = None
+    ) -> int:
         labels = tuple(dict.fromkeys(tags))
         if not labels:
             return 0
-        return await self._replays.run(
-            Invalidation("tags", labels), lambda: self._ops.invalidate_labels("t", labels)
+        return await self._invalidate(
+            Invalidation("tags", labels),
+            lambda given: self._ops.invalidate_labels("t", labels, given),
+            announce,
         )
 
-    async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
-        return await self._replays.run(
+    async def invalidate_pattern(
+        self, pattern: GlobPattern, namespace: str | None, announce: Announcement | None = None
+    ) -> int:
+        return await self._invalidate(
             Invalidation("pattern", (pattern.source,), namespace),
-            lambda: self._ops.invalidate_pattern(pattern, namespace),
+            lambda _given: self._ops.invalidate_pattern(pattern, namespace),
+            announce,
         )
 
-    async def clear(self) -> int:
-        return await self._replays.clear()
+    async def clear(self, announce: Announcement | None = None) -> int:
+        removed = await self._replays.clear()
+        await publish_unsent(self.redis, announce)
+        return removed
+
+    async def _invalidate(
+        self,
+        invalidation: Invalidation,
+        perform: Callable[[Announcement | None], Awaitable[int]],
+        announce: Announcement | None,
+    ) -> int:
+        """Perform an invalidation after the queued ones (or queue it: see `replay`).
+
+        `announce` is published by the script that completes the invalidation when one can
+        carry it (`perform` is given it), else right after. Only the first attempt carries
+        it: a queued invalidation is announced by the `on_replay` callback once replayed.
+        """
+        given = announce
+        try:
+            result = await self._replays.run(invalidation, lambda: perform(given))
+        except BaseException:
+            given = None  # queued (its replay cannot start before this line): see above
+            raise
+        await publish_unsent(self.redis, announce)
+        return result
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """SET NX PX on a lock key in the entry's shard; the lock expires by itself."""

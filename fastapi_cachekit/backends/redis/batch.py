@@ -1,13 +1,11 @@
-"""The Redis backend's batches: many keys per round trip, each meaning what the single-key
-call means.
+"""The Redis backend's batch reads and writes: many keys per round trip, each meaning what the
+single-key call means (`delete_many` is an invalidation: the backend and `ops` own it).
 
 - Reads are MGETs, one per shard (the keys of a shard share a slot on a cluster), at most
   `MGET_CHUNK` keys each, all in one pipeline; each value is opened as `get` opens it.
-- Writes pipeline the very SET script call `set` makes (`writes.set_call`), one per key: the
+- Writes pipeline the very SET script call `set` makes (`scripts.set_call`), one per key: the
   fill check, the indexes and the entry lists are kept by the script exactly as for `set`, and
   every call still declares all its keys and keeps to one slot.
-- Deletes pipeline the DELETE script of `delete`, under one queued `Invalidation` for the
-  batch: if Redis cannot be reached, the whole batch is owed and replayed, like a `delete`.
 """
 
 from __future__ import annotations
@@ -18,12 +16,20 @@ from typing import Any
 from ..base import FillToken
 from . import scripts as lua
 from .connection import RedisConnection
-from .faults import Invalidation
-from .layout import Envelope, Layout, RedisEntry, Shard, open_entry, open_envelope, pack_envelope
+from .layout import (
+    Envelope,
+    Layout,
+    RedisEntry,
+    Shard,
+    expiry,
+    open_entry,
+    open_envelope,
+    pack_envelope,
+    write_labels,
+)
 from .ops import SET_LABELS, RedisOps
 from .pipeline import Pipeline
 from .replay import Replays
-from .writes import expiry, set_call, write_labels
 
 __all__ = ["MGET_CHUNK", "RedisBatch"]
 
@@ -35,7 +41,7 @@ SingleSet = Callable[..., Awaitable[bool]]
 
 
 class RedisBatch:
-    """`get_many`, `set_many` and `delete_many` of one `RedisBackend` (its parts given)."""
+    """`get_many`, `get_entries` and `set_many` of one `RedisBackend` (its parts given)."""
 
     def __init__(
         self,
@@ -143,7 +149,7 @@ class RedisBatch:
         pipe = Pipeline(self._redis)
         for shard, (key, value) in zip(shards, items, strict=True):
             data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tags)
-            pipe.script(lua.SET, *set_call(shard, key, data, px, token, labels))
+            pipe.script(lua.SET, *lua.set_call(shard, key, data, px, token, labels))
         stored = []
         for shard, (key, _), reply in zip(shards, items, await pipe.run(), strict=True):
             if reply.__class__ is list:  # labels the old value had: `settle` unindexes them
@@ -151,13 +157,3 @@ class RedisBatch:
             else:  # no coroutine per key for the common replies: 1 stored, 0 refused
                 stored.append(reply == 1)
         return stored
-
-    # --- deletes -------------------------------------------------------------------------
-
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        if not keys:
-            return 0
-        names = tuple(keys)
-        return await self._replays.run(
-            Invalidation("key", names), lambda: self._ops.delete_many(names)
-        )

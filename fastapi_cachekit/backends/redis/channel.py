@@ -5,21 +5,80 @@ translation. A subscription holds a connection of its own (a subscribed connecti
 nothing else), made with the same settings, on the backend's node or another one; its errors
 are translated the same way, into BackendUnavailable or BackendError. On a cluster a classic
 PUBLISH reaches subscribers on every node, so one subscription on any node hears everything.
+
+An `Announcement` rides along with a write or an invalidation: the script that changes the
+data PUBLISHes it in the same atomic step (scripts.SET, invalidation_scripts.DELETE, ...), so
+it costs no round trip of its own and is never heard before the change. Where no script of
+the operation can carry it, the backend publishes it afterwards (`sent` says which).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from redis import exceptions as rx
 from redis.asyncio.client import PubSub
 
-from ...errors import BackendUnavailable
+from ...errors import BackendError, BackendUnavailable
 from .connection import RedisConnection, close_client, translate_error
+from .scripts import NO_ANNOUNCEMENT
 
-__all__ = ["Channel", "Heard", "Subscription"]
+__all__ = [
+    "Announcement",
+    "Channel",
+    "Heard",
+    "Subscription",
+    "mark_sent",
+    "publish_unsent",
+    "script_args",
+]
+
+logger = logging.getLogger("fastapi_cachekit.redis")
+
+
+@dataclass
+class Announcement:
+    """A message for `channel` that the operation it describes publishes once it is done."""
+
+    channel: str
+    message: bytes
+    sent: bool = False
+    """Set once a script published it (else the backend publishes it when the call ends)."""
+
+    @property
+    def args(self) -> tuple[str, bytes]:
+        """The channel and the message, as a script's ARGV takes them."""
+        return self.channel, self.message
+
+
+def script_args(announce: Announcement | None) -> tuple[str, bytes]:
+    """The channel and message arguments of a script call that publishes `announce`."""
+    return NO_ANNOUNCEMENT if announce is None else announce.args
+
+
+def mark_sent(announce: Announcement | None) -> None:
+    """Record that a script given `announce` reached the step that publishes it."""
+    if announce is not None:
+        announce.sent = True
+
+
+async def publish_unsent(connection: RedisConnection, announce: Announcement | None) -> None:
+    """Publish `announce` unless a script has: after an operation no single script completed.
+
+    A failure is logged, not raised: the operation itself succeeded, and the tier that
+    announces bounds how long its copies may outlive a lost announcement.
+    """
+    if announce is None or announce.sent:
+        return
+    try:
+        await connection.call(lambda client: client.publish(*announce.args))
+    except BackendError as exc:
+        logger.debug("could not announce an invalidation: %s", exc)
+    announce.sent = True
 
 
 class Heard(NamedTuple):
@@ -63,6 +122,10 @@ class Channel:
         self.name = name
         self._connection = connection
         self._subscribe_url = subscribe_url
+
+    def announcement(self, data: bytes) -> Announcement:
+        """`data`, to be published by the operation it is given to (see `Announcement`)."""
+        return Announcement(self.name, data)
 
     async def publish(self, data: bytes) -> None:
         """Send `data` to every subscriber (BackendError if Redis cannot take it)."""

@@ -1,4 +1,9 @@
-"""The Lua scripts that take invalidation numbers and log invalidations (see `scripts`)."""
+"""The Lua scripts that take invalidation numbers and log invalidations (see `scripts`).
+
+Those that may be an invalidation's last step take a channel and a message ('' = none) and
+PUBLISH it once the invalidation is complete: a hybrid tier's announcement, sent in the step
+that finishes the change rather than in a round trip of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from .scripts import HELPERS
 
 __all__ = [
     "DELETE",
+    "DRAIN_STEP",
     "FILL_TOKEN",
     "LOG",
     "OPEN_LOG",
@@ -91,8 +97,8 @@ return int(next_sequence(KEYS[1]))
 )
 
 # KEYS: entry, expiry index, created index, log meta, log, [seq (one node)]. ARGV: full key,
-# now ms, sequence ('' = the next one of seq). Logs the delete and removes the entry; 1 if it
-# was live.
+# now ms, sequence ('' = the next one of seq), channel, message. Logs the delete, removes the
+# entry and publishes the message; 1 if the entry was live.
 DELETE = (
     HELPERS
     + _LOG
@@ -102,6 +108,7 @@ local v = redis.call('GET', KEYS[1])
 redis.call('UNLINK', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 local _, expires = parse(v)
 if expires and expires > tonumber(ARGV[2]) then return 1 end
 return 0
@@ -123,17 +130,18 @@ return 1
 
 # KEYS: log meta, log, then (index, drain) of each label, [seq (one node)]. ARGV: sequence
 # ('' = the next one of seq), '1' to log ('' for a second call for the same invalidation),
-# labels. Renames each index to its drain key, so that entries written from now on go to a
-# fresh index while the caller empties the drain. An index whose drain is still being
-# emptied (by an earlier invalidation) is left for a second call once that drain is empty:
-# merging two big sets would hold Redis for as long as both take to copy.
+# channel, message, labels. Renames each index to its drain key, so that entries written from
+# now on go to a fresh index while the caller empties the drain. An index whose drain is still
+# being emptied (by an earlier invalidation) is left for a second call once that drain is
+# empty: merging two big sets would hold Redis for as long as both take to copy. When no
+# label has anything left to do, the invalidation is complete: the message is published.
 # Returns per label: 0 nothing to do, 1 empty the drain, 2 empty the drain and call again.
 START_INVALIDATION = (
     HELPERS
     + _LOG
     + r"""
 local labels = {}
-for i = 3, #ARGV do labels[#labels + 1] = ARGV[i] end
+for i = 5, #ARGV do labels[#labels + 1] = ARGV[i] end
 if ARGV[2] ~= '' then record(KEYS[1], KEYS[2], sequence(ARGV[1]), labels) end
 local todo = {}
 for i = 1, #labels do
@@ -148,9 +156,20 @@ for i = 1, #labels do
     todo[i] = 1
   end
 end
+local busy = false
+for i = 1, #labels do busy = busy or todo[i] ~= 0 end
+if ARGV[3] ~= '' and not busy then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return todo
 """
 )
+
+# KEYS: a drain. ARGV: count, channel, message. Up to `count` of its members; none when it is
+# empty, and then the invalidation it belongs to is complete: the message is published.
+DRAIN_STEP = r"""
+local members = redis.call('SRANDMEMBER', KEYS[1], ARGV[1])
+if #members == 0 then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
+return members
+"""
 
 # KEYS: log meta, log, expiry index, its drain, [seq (one node)]. ARGV: sequence ('' = the
 # next one of seq), '1' to log. Moves the expiry index to its drain (see START_INVALIDATION).

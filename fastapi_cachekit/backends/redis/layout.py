@@ -43,9 +43,11 @@ __all__ = [
     "Layout",
     "RedisEntry",
     "Shard",
+    "expiry",
     "open_entry",
     "open_envelope",
     "pack_envelope",
+    "write_labels",
 ]
 
 CLUSTER_SHARDS = 16
@@ -75,6 +77,20 @@ def pack_envelope(
     """The stored form of `value`: header, metadata (namespace and tags), then the value."""
     meta = orjson.dumps([namespace or "", *tags])
     return b"".join((_MAGIC, _HEADER.pack(created_ms, expires_ms, len(meta)), meta, value))
+
+
+def expiry(now: float, ttl: float | None) -> tuple[float, int | str]:
+    """The envelope's expiry (ms; inf: never) and Redis' own PX, never before it ("": none)."""
+    if ttl is None:
+        return math.inf, ""
+    return (now + ttl) * 1000.0, max(1, math.ceil(ttl * 1000.0))
+
+
+def write_labels(namespace: str | None, tags: Sequence[str]) -> list[str]:
+    """The index labels of an entry: "n:{namespace}" first if any, then "t:{tag}" each."""
+    labels = [f"n:{namespace}"] if namespace else []
+    labels += [f"t:{tag}" for tag in tags]
+    return labels
 
 
 def open_envelope(raw: bytes, *, header_only: bool = False) -> Envelope | None:

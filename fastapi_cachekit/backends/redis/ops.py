@@ -19,6 +19,7 @@ from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
 from . import scripts as lua
 from . import sweep_scripts as sweep_lua
+from .channel import Announcement, mark_sent, script_args
 from .connection import RedisConnection
 from .layout import Layout, Shard
 from .match import escape_match, server_match
@@ -102,15 +103,16 @@ class RedisOps:
         token: int | bytes,
         expires_ms: float,
         labels: list[str],
+        announce: tuple[str, bytes] = lua.NO_ANNOUNCEMENT,
     ) -> bool:
-        """Store an entry with more labels than one SET call indexes (see SET_LABELS).
+        """Store an entry with more labels than one SET call indexes (see SET_LABELS), and
+        publish `announce` with it.
 
         Gives up (False, as for a stale fill) when the labels indexed first keep being
         invalidated before the entry is stored.
         """
-        head, rest = labels[:SET_LABELS], labels[SET_LABELS:]
+        rest = labels[SET_LABELS:]
         expires = "+inf" if math.isinf(expires_ms) else repr(expires_ms)
-        keys = [shard.entry(key), *shard.write_keys, *(shard.prefix + label for label in head)]
         for _ in range(_SET_ATTEMPTS):
             indexed_at = None
             for first in range(0, len(rest), _LABELS_PER_CALL):
@@ -118,7 +120,17 @@ class RedisOps:
                 declared = [shard.log_meta, shard.registry, *(shard.prefix + x for x in part)]
                 last = await self._redis.script(lua.INDEX, declared, [key, expires, px, *part])
                 indexed_at = last if indexed_at is None else indexed_at
-            args = [data, px, token, key, indexed_at, len(head), *labels]
+            keys, args = lua.set_call(
+                shard,
+                key,
+                data,
+                px,
+                token,
+                labels,
+                declared=SET_LABELS,
+                indexed_at=indexed_at,
+                announce=announce,
+            )
             reply = await self._redis.script(lua.SET, keys, args)
             if reply.__class__ is list or int(reply) != -1:
                 return await self.settle(shard, key, reply)
@@ -142,64 +154,108 @@ class RedisOps:
 
     # --- invalidations ----------------------------------------------------------------
 
-    async def delete(self, key: str) -> int:
-        """Log a delete of `key` and remove its entry; 1 if it was live."""
-        call = self._delete_call(key, await self._sequence())
-        return int(await self._redis.script(invalidation_lua.DELETE, *call))
+    async def delete(self, key: str, announce: Announcement | None = None) -> int:
+        """Log a delete of `key`, remove its entry and publish `announce`; 1 if it was live."""
+        call = self._delete_call(key, await self._sequence(), announce)
+        live = await self._redis.script(invalidation_lua.DELETE, *call)
+        mark_sent(announce)
+        return int(live)
 
-    async def delete_many(self, keys: Sequence[str]) -> int:
-        """`delete` of each key, the script calls pipelined; the live entries removed."""
+    async def delete_many(self, keys: Sequence[str], announce: Announcement | None = None) -> int:
+        """`delete` of each key, the script calls pipelined; the live entries removed.
+
+        On one node the last call publishes `announce`: the pipeline's calls run there in
+        order, so it is heard after every delete. On a cluster they run on several nodes at
+        once: the backend publishes it after the pipeline.
+        """
+        if not keys:
+            return 0
         sequence = await self._sequence()  # one number for the batch (on a cluster)
+        last = announce if len(self._layout.shards) == 1 else None
         pipe = Pipeline(self._redis)
-        for key in keys:
-            pipe.script(invalidation_lua.DELETE, *self._delete_call(key, sequence))
-        return sum(map(int, await pipe.run()))
+        for i, key in enumerate(keys, 1):
+            call = self._delete_call(key, sequence, last if i == len(keys) else None)
+            pipe.script(invalidation_lua.DELETE, *call)
+        removed = sum(map(int, await pipe.run()))
+        mark_sent(last)
+        return removed
 
-    def _delete_call(self, key: str, sequence: int | str) -> tuple[list[str], list[Any]]:
+    def _delete_call(
+        self, key: str, sequence: int | str, announce: Announcement | None
+    ) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of the DELETE script of `key`, which publishes `announce`."""
         shard = self._layout.shard_of(key)
         keys = [shard.entry(key), shard.expiries, shard.created, shard.log_meta, shard.log]
-        return self._logging(keys), [key, self._now_ms(), sequence]
+        args = [key, self._now_ms(), sequence, *script_args(announce)]
+        return self._logging(keys), args
 
-    async def invalidate_labels(self, kind: str, names: tuple[str, ...]) -> int:
-        """Invalidate namespaces (kind "n") or tags ("t"); the live entries removed."""
+    async def invalidate_labels(
+        self, kind: str, names: tuple[str, ...], announce: Announcement | None = None
+    ) -> int:
+        """Invalidate namespaces (kind "n") or tags ("t"); the live entries removed.
+
+        `announce` is published by the call that completes the invalidation when there is one
+        (one shard, one call's worth of labels): see `_invalidate_on`.
+        """
         sequence = await self._sequence()
         labels = [f"{kind}:{name}" for name in names]
+        if len(self._layout.shards) > 1 or len(labels) > _LABELS_PER_CALL:
+            announce = None  # no single last call: the backend publishes it afterwards
 
         async def on_shard(shard: Shard) -> int:
             removed = 0
             for first in range(0, len(labels), _LABELS_PER_CALL):
                 part = labels[first : first + _LABELS_PER_CALL]
-                removed += await self._invalidate_on(shard, sequence, part)
+                removed += await self._invalidate_on(shard, sequence, part, announce)
             return removed
 
         return sum(await self.each_shard(on_shard))
 
-    async def _invalidate_on(self, shard: Shard, sequence: int | str, labels: list[str]) -> int:
+    async def _invalidate_on(
+        self, shard: Shard, sequence: int | str, labels: list[str], announce: Announcement | None
+    ) -> int:
+        """The invalidation's last step publishes `announce`: START_INVALIDATION when there is
+        nothing to drain, else the step that finds the last drain empty."""
         removed, pending, log = 0, labels, b"1"
         while pending:
             keys = [shard.log_meta, shard.log]
             for label in pending:
                 keys += [shard.prefix + label, shard.drain(label[0], label[2:])]
-            steps = await self._redis.script(
-                invalidation_lua.START_INVALIDATION, self._logging(keys), [sequence, log, *pending]
+            args = [sequence, log, *script_args(announce), *pending]
+            found = await self._redis.script(
+                invalidation_lua.START_INVALIDATION, self._logging(keys), args
             )
-            again = []
-            for label, step in zip(pending, steps, strict=True):
-                if int(step):
-                    removed += await self.drain(shard, label)
-                if int(step) == 2:
-                    again.append(label)
+            steps = [int(step) for step in found]
             # Big indexes met while an earlier invalidation's drain was in progress: their
-            # turn comes now that it is empty (logged already, so not again).
+            # turn comes once it is empty (logged already, so not again).
+            again = [label for label, step in zip(pending, steps, strict=True) if step == 2]
+            to_drain = [label for label, step in zip(pending, steps, strict=True) if step]
+            if not to_drain:
+                mark_sent(announce)
+            for i, label in enumerate(to_drain, 1):
+                last = not again and i == len(to_drain)
+                removed += await self.drain(shard, label, announce if last else None)
             pending, log = again, b""
         return removed
 
-    async def drain(self, shard: Shard, label: str) -> int:
-        """Empty the drain key of an index, CHUNK members per call; the live entries removed."""
+    async def drain(self, shard: Shard, label: str, announce: Announcement | None = None) -> int:
+        """Empty the drain key of an index, CHUNK members per call; the live entries removed.
+        The call that finds it empty publishes `announce`."""
         removed, key = 0, shard.drain(label[0], label[2:])
-        while members := await self._redis.command("SRANDMEMBER", key, CHUNK):
+        while members := await self._drain_step(key, announce):
             removed += (await self._remove(shard, _texts(members), key, "s", label))[0]
+        mark_sent(announce)
         return removed
+
+    async def _drain_step(self, key: str, announce: Announcement | None) -> list[bytes]:
+        """Up to CHUNK members of a drain; with `announce`, published if there are none."""
+        members: list[bytes]
+        if announce is None:
+            members = await self._redis.command("SRANDMEMBER", key, CHUNK)
+        else:
+            args = [CHUNK, *announce.args]
+            members = await self._redis.script(invalidation_lua.DRAIN_STEP, [key], args)
+        return members
 
     async def _remove(
         self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str

@@ -16,17 +16,27 @@ invalidations, `sweep_scripts` removes entries in chunks, prunes and reads stats
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from .layout import Shard
+
 __all__ = [
     "HELPERS",
     "INDEX",
     "LOG_CAP",
+    "NO_ANNOUNCEMENT",
     "RELEASE_LOCK",
     "SAMPLE",
     "SAMPLE_EVERY",
     "SET",
     "TRIM",
     "UNINDEX",
+    "set_call",
 ]
+
+NO_ANNOUNCEMENT: tuple[str, bytes] = ("", b"")
+"""The channel and message of a script call that publishes nothing."""
 
 LOG_CAP = 1024
 """Labels each shard's invalidation log keeps: a fill that outlasts this many distinct labels
@@ -201,11 +211,13 @@ return last
 
 # KEYS: entry, expiry index, created index, registry, log meta, log, pattern log, then the
 # index of each of the first `declared` labels. ARGV: envelope, ttl ms ('' = none), fill token
-# ('' = none), full key, indexed at ('' = none), declared, labels ('n:{ns}' first if any, then
-# 't:{tag}'...). Stores the entry and indexes it; the labels past `declared` were indexed by
-# INDEX calls, which returned `indexed at`. Returns 0 if the fill is stale, -1 if one of those
-# labels was invalidated since (the caller starts again), 1, or the labels of the old value
-# that the new one dropped (the caller takes the entry out of those indexes).
+# ('' = none), full key, indexed at ('' = none), declared, channel and message ('' = none),
+# labels ('n:{ns}' first if any, then 't:{tag}'...). `set_call` lays them out. Stores the
+# entry, indexes it and publishes the message (a hybrid tier's announcement: in this step, so
+# it costs no round trip and never comes before the write); the labels past `declared` were
+# indexed by INDEX calls, which returned `indexed at`. Returns 0 if the fill is stale, -1 if
+# one of those labels was invalidated since (the caller starts again), 1, or the labels of
+# the old value that the new one dropped (the caller takes the entry out of those indexes).
 SET = (
     HELPERS
     + _FILL_OK
@@ -216,7 +228,7 @@ local declared = tonumber(ARGV[6])
 local x, c, registry, logm, log = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local created, expires, size = struct.unpack('>ddI4', v, 4)
 local labels, ns = {}, ''
-for i = 7, #ARGV do labels[#labels + 1] = ARGV[i] end
+for i = 9, #ARGV do labels[#labels + 1] = ARGV[i] end
 if labels[1] and string.sub(labels[1], 1, 2) == 'n:' then ns = string.sub(labels[1], 3) end
 if token ~= '' and not fill_ok(logm, log, KEYS[7], tonumber(token), fk, ns, labels) then
   return 0
@@ -269,10 +281,38 @@ left = redis.call('PTTL', c)
 redis.call('ZADD', c, int(created), fk)
 outlive(c, left, ttl, px)
 index_all(7, labels, 1, declared, fk, score(expires), px, registry, x, created)
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 if #dropped > 0 then return dropped end
 return 1
 """
 )
+
+
+def set_call(
+    shard: Shard,
+    key: str,
+    data: bytes,
+    px: int | str,
+    token: int | bytes,
+    labels: Sequence[str],
+    *,
+    declared: int | None = None,
+    indexed_at: Any = b"",
+    announce: tuple[str, bytes] = NO_ANNOUNCEMENT,
+) -> tuple[list[str], list[Any]]:
+    """The KEYS and ARGV of one SET call of entry `key` in `shard`, for a client or a pipeline
+    alike (`EVALSHA sha len(keys) *keys *args`).
+
+    `data`: the envelope; `px`: Redis' expiry in ms ('' = none); `token`: the fill token (b''
+    = none); `labels`: 'n:{ns}' first if any, then 't:{tag}'..., of which the first `declared`
+    (all by default) are indexed by this call, the rest by INDEX calls that returned
+    `indexed_at`; `announce`: the channel and message to publish once stored.
+    """
+    count = len(labels) if declared is None else declared
+    prefix = shard.prefix
+    keys = [shard.entry(key), *shard.write_keys, *(prefix + label for label in labels[:count])]
+    return keys, [data, px, token, key, indexed_at, count, *announce, *labels]
+
 
 # KEYS: entry, then the index of each label. ARGV: full key, labels. Takes the entry out of
 # the indexes of the labels its value no longer carries.
