@@ -8,6 +8,10 @@ are what is stored and what a hit sends back, so a hit returns exactly the body 
 The route follows the middleware's rules (`fastapi.http`): the same URL key, narrowed by
 every header and cookie parameter the endpoint declares; `decide_storage` for what may be
 stored; the middleware's `Storage` for Vary variants (and their cap).
+
+This module holds the options, the keys and the miss path (running the endpoint, storing its
+response); hits, looked up and replayed in the wrapper or in the front that answers them
+before FastAPI solves the route's parameters, are in `route_hits.py`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from ..service import CacheService, FillToken
 from ..ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
@@ -42,13 +46,11 @@ from .http import (
     qualified_key,
     request_key,
     storable_headers,
-    vary_matches,
 )
 from .middleware import DEFAULT_MAX_VARIANTS, Storage, check_max_variants, request_host
+from .route_hits import LOOKED_UP, HitShortcut, lookup, replay
 from .route_inputs import RouteInputs, input_values, inputs_of, route_inputs
 from .route_render import (
-    RouteFront,
-    hit_handler,
     put_in_front_of_route,
     render_response,
     skipped_parameters,
@@ -66,10 +68,6 @@ TagsArg = Iterable[str] | Callable[[Request], Iterable[str]] | None
 VaryOn = Sequence[str] | Callable[[Request], str] | None
 Clock = Callable[[], float]
 
-_LOOKED_UP = "fastapi_cachekit.route_looked_up"
-"""Scope key: the shortcut already looked this request up (and counted the miss)."""
-_HIT = "fastapi_cachekit.route_hit"
-"""Scope key: the stored response the shortcut found, for the route's hit handler to send."""
 _NO_INPUTS = RouteInputs()
 
 
@@ -129,7 +127,7 @@ def cached_route(
     )
 
     def decorate(endpoint: F) -> F:
-        return cast(F, _CachedRoute(endpoint, options).wrapper)
+        return cast(F, CachedRoute(endpoint, options).wrapper)
 
     return decorate
 
@@ -164,8 +162,9 @@ def _ttl_seconds(ttl: float | DefaultTTL | None, cache: CacheService) -> float |
     return cache.default_ttl if isinstance(ttl, DefaultTTL) else ttl
 
 
-class _CachedRoute:
-    """What @cached_route works out once per endpoint, and the wrapper it installs."""
+class CachedRoute:
+    """What @cached_route works out once per endpoint, and the wrapper it installs (its
+    hits: `route_hits.py`)."""
 
     def __init__(self, endpoint: Callable[..., Any], options: _Options) -> None:
         self.endpoint = endpoint
@@ -190,7 +189,7 @@ class _CachedRoute:
             cache_private_requests=True,
         )
         self.wrapper = self._build_wrapper()
-        self.hit_shortcut = functools.partial(_HitShortcut, cached=self)
+        self.hit_shortcut = functools.partial(HitShortcut, cached=self)
 
     def _declared_inputs(self) -> RouteInputs | None:
         """The endpoint's header and cookie inputs; None when FastAPI cannot analyse it yet
@@ -220,12 +219,6 @@ class _CachedRoute:
         """Whether this request may be answered from (and stored in) the cache."""
         return scope["method"] in ("GET", "HEAD") and not self._bypass(scope)
 
-    async def lookup(self, request: Request, key: str) -> StoredResponse | None:
-        cache = self.cache or cache_for_app(request.app)
-        headers = request.scope["headers"]
-        entry, _ = await self.storage.read(cache, key, headers)
-        return entry if entry is not None and vary_matches(entry.vary, headers) else None
-
     async def respond(
         self, request: Request, sub_response: Response, kwargs: dict[str, Any]
     ) -> Any:
@@ -236,11 +229,11 @@ class _CachedRoute:
             return await self.call(kwargs)
         key = self.key(request)
         cache = self.cache or cache_for_app(request.app)
-        if not scope.get(_LOOKED_UP):  # else the shortcut in front of the route looked
+        if not scope.get(LOOKED_UP):  # else the shortcut in front of the route looked
             self._install_shortcut(scope)
-            entry = await self.lookup(request, key)
+            entry = await lookup(self, request, key)
             if entry is not None:
-                return self.replay(cache, scope, entry)
+                return replay(self, cache, scope, entry)
         token = await cache.fill_token()  # before computing: see "no stale write-back"
         request_time = self.clock()
         result = await self.call(kwargs)
@@ -250,12 +243,6 @@ class _CachedRoute:
             why_not = await self._store(cache, request, key, response, request_time, token)
         self.telling.forwarded(cache, scope, response, why_not)
         return response
-
-    def replay(self, cache: CacheService, scope: Scope, entry: StoredResponse) -> Response:
-        """A hit: the stored response as it was sent (with Cache-Status)."""
-        replay = _Replay(entry)
-        self.telling.hit(cache, scope, replay)
-        return replay
 
     async def _store(
         self,
@@ -348,59 +335,3 @@ def _as_sent(entry: StoredResponse, response: Response) -> StoredResponse:
     headers = lowercase_names(response.raw_headers)
     cc = parse_cache_control(header_values(headers, b"cache-control"))
     return entry._replace(headers=tuple(storable_headers(headers, cc)))
-
-
-class _Replay(Response):
-    """A stored response sent as it was: status, headers and body as stored."""
-
-    def __init__(self, entry: StoredResponse) -> None:
-        # Response.__init__ would render and compute headers again; all is stored already.
-        self.status_code = entry.status
-        self.body = entry.body
-        self.raw_headers = list(entry.headers)
-        self.background = None
-
-
-class _HitShortcut(RouteFront):
-    """The ASGI app in front of a cached route: it looks each cacheable request up before
-    FastAPI solves the route's parameters. A hit is sent straight from the cache when nothing
-    must run first: no dependency left after `skip_on_hit`, and no `key_func` (the default
-    key covers every input FastAPI validates, so a request that would fail validation never
-    has the key of one that passed). Otherwise the hit goes through the route's hit handler,
-    which validates and runs those dependencies (auth) before sending it. Anything else goes
-    on to FastAPI's handler, marked as already looked up."""
-
-    def __init__(self, app: ASGIApp, route: Any, cached: _CachedRoute) -> None:
-        super().__init__(app, route)
-        self.cached = cached
-        self.hits = hit_handler(
-            route, cached.signature, cached.request_name, cached.skipped, _stored_response
-        )
-        self.direct = cached.key_func is None and not self.hits.runs_dependencies
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cached = self.cached
-        if scope["type"] == "http" and cached.cacheable(scope):
-            request = Request(scope)
-            try:
-                key = cached.key(request)
-            except Exception:  # a key_func failing on a request FastAPI would refuse
-                await self.app(scope, receive, send)
-                return
-            entry = await cached.lookup(request, key)
-            if entry is not None:
-                replay = cached.replay(cached.cache or cache_for_app(request.app), scope, entry)
-                if self.direct:
-                    await replay(scope, receive, send)
-                else:
-                    scope[_HIT] = replay
-                    await self.hits.app(scope, receive, send)
-                return
-            scope[_LOOKED_UP] = True
-        await self.app(scope, receive, send)
-
-
-def _stored_response(request: Request) -> Response:
-    """What the hit handler sends: the stored response the shortcut found."""
-    response: Response = request.scope[_HIT]
-    return response

@@ -1,10 +1,11 @@
 """CacheMiddleware: the ASGI I/O around the pure RFC 9111 rules of `fastapi.http`.
 
 Modules: `cache_middleware` (the entry point: lookup, serve, or forward), `asgi` (messages
-and request state), `config` (options checked once), `fetch` (running the app and capturing
-its answer), `flights` (one origin request per key, background revalidation), `store`
-(writing entries and variants), `telling` (one event per request, named by its route
-template) and `unsafe` (invalidation after unsafe methods).
+and request state), `config` (options checked once), `fetch` (running the app and judging
+its answer), `relay` (that answer on its way to the client and the store), `flights` (one
+origin request per key, background revalidation), `store` (writing entries and variants),
+`telling` (one event per request, named by its route template) and `unsafe` (invalidation
+after unsafe methods).
 """
 
 from __future__ import annotations

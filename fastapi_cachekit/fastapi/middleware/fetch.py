@@ -1,27 +1,20 @@
 """Fetch: one request CacheMiddleware sends to the app (a miss, or a revalidation of a stored
 response), made for one client request and dropped after it.
 
-The app's `http.response.start` is held back until the cache knows what to do with it: when
-the response may be stored, until the first body message (a body that arrives whole can then
-be given its generated ETag and an exact Cache-Status); when revalidating, until the status
-says whether the client gets the app's response or the stored one (304, stale on error).
-A body is buffered for storage up to `max_body_bytes` and never further; the client gets
-every message as the app sent it, so streaming stays streaming.
-
-At about 350 lines this module is one state machine over one request's ASGI messages: its
-phases share the held start, the buffered body and the flight, so they stay in one class.
+The app's `http.response.start` decides what happens to its response: `decide_storage` says
+whether it may be stored; when revalidating (RFC 9111 §4.3), `decide_revalidation` says
+whether the client gets the app's response or the stored one (a 304, stale on error), and
+what is stored or removed. A response the client gets from the app goes through the `Relay`
+this class extends (`relay.py`: the held-back start, the buffered body, the store), so the
+phases of one request's ASGI messages stay one state machine over one object.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import TypeAlias
 
 from starlette.types import Message, Receive, Send
 
-from ...events import EventKind
-from ...service import FillToken
 from ..http import (
     CacheControl,
     LookupDecision,
@@ -37,25 +30,16 @@ from ..http import (
     select_updated,
     without_conditionals,
 )
-from .asgi import ReplayReceive, RequestState, discard, send_response
+from .asgi import ReplayReceive, RequestState, send_response
+from .relay import ANSWERED, HOLDING, WAITING, Flight, Relay
 from .store import Runtime
-from .telling import tell
 
 __all__ = ["Fetch", "Flight"]
 
 logger = logging.getLogger("fastapi_cachekit.http")
 
-Flight: TypeAlias = "asyncio.Future[StoredResponse | None]"
-"""A single-flight fetch: resolves to the storable response, or None when there is none."""
 
-# Fetch phases.
-_WAITING = 0  # nothing from the app yet
-_HOLDING = 1  # the response start is held back until its first body message
-_PASSING = 2  # the start went to the client; body messages follow it
-_ANSWERED = 3  # the client was answered from the cache; the app's messages are dropped
-
-
-class Fetch:
+class Fetch(Relay):
     """Sends `state`'s request to the app, answers the client, stores what may be stored.
 
     With `entry` it is a revalidation of that stored response (RFC 9111 §4.3): conditional
@@ -64,26 +48,7 @@ class Fetch:
     (or None) as soon as that is known, for the requests waiting on this one.
     """
 
-    __slots__ = (
-        "_chunks",
-        "_entry",
-        "_fill",
-        "_flight",
-        "_fwd",
-        "_fwd_status",
-        "_mismatch",
-        "_phase",
-        "_plan",
-        "_request_time",
-        "_response_time",
-        "_rt",
-        "_send",
-        "_size",
-        "_stale_served",
-        "_start",
-        "_state",
-        "_why",
-    )
+    __slots__ = ("_entry", "_mismatch", "_request_time", "_response_time", "_stale_served")
 
     def __init__(
         self,
@@ -95,22 +60,10 @@ class Fetch:
         entry: StoredResponse | None = None,
         flight: Flight | None = None,
     ) -> None:
-        self._rt = rt
-        self._state = state
-        self._send = send
-        self._fwd = fwd
+        super().__init__(rt, state, send, fwd, flight)
         self._entry = entry
-        self._flight = flight
-        self._phase = _WAITING
-        self._start: Message | None = None
-        self._plan: StoragePlan | None = None
-        self._chunks: list[bytes] | None = None
-        self._size = 0
-        self._fwd_status: int | None = None
         self._mismatch = self._stale_served = False
         self._request_time = self._response_time = 0.0
-        self._fill: FillToken | None = None
-        self._why: str | None = None  # why the response is not stored, once known
 
     async def run(self, receive: Receive) -> None:
         """Call the app and see its response through."""
@@ -138,21 +91,21 @@ class Fetch:
             raise
         if self._mismatch:
             await self._retry(receive)
-        elif self._phase == _HOLDING:  # a start and no body: pass it on, store nothing
+        elif self._phase == HOLDING:  # a start and no body: pass it on, store nothing
             await self._release(stored=False)
 
     async def send(self, message: Message) -> None:
         """The `send` the app is given."""
-        if self._phase == _ANSWERED:
+        if self._phase == ANSWERED:
             return
         kind = message["type"]
         if kind == "http.response.start":
             await self._on_start(message)
-        elif kind == "http.response.body" and self._phase != _WAITING:
+        elif kind == "http.response.body" and self._phase != WAITING:
             await self._on_body(message)
         else:  # an extension message (trailers, pathsend...): pass it on, store nothing
             self._give_up("extension")
-            if self._phase == _HOLDING:
+            if self._phase == HOLDING:
                 await self._release(stored=False)
             await self._send(message)
 
@@ -165,14 +118,9 @@ class Fetch:
             plan = self._storage_plan(message["status"], headers)
         else:
             plan = await self._revalidated(message["status"], headers)
-            if self._phase == _ANSWERED:
+            if self._phase == ANSWERED:
                 return
-        if plan is None or message.get("trailers"):
-            self._give_up("trailers" if plan is not None else None)
-            self._phase = _PASSING
-            await self._send(self._with_status(message, stored=False))
-        else:
-            self._plan, self._start, self._chunks, self._phase = plan, message, [], _HOLDING
+        await self._hold_or_pass(message, plan)
 
     def _storage_plan(self, status: int, headers: list[tuple[bytes, bytes]]) -> StoragePlan | None:
         state, config = self._state, self._rt.config
@@ -193,7 +141,7 @@ class Fetch:
         self, status: int, headers: list[tuple[bytes, bytes]]
     ) -> StoragePlan | None:
         """Act on the app's answer to a revalidation; the plan when it is a storable full
-        response. Sets the phase to _ANSWERED when the client got the stored response."""
+        response. Sets the phase to ANSWERED when the client got the stored response."""
         assert self._entry is not None
         rt, state = self._rt, self._state
         self._fwd_status = status
@@ -228,7 +176,7 @@ class Fetch:
             if other is not None:  # the 304 is about another stored variant: update that one
                 self._entry = other
                 return await self._revalidated(status, headers)
-            self._phase, self._mismatch = _ANSWERED, True  # drop this 304, ask again (_retry)
+            self._phase, self._mismatch = ANSWERED, True  # drop this 304, ask again (_retry)
         elif outcome is Revalidation.REMOVED:
             await rt.storage.remove(rt.cache, state.storage_key)
         return decision.plan
@@ -246,87 +194,6 @@ class Fetch:
             return None
         return request_cache_control(self._state.headers)
 
-    # --- the response body ---------------------------------------------------------------
-
-    async def _on_body(self, message: Message) -> None:
-        body: bytes = message.get("body", b"")
-        more: bool = message.get("more_body", False)
-        plan = self._plan
-        if self._phase == _HOLDING:
-            assert plan is not None
-            if not more:  # the whole body in one message: the usual, non-streamed response
-                entry = plan.entry(body)
-                if entry is None:
-                    self._why = (
-                        "body-too-large" if not plan.accepts_size(len(body)) else "incomplete"
-                    )
-                await self._release(stored=entry is not None, entry=entry)
-                await self._send(message)
-                await self._finish(entry)
-                return
-            # Streaming: the client gets the start now; only a declared length that fits
-            # (decide_storage checked it) lets Cache-Status promise "stored".
-            await self._release(stored=plan.content_length is not None)
-        chunks = self._chunks
-        if chunks is not None and plan is not None:
-            self._size += len(body)
-            if plan.accepts_size(self._size):
-                chunks.append(body)
-            else:
-                self._give_up("body-too-large")
-        await self._send(message)
-        if not more and self._chunks is not None and plan is not None:
-            self._chunks = None
-            await self._finish(plan.entry(b"".join(chunks or ())))
-
-    async def _release(self, *, stored: bool, entry: StoredResponse | None = None) -> None:
-        """Send the held-back start, with the generated ETag (when the body is known) and
-        Cache-Status."""
-        start, self._start = self._start, None
-        self._phase = _PASSING
-        assert start is not None
-        message = self._with_status(start, stored=stored)
-        if entry is not None and entry.etag_generated:
-            message["headers"].insert(-1, (b"etag", entry.etag))
-        await self._send(message)
-
-    def _with_status(self, message: Message, *, stored: bool) -> Message:
-        """A copy of a start message with Cache-Status appended (every other line kept);
-        the observers are told the same outcome."""
-        value = self._rt.config.status.forward(
-            self._fwd, fwd_status=self._fwd_status, stored=stored
-        )
-        headers = [*(message.get("headers") or ()), (b"cache-status", value)]
-        if stored:
-            self._tell("stored", self._fwd)
-        else:
-            self._tell("not_stored", self._why or "incomplete")
-        return {**message, "headers": headers}
-
-    def _tell(self, kind: EventKind, reason: str | None) -> None:
-        """Tell a client's outcome; a background revalidation has no client (its stale
-        response was told when it was served)."""
-        if self._send is not discard:
-            tell(self._rt, self._state.scope, kind, reason, self._state.storage_key)
-
-    async def _finish(self, entry: StoredResponse | None) -> None:
-        """The whole body went to the client: store the response when it is complete."""
-        self._resolve(entry)
-        if entry is not None and self._plan is not None:
-            await self._rt.put(self._state, entry, self._plan.storage_ttl, self._fill)
-
-    def _give_up(self, why: str | None = None) -> None:
-        """Nothing of this response will be stored (`why`, unless a reason is known
-        already): stop buffering, release the waiters."""
-        self._why = self._why if why is None else why
-        self._chunks = None
-        self._resolve(None)
-
-    def _resolve(self, entry: StoredResponse | None) -> None:
-        flight = self._flight
-        if flight is not None and not flight.done():
-            flight.set_result(entry)
-
     # --- answering from the cache --------------------------------------------------------
 
     async def _answer(
@@ -339,7 +206,7 @@ class Fetch:
     ) -> None:
         """Answer the client with the stored response (the app's own answer is dropped).
         A `detail` says a stale response replaced a failure; its negative `ttl` says how stale."""
-        self._phase = _ANSWERED
+        self._phase = ANSWERED
         status = self._rt.config.status.forward(
             self._fwd,
             fwd_status=self._fwd_status,
@@ -361,7 +228,7 @@ class Fetch:
         `stale_on_error` window allows and the client has received nothing yet (RFC 5861 §4,
         RFC 9111 §4.2.4); True when it was served."""
         entry = self._entry
-        if entry is None or self._phase not in (_WAITING, _HOLDING):
+        if entry is None or self._phase not in (WAITING, HOLDING):
             return False
         decision = decide_revalidation(
             entry,
