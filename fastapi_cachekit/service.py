@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -29,13 +29,12 @@ from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
 from .maintenance import Maintenance
 from .models import CacheStats
 from .patterns import GlobPattern
+from .refresh import MISSING, EarlyRefresh, RefreshAhead
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CacheService"]
-
-_MISSING: Final = object()
 
 
 class CacheService:
@@ -83,6 +82,9 @@ class CacheService:
             lock_timeout=fill_lock_timeout,
         )
         self._flights = Flights()
+        self._refresh = EarlyRefresh(
+            backend, self._io, self._codec, self._accounting, self._count, self._flights
+        )
         self._closed = False
 
     @property
@@ -171,12 +173,18 @@ class CacheService:
         ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        refresh_ahead: RefreshAhead = None,
     ) -> Any:
         """The cached value, or the factory's result, stored and returned.
 
         `value_factory` may be sync, async, or return an awaitable. Concurrent callers for one
         key share one run of the factory. If the key, its namespace or a tag is invalidated
         while the factory runs, the result is returned but not stored.
+
+        `refresh_ahead` (seconds or a timedelta, shorter than the TTL): a hit on an entry with
+        that long or less left returns the stored value and recomputes it in the background,
+        once per key (`refresh.py`), so that callers do not wait for the factory at expiry.
         """
         if not callable(value_factory):
             raise TypeError(
@@ -186,21 +194,20 @@ class CacheService:
         fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
+        ahead = None if refresh_ahead is None else self._refresh.window(refresh_ahead, seconds)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
             self._accounting.bypasses += 1
             self._count(False)
             return await call(value_factory)
-        value = await self.get(key, namespace, default=_MISSING)
-        if value is not _MISSING:
+        if ahead is None:
+            value = await self.get(key, namespace, default=MISSING)
+        else:
+            value = await self._refresh.read(
+                fk, ahead, lambda: self._join(key, fk, value_factory, seconds, label, tag_tuple)
+            )
+        if value is not MISSING:
             return value
-        flight = self._flights.join(
-            fk,
-            lambda: self._fill.run(fk, value_factory, seconds, label, tag_tuple),
-            key,
-            label,
-            tag_tuple,
-        )
-        return await asyncio.shield(flight)
+        return await asyncio.shield(self._join(key, fk, value_factory, seconds, label, tag_tuple))
 
     # --- writes --------------------------------------------------------------------------
 
@@ -327,6 +334,7 @@ class CacheService:
         if self._closed:
             return
         self._closed = True
+        await self._refresh.close()
         await self._upkeep.stop()
         await self._flush_counters()
         await self._backend.close()
@@ -354,6 +362,19 @@ class CacheService:
         else:
             namespace = check_namespace(namespace)
         return storage_key(check_key(key), namespace)
+
+    def _join(
+        self,
+        key: str,
+        fk: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> asyncio.Future[Any]:
+        """The flight filling `fk`: the one in progress, or a new one running `factory`."""
+        fill = lambda: self._fill.run(fk, factory, ttl, namespace, tags)  # noqa: E731
+        return self._flights.join(fk, fill, key, namespace, tags)
 
     def _namespace(self, namespace: str | None) -> str | None:
         return self._default_namespace if namespace is None else check_namespace(namespace)

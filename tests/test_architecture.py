@@ -26,14 +26,18 @@ BASES = [
 # The layers of the map: a module may import from the package only what its layer allows.
 VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl", "events"}
 # The modules the service is made of, beside service.py itself.
-SERVICE_PARTS = {"accounting", "backend_io", "fills", "flights", "maintenance"}
+SERVICE_PARTS = {"accounting", "backend_io", "fills", "flights", "maintenance", "refresh"}
 ALLOWED: list[tuple[str, set[str]]] = [
     ("fastapi.http", VOCABULARY | {"fastapi.http"}),
     ("fastapi", {"*"}),
     ("factory", {"*"}),
-    ("decorators", VOCABULARY | {"service", "settings", "serialization"}),
+    ("decorators", VOCABULARY | {"service", "settings", "serialization", "refresh"}),
     ("service", VOCABULARY | SERVICE_PARTS | {"settings", "serialization", "backends.base"}),
     ("flights", VOCABULARY),
+    (
+        "refresh",
+        VOCABULARY | {"accounting", "backend_io", "flights", "serialization", "backends.base"},
+    ),
     ("accounting", VOCABULARY | {"backends.base"}),
     ("maintenance", VOCABULARY),
     ("backend_io", VOCABULARY | {"accounting", "maintenance", "backends.base"}),

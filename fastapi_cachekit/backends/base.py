@@ -22,6 +22,7 @@ __all__ = [
     "FillToken",
     "NowaitReads",
     "NowaitWrites",
+    "TTLReads",
 ]
 
 FillToken = int
@@ -158,3 +159,24 @@ class NowaitWrites(Protocol):
         fill: FillToken | None = None,
     ) -> bool | Deferred:
         """What `set` would return, or DEFERRED (then nothing was stored: await `set`)."""
+
+
+# --- optional: reads that say how long an entry has left -----------------------------------
+
+
+@runtime_checkable
+class TTLReads(Protocol):
+    """Optional: reads that also say how many seconds a live entry has left.
+
+    Early refresh (`get_or_set_async(..., refresh_ahead=...)`) needs it; the memory, Redis
+    and hybrid backends have it. The seconds are measured on the backend's own clock, so the
+    service needs none. None for the seconds left: the entry never expires, or this tier
+    cannot tell when it does (a hybrid L1 entry capped by `l1_max_ttl`); either way it is
+    not refreshed ahead from this read.
+    """
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        """A live entry's bytes and seconds left, or None; marks it used, as `get` does."""
+
+    def get_with_ttl_nowait(self, key: str) -> tuple[bytes, float | None] | Deferred | None:
+        """`get_with_ttl` without a coroutine, or DEFERRED (then await `get_with_ttl`)."""

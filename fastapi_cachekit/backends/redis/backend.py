@@ -19,7 +19,7 @@ import orjson
 from ...errors import BackendError, ConfigurationError
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
-from ..base import BackendStats, FillToken
+from ..base import DEFERRED, BackendStats, Deferred, FillToken
 from . import scripts as lua
 from .channel import Channel
 from .connection import Client, RedisConnection, parse_url
@@ -178,6 +178,20 @@ class RedisBackend:
         namespace, tags = labels
         expires = None if math.isinf(envelope.expires_ms) else envelope.expires_ms / 1000.0
         return RedisEntry(raw[envelope.value_offset :], expires, namespace, tags)
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        """The stored bytes and the seconds they have left (None: forever), or None."""
+        found = await self._read(key)
+        if found is None:
+            return None
+        raw, envelope = found
+        expires_ms = envelope.expires_ms
+        left = None if math.isinf(expires_ms) else expires_ms / 1000.0 - self._clock()
+        return raw[envelope.value_offset :], left
+
+    def get_with_ttl_nowait(self, key: str) -> Deferred:
+        """Always DEFERRED: every read is a round trip (TTLReads)."""
+        return DEFERRED
 
     async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
         if self._pending.size:
