@@ -360,3 +360,12 @@ async def test_a_backend_without_ttl_reads_is_named_in_the_error() -> None:
     with pytest.raises(TypeError, match="_WithoutTTLReads does not"):
         await cache.get_or_set_async("k", lambda: 1, ttl=10, refresh_ahead=2)
     assert await cache.get_or_set_async("k", lambda: 1, ttl=10) == 1
+
+
+async def test_the_benchmark_runs() -> None:
+    """`python -m benchmarks.early_refresh` still works: two waves, no timing asserted."""
+    from benchmarks.early_refresh import CALLERS, _hot_key
+
+    result = await _hot_key(MemoryBackend(), "memory", True, duration=0.4)
+    assert len(result.latencies) == 2 * CALLERS
+    assert result.row().startswith("| memory | refresh_ahead=")
