@@ -184,7 +184,8 @@ class CacheService:
 
         `refresh_ahead` (seconds or a timedelta, shorter than the TTL): a hit on an entry with
         that long or less left returns the stored value and recomputes it in the background,
-        once per key (`refresh.py`), so that callers do not wait for the factory at expiry.
+        once per key, so that callers do not wait for the factory at expiry (the early
+        refresh guide).
         """
         if not callable(value_factory):
             raise TypeError(

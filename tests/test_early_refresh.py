@@ -87,7 +87,10 @@ def fills() -> set[asyncio.Task[Any]]:
 
 
 async def refreshes_landed() -> None:
-    await asyncio.gather(*fills(), return_exceptions=True)
+    """Until the refreshes in the background have ended; there must be one."""
+    running = fills()
+    assert running, "no refresh is running"
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 # --- the backends' port -------------------------------------------------------------------
@@ -265,7 +268,9 @@ async def test_with_a_fill_lock_one_process_refreshes(
         await first.started()  # the first process holds the claim
         before = fills()
         assert await hot_key(two, second)() == "v1"
-        await asyncio.gather(*(fills() - before))  # it found the claim taken, and stood down
+        refresh = fills() - before
+        assert refresh
+        await asyncio.gather(*refresh)  # it found the claim taken, and stood down
         assert second.calls == 0
         first.gate.set()
         await refreshes_landed()
@@ -292,9 +297,9 @@ async def test_a_hybrid_refreshes_by_the_entry_in_redis_not_its_capped_copy(
         assert await get() == "v1"
         assert fills() == set()
         clock.advance(94.5)  # the entry has 1.5 s left
+        source.entered.clear()
         assert await get() == "v1"
         await source.started()
-        await refreshes_landed()
         assert source.calls == 2
     finally:
         await cache.close()
