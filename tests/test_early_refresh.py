@@ -17,6 +17,7 @@ from fastapi_cachekit.backends.base import TTLReads
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.memory import MemoryBackend
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.testing import CacheRecorder, ManualClock, make_test_cache
 from tests.backend_kinds import backend_factory
 from tests.clock import FakeClock
 from tests.redis_servers import RedisServer
@@ -374,3 +375,18 @@ async def test_the_benchmark_runs() -> None:
     result = await _hot_key(MemoryBackend(), "memory", True, duration=0.4)
     assert [len(wave) for wave in result.waves] == [CALLERS, CALLERS]
     assert result.row().startswith("| memory | refresh_ahead=")
+
+
+async def test_the_test_plugin_records_early_refreshed_reads() -> None:
+    clock, recorder = ManualClock(), CacheRecorder()
+    cache = make_test_cache(clock, recorder)
+    source = Source()
+    get = hot_key(cache, source)
+    await get()
+    clock.advance(8.5)
+    assert await get() == "v1"
+    await refreshes_landed()
+    assert recorder.misses() == ["hot"]
+    assert recorder.hits() == ["hot"]
+    assert recorder.stores() == ["hot", "hot"]  # the first fill, and the refresh
+    await cache.close()
