@@ -7,10 +7,18 @@ Every write's outcome is decided here, so "stored" and "not_stored" events are t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .accounting import Accounting
-from .backends.base import DEFERRED, CacheBackend, Deferred, FillToken, NowaitReads, NowaitWrites
+from .backends.base import (
+    DEFERRED,
+    CacheBackend,
+    Deferred,
+    FillToken,
+    NowaitReads,
+    NowaitWrites,
+    TTLReads,
+)
 from .errors import BackendError
 from .events import CacheEvent
 from .maintenance import Maintenance
@@ -76,6 +84,29 @@ class BackendIO:
         """The backend's awaited `get`, or None on a fault."""
         try:
             return await self._backend.get(fk)
+        except BackendError as exc:
+            self._accounting.fault(exc)
+            return None
+
+    def read_with_ttl_nowait(self, fk: str) -> tuple[bytes, float | None] | Deferred | None:
+        """The stored bytes and their seconds left (`TTLReads`; None on a miss or a fault),
+        without a coroutine where the backend can, else DEFERRED: then `read_with_ttl_awaited`.
+        The backend must have TTLReads (early refresh checks it first)."""
+        if not self.enabled:
+            self._bypass_read(fk)
+            return None
+        if self._upkeep.task is None:
+            self._upkeep.start()
+        try:
+            return cast(TTLReads, self._backend).get_with_ttl_nowait(fk)
+        except BackendError as exc:
+            self._accounting.fault(exc)
+            return None
+
+    async def read_with_ttl_awaited(self, fk: str) -> tuple[bytes, float | None] | None:
+        """The backend's awaited `get_with_ttl`, or None on a fault."""
+        try:
+            return await cast(TTLReads, self._backend).get_with_ttl(fk)
         except BackendError as exc:
             self._accounting.fault(exc)
             return None

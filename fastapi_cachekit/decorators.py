@@ -22,6 +22,7 @@ from anyio import to_thread
 from pydantic import TypeAdapter
 
 from .keys import NotInKey, function_call_key, not_in_key
+from .refresh import RefreshAhead, check_window, refresh_seconds
 from .service import CacheService
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
@@ -179,6 +180,7 @@ def cached(
     exclude: Iterable[str] = (),
     condition: Predicate | None = None,
     unless: Predicate | None = None,
+    refresh_ahead: RefreshAhead = None,
 ) -> Decorator:
     """Cache the results of a function in `cache_service`.
 
@@ -200,10 +202,17 @@ def cached(
     is false (when given); a refused result is still returned, and callers sharing its
     computation get it too. Results come back as the function's return annotation (a
     pydantic model as the model).
+
+    `refresh_ahead` (seconds or a timedelta, shorter than the TTL): a call that finds a result
+    with that long or less left returns it and recomputes it in the background, once, so that
+    callers do not wait for the function when the result expires (see the early refresh guide).
     """
     if not isinstance(ttl, DefaultTTL):
         ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached is written
     service_of = _service_source(cache_service)
+    ahead = refresh_seconds(refresh_ahead)  # as is a bad window
+    if ahead is not None and not isinstance(ttl, DefaultTTL):
+        check_window(ahead, ttl)
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 
     def decorate(func: Callable[P, Any]) -> CachedFunction[P, Any]:
@@ -231,6 +240,7 @@ def cached(
                     ttl=ttl,
                     namespace=namespace_of(arguments),
                     tags=tags_of(arguments),
+                    refresh_ahead=ahead,
                 )
             except _NotStored as refused:
                 return refused.value

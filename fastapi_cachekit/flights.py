@@ -62,6 +62,10 @@ class Flights:
         flight.future.add_done_callback(lambda done: self._land(storage_key, done))
         return flight.future, False
 
+    def in_progress(self, storage_key: str) -> bool:
+        """Whether a flight of this event loop is filling `storage_key` (not detached)."""
+        return storage_key in self._flights and self._loop is asyncio.get_running_loop()
+
     def detach_key(self, storage_key: str) -> None:
         self._flights.pop(storage_key, None)
 

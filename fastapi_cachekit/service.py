@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -33,13 +33,12 @@ from .maintenance import Maintenance
 from .models import CacheStats
 from .observing import Observation, observers_of
 from .patterns import GlobPattern
+from .refresh import MISSING, EarlyRefresh, RefreshAhead
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CacheService"]
-
-_MISSING: Final = object()
 
 
 class CacheService:
@@ -108,6 +107,9 @@ class CacheService:
             self._upkeep,
             self._codec,
             self._observation,
+        )
+        self._refresh = EarlyRefresh(
+            backend, self._io, self._codec, self._accounting, self._observation, self._flights
         )
         self._closed = False
 
@@ -241,12 +243,19 @@ class CacheService:
         ttl: TTL | DefaultTTL = DEFAULT_TTL,
         namespace: str | None = None,
         tags: Iterable[str] | None = None,
+        *,
+        refresh_ahead: RefreshAhead = None,
     ) -> Any:
         """The cached value, or the factory's result, stored and returned.
 
         `value_factory` may be sync, async, or return an awaitable. Concurrent callers for one
         key share one run of the factory. If the key, its namespace or a tag is invalidated
         while the factory runs, the result is returned but not stored.
+
+        `refresh_ahead` (seconds or a timedelta, shorter than the TTL): a hit on an entry with
+        that long or less left returns the stored value and recomputes it in the background,
+        once per key, so that callers do not wait for the factory at expiry (the early
+        refresh guide).
         """
         if not callable(value_factory):
             raise TypeError(
@@ -256,23 +265,23 @@ class CacheService:
         fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
+        ahead = None if refresh_ahead is None else self._refresh.window(refresh_ahead, seconds)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
             self._accounting.bypass("fill", label)
             self._miss(namespace)
             return await call(value_factory)
-        value = await self.get(key, namespace, default=_MISSING)
-        if value is not _MISSING:
+        if ahead is None:
+            value = await self.get(key, namespace, default=MISSING)
+        else:
+            value = await self._refresh.read(
+                fk,
+                namespace,
+                ahead,
+                lambda: self._join(key, fk, value_factory, seconds, label, tag_tuple),
+            )
+        if value is not MISSING:
             return value
-        flight, joined = self._flights.join(
-            fk,
-            lambda: self._fill.run(fk, value_factory, seconds, label, tag_tuple),
-            key,
-            label,
-            tag_tuple,
-        )
-        if joined and self.emit is not None:
-            self.emit(CacheEvent("coalesced", "service", label, key=fk))
-        return await asyncio.shield(flight)
+        return await asyncio.shield(self._join(key, fk, value_factory, seconds, label, tag_tuple))
 
     # --- writes --------------------------------------------------------------------------
 
@@ -452,6 +461,7 @@ class CacheService:
         if self._closed:
             return
         self._closed = True
+        await self._refresh.close()
         await self._upkeep.stop()
         await self._flush_counters()
         await self._backend.close()
@@ -479,6 +489,23 @@ class CacheService:
         else:
             namespace = check_namespace(namespace)
         return storage_key(check_key(key), namespace)
+
+    def _join(
+        self,
+        key: str,
+        fk: str,
+        factory: Callable[[], Any],
+        ttl: float | None,
+        namespace: str | None,
+        tags: tuple[str, ...],
+    ) -> asyncio.Future[Any]:
+        """The flight filling `fk`: the one in progress (told as `coalesced`), or a new one
+        running `factory`."""
+        fill = lambda: self._fill.run(fk, factory, ttl, namespace, tags)  # noqa: E731
+        flight, joined = self._flights.join(fk, fill, key, namespace, tags)
+        if joined and self.emit is not None:
+            self.emit(CacheEvent("coalesced", "service", namespace, key=fk))
+        return flight
 
     def _namespace(self, namespace: str | None) -> str | None:
         return self._default_namespace if namespace is None else check_namespace(namespace)

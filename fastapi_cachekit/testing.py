@@ -135,6 +135,14 @@ class _RecordingMemoryBackend(MemoryBackend):
         self._recorder.record("miss" if value is None else "hit", display_key(key))
         return value
 
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        return self.get_with_ttl_nowait(key)
+
+    def get_with_ttl_nowait(self, key: str) -> tuple[bytes, float | None] | None:
+        found = super().get_with_ttl_nowait(key)  # the read of an early-refreshed call
+        self._recorder.record("miss" if found is None else "hit", display_key(key))
+        return found
+
     async def set(
         self,
         key: str,

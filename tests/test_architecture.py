@@ -34,6 +34,7 @@ SERVICE_PARTS = {
     "flights",
     "maintenance",
     "observing",
+    "refresh",
 }
 ALLOWED: list[tuple[str, set[str]]] = [
     ("observers", VOCABULARY | {"observers"}),
@@ -41,9 +42,17 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ("fastapi", {"*"}),
     ("factory", {"*"}),
     # An app's current service (`@cached(app)`), looked up through the FastAPI wiring.
-    ("decorators", VOCABULARY | {"service", "settings", "serialization", "fastapi.dependencies"}),
+    (
+        "decorators",
+        VOCABULARY | {"service", "settings", "serialization", "fastapi.dependencies", "refresh"},
+    ),
     ("service", VOCABULARY | SERVICE_PARTS | {"settings", "serialization", "backends.base"}),
     ("flights", VOCABULARY),
+    (
+        "refresh",
+        VOCABULARY
+        | {"accounting", "backend_io", "flights", "observing", "serialization", "backends.base"},
+    ),
     ("accounting", VOCABULARY | {"backends.base"}),
     ("observing", VOCABULARY | {"accounting"}),
     ("maintenance", VOCABULARY),

@@ -108,3 +108,14 @@ async def test_observers_that_want_no_reads_leave_the_read_path_unobserved() -> 
         assert [e.kind for e in reads_too.events] == ["miss"]
         stats = await cache.get_stats()
     assert stats.total_misses == 2
+
+
+async def test_reads_with_early_refresh_are_told_like_other_reads() -> None:
+    recorder = Recorder()
+    async with CacheService(MemoryBackend(), observers=recorder) as cache:
+        for _ in range(2):
+            await cache.get_or_set_async("k", lambda: 1, ttl=60, namespace="n", refresh_ahead=5)
+    assert [(e.kind, e.namespace) for e in recorder.events if e.kind in ("hit", "miss")] == [
+        ("miss", "n"),
+        ("hit", "n"),
+    ]

@@ -26,6 +26,7 @@ __all__ = [
     "LabelCounts",
     "NowaitReads",
     "NowaitWrites",
+    "TTLReads",
     "top_labels",
 ]
 
@@ -222,3 +223,24 @@ class BatchBackend(Protocol):
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """`delete` of each key; the number of live entries removed."""
+
+
+# --- optional: reads that say how long an entry has left -----------------------------------
+
+
+@runtime_checkable
+class TTLReads(Protocol):
+    """Optional: reads that also say how many seconds a live entry has left.
+
+    Early refresh (`get_or_set_async(..., refresh_ahead=...)`) needs it; the memory, Redis
+    and hybrid backends have it. The seconds are measured on the backend's own clock, so the
+    service needs none. None for the seconds left: the entry never expires, or this tier
+    cannot tell when it does (a hybrid L1 entry capped by `l1_max_ttl`); either way it is
+    not refreshed ahead from this read.
+    """
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        """A live entry's bytes and seconds left, or None; marks it used, as `get` does."""
+
+    def get_with_ttl_nowait(self, key: str) -> tuple[bytes, float | None] | Deferred | None:
+        """`get_with_ttl` without a coroutine, or DEFERRED (then await `get_with_ttl`)."""

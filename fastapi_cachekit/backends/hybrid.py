@@ -55,6 +55,8 @@ logger = logging.getLogger("fastapi_cachekit.hybrid")
 T = TypeVar("T")
 
 _MALFORMED_LOG_INTERVAL = 60.0
+# An L1 lifetime this close to the cap was capped (float sums may lose the last digit).
+_CAP_TOLERANCE = 1e-6
 
 
 class HybridBackend:
@@ -150,9 +152,8 @@ class HybridBackend:
         value = self.get_nowait(key)
         if value is not DEFERRED:
             return value
-        if not self._coherent and not self._listener.started:
-            await self._listener.start()
-        return await self._promote(key)
+        entry = await self._promote(key)
+        return None if entry is None else entry.value
 
     def get_nowait(self, key: str) -> bytes | Deferred:
         """An L1 hit without a coroutine (NowaitReads); anything else is left to `get`."""
@@ -162,13 +163,41 @@ class HybridBackend:
                 return value
         return DEFERRED
 
-    async def _promote(self, key: str) -> bytes | None:
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        found = self.get_with_ttl_nowait(key)
+        if found is not DEFERRED:
+            return found
+        entry = await self._promote(key)
+        if entry is None:
+            return None
+        left = None if entry.expires_at is None else entry.expires_at - self._clock()
+        return entry.value, left
+
+    def get_with_ttl_nowait(self, key: str) -> tuple[bytes, float | None] | Deferred:
+        """An L1 hit and its seconds left without a coroutine (TTLReads); else DEFERRED.
+
+        An L1 entry capped by `l1_max_ttl` expires before the entry in Redis, at a time
+        unknown here: its seconds left are None (not due for an early refresh). Once the
+        cap drops it, the next read promotes the entry again with its true expiry.
+        """
+        if self._coherent:
+            entry = self.l1.entry_nowait(key)
+            if entry is not None and entry.expires_at is not None:
+                lifetime = entry.expires_at - entry.created_at
+                capped = lifetime >= self.l1_max_ttl - _CAP_TOLERANCE
+                return entry.value, None if capped else entry.expires_at - self._clock()
+        return DEFERRED
+
+    async def _promote(self, key: str) -> RedisEntry | None:
+        """The entry in L2 (None: a miss), copied into L1 for the rest of its TTL, capped."""
+        if not self._coherent and not self._listener.started:
+            await self._listener.start()
         token = await self.l1.fill_token()
         entry = await self.l2.get_entry(key)
         if entry is None:
             return None
         await self._promote_entry(key, entry, token)
-        return entry.value
+        return entry
 
     async def _promote_entry(self, key: str, entry: RedisEntry, token: FillToken) -> None:
         """Copy an L2 entry into L1 for the rest of its TTL (capped), unless an invalidation

@@ -98,6 +98,26 @@ class MemoryBackend:
         self._entries.move_to_end(key)
         return entry.value
 
+    def entry_nowait(self, key: str) -> Entry | None:
+        """The live entry under `key`, marked most recently used (its times are read by
+        `get_with_ttl` here and in a hybrid's L1)."""
+        entry = self._live(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        """The stored bytes and the seconds they have left (None: forever), or None."""
+        return self.get_with_ttl_nowait(key)
+
+    def get_with_ttl_nowait(self, key: str) -> tuple[bytes, float | None] | None:
+        """`get_with_ttl` without a coroutine (TTLReads)."""
+        entry = self.entry_nowait(key)
+        if entry is None:
+            return None
+        expires_at = entry.expires_at
+        return entry.value, None if expires_at is None else expires_at - self._clock()
+
     async def exists(self, key: str) -> bool:
         """Whether a live entry is stored under `key`."""
         return self._live(key) is not None

@@ -18,7 +18,7 @@ from ...errors import BackendError, ConfigurationError
 from ...events import CacheEvent, key_hash
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
-from ..base import BackendStats, FillToken, LabelCounts
+from ..base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from . import scripts as lua
 from .batch import RedisBatch
 from .channel import Announcement, Channel, publish_unsent, script_args
@@ -182,6 +182,20 @@ class RedisBackend:
         if entry is None:
             self._corrupt(key)
         return entry
+
+    async def get_with_ttl(self, key: str) -> tuple[bytes, float | None] | None:
+        """The stored bytes and the seconds they have left (None: forever), or None."""
+        found = await self._read(key)
+        if found is None:
+            return None
+        raw, envelope = found
+        expires_ms = envelope.expires_ms
+        left = None if math.isinf(expires_ms) else expires_ms / 1000.0 - self._clock()
+        return raw[envelope.value_offset :], left
+
+    def get_with_ttl_nowait(self, key: str) -> Deferred:
+        """Always DEFERRED: every read is a round trip (TTLReads)."""
+        return DEFERRED
 
     async def _read(self, key: str) -> tuple[bytes, Envelope] | None:
         if self._pending.size:
