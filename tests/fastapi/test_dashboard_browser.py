@@ -12,7 +12,6 @@ tracked is written.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -21,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import Cookie, Depends, FastAPI, HTTPException
 
 from fastapi_cachekit import CacheService
@@ -30,6 +28,7 @@ from fastapi_cachekit.fastapi.admin import admin_router
 from fastapi_cachekit.fastapi.dashboard import Dashboard
 from fastapi_cachekit.fastapi.dependencies import setup_cache
 from tests.clock import FakeClock
+from tests.fastapi.uvicorn_task import uvicorn_in_task
 
 TOKEN = "browser-token-0123456789abcdef"
 SESSION = "admin-session-id"
@@ -87,18 +86,10 @@ def make_app(clock: FakeClock) -> tuple[FastAPI, CacheService]:
 @pytest.fixture
 async def served(clock: FakeClock) -> AsyncIterator[tuple[str, CacheService]]:
     app, cache = make_app(clock)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
     try:
-        while not server.started:
-            assert not serving.done(), "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}", cache
+        async with uvicorn_in_task(app, ws="none") as url:
+            yield url, cache
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
         await cache.close()
 
 

@@ -6,13 +6,13 @@ import asyncio
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Response
 
 from fastapi_cachekit import CacheService
 from fastapi_cachekit.fastapi.dependencies import setup_cache
 from fastapi_cachekit.fastapi.middleware import CacheMiddleware
 from tests.backend_kinds import new_backend
+from tests.fastapi.uvicorn_task import uvicorn_in_task
 
 CLIENTS = 50
 
@@ -37,22 +37,12 @@ def make_app() -> tuple[FastAPI, list[int]]:
 
 async def test_concurrent_clients_through_uvicorn_run_the_app_once() -> None:
     app, calls = make_app()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="none"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        while not server.started:
-            assert not serving.done(), "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        limits = httpx.Limits(max_connections=CLIENTS)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-            responses = await asyncio.gather(*(client.get("/report") for _ in range(CLIENTS)))
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
+    limits = httpx.Limits(max_connections=CLIENTS)
+    async with (
+        uvicorn_in_task(app, lifespan="on", ws="none") as url,
+        httpx.AsyncClient(base_url=url, limits=limits) as client,
+    ):
+        responses = await asyncio.gather(*(client.get("/report") for _ in range(CLIENTS)))
     assert len(calls) == 1
     assert all(response.status_code == 200 for response in responses)
     assert len({response.content for response in responses}) == 1

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
@@ -23,25 +22,13 @@ from fastapi_cachekit.fastapi.http import format_http_date, parse_http_date
 
 from .middleware_support import Harness, Origin
 from .server_date_app import T0, make_app
+from .uvicorn_task import uvicorn_in_task
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@contextlib.asynccontextmanager
-async def uvicorn_server(server_date: bool = True) -> AsyncIterator[str]:
-    config = uvicorn.Config(
-        make_app(server_date=server_date), host="127.0.0.1", port=0, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        while not server.started:
-            assert not serving.done(), "uvicorn did not start"
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
+def uvicorn_server(server_date: bool = True) -> contextlib.AbstractAsyncContextManager[str]:
+    return uvicorn_in_task(make_app(server_date=server_date))
 
 
 @contextlib.asynccontextmanager
