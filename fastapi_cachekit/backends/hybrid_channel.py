@@ -5,6 +5,8 @@ A message is {"s": sender, "o": kind, "a": names}, plus "n" (the namespace) for 
 kind "k" carries a list of keys, "n" a namespace, "t" a list of tags, "p" a pattern's source
 and "c" (a clear) nothing. Any client of the Redis server can publish on the channel, so
 `decode` trusts nothing: whatever is not exactly that shape is refused with the reason.
+Every process hears its own announcements too, and skips them by their first bytes
+(`sender_prefix`), without decoding them.
 """
 
 from __future__ import annotations
