@@ -1,25 +1,16 @@
 """The hybrid backend: a memory tier (L1) in each process in front of Redis (L2).
 
 Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, capped by
-`l1_max_ttl`. Writes go to L2, then to this process's L1. Invalidations go to L2 first and
-then to this process's L1, so that a promotion whose L2 read raced the invalidation is refused
-by L1's fill check (its token was taken before the L1 invalidation): once the call returns,
-this process never serves the old entry. Both are announced on a Redis pub/sub channel so that
-every other process drops the entries from its L1 (coherence within the channel's latency; the
-cap bounds staleness even if a message is lost).
+`l1_max_ttl`. Writes go to L2, then to this process's L1; invalidations too
+(`hybrid_invalidation`). Both are announced on a Redis pub/sub channel (`hybrid_channel`) so
+that every other process drops the entries from its L1 (coherence within the channel's
+latency; the cap bounds staleness even if a message is lost).
 
-The announcement must not come before L2 is changed, or another process could promote the old
-entry again. It travels with the change: L2 is handed it (a redis `Announcement`) and the Lua
-script that completes the change PUBLISHes it in the same atomic step (the SET of a write, the
-DELETE of a key, the last DELETE of a batch or the last step of a namespace or tag
-invalidation on one node), so a write costs the Redis backend's one round trip; where no
-script completes the change alone (patterns, clears, a cluster's fan-out), L2 publishes it
-right after. A batch of writes is announced once L2 has answered, naming the keys it stored:
-any SET of the batch may be refused, so no one script call can be sure to carry it. An
-invalidation that could not reach Redis is dropped from this process's L1 at once, queued by
-the Redis backend (which replays it as soon as Redis answers again, without the
-announcement), and announced by `on_replay` when it has been replayed. Every process hears
-its own announcements too, and skips them by their first bytes, without decoding them.
+An announcement must not come before L2 is changed, or another process could promote the old
+entry again. A write's travels with it: the SET script PUBLISHes it in the same atomic step,
+so a write costs the Redis backend's one round trip. A batch of writes is announced once L2
+has answered, naming the keys it stored: any SET of the batch may be refused, so no one
+script call can be sure to carry it.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
@@ -27,6 +18,9 @@ channel is pinged every `heartbeat` seconds). When it drops, or a stalled Redis 
 silent past the bound, L1 is cleared and bypassed (reads go to L2) until it answers again. A
 message that is not an announcement is counted (in `malformed_messages`, and in the stats'
 errors) and ignored.
+
+Long because it is the facade of the whole backend protocol (over thirty small public members);
+the batches stay here, as they share the coherence flag and promotion with the hot reads.
 """
 
 from __future__ import annotations
@@ -34,27 +28,23 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Final
 
-from ..errors import BackendError
 from ..events import CacheEvent
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
-from .hybrid_channel import MalformedMessage, decode, encode, sender_prefix
+from .hybrid_channel import Announcer
+from .hybrid_invalidation import Invalidations
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import Announcement, CircuitBreaker, Invalidation, RedisBackend, RedisEntry
+from .redis import CircuitBreaker, Invalidation, RedisBackend, RedisEntry
 
 __all__ = ["HybridBackend"]
 
 logger = logging.getLogger("fastapi_cachekit.hybrid")
 
-T = TypeVar("T")
-
-_MALFORMED_LOG_INTERVAL = 60.0
 # An L1 lifetime this close to the cap was capped (float sums may lose the last digit).
 _CAP_TOLERANCE = 1e-6
 
@@ -89,11 +79,12 @@ class HybridBackend:
         self._clock = clock
         self.l2 = l2
         self.l1_max_ttl = l1_max_ttl
-        self._monotonic = monotonic
-        self._channel = l2.channel("invalidations", subscribe_url=pubsub_url)
-        self.channel = self._channel.name
+        channel = l2.channel("invalidations", subscribe_url=pubsub_url)
+        self.channel = channel.name
+        self._announcer = Announcer(channel, monotonic)
+        self._invalidations = Invalidations(self.l1, l2, self._announcer)
         self._listener = ChannelListener(
-            self._channel,
+            channel,
             on_message=self._apply,
             on_live=self._live,
             on_heard=self._redis_answered,
@@ -102,15 +93,10 @@ class HybridBackend:
             liveness=l1_liveness,
             monotonic=monotonic,
         )
-        self._source = uuid.uuid4().hex
-        self._own = sender_prefix(self._source)
         self._coherent = False
-        self.malformed_messages = 0
-        """Messages on the channel that were not announcements (ignored)."""
-        self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
         # Queued invalidations are announced once replayed: when they failed, the attempt to
         # announce them failed too (the breaker was open), and other L1s still hold them.
-        l2.on_replay(self._announce)
+        l2.on_replay(self._announcer.publish)
 
     @classmethod
     def from_settings(
@@ -135,6 +121,11 @@ class HybridBackend:
     def coherent(self) -> bool:
         """Whether L1 is in use: the invalidation channel is subscribed and live."""
         return self._coherent
+
+    @property
+    def malformed_messages(self) -> int:
+        """Messages on the channel that were not announcements (ignored)."""
+        return self._announcer.malformed
 
     @property
     def pending_invalidations(self) -> int:
@@ -223,7 +214,7 @@ class HybridBackend:
     # --- writes --------------------------------------------------------------------------
 
     async def fill_token(self) -> FillToken:
-        await self._ensure_listening()
+        await self._listener.ensure_started()
         return await self.l2.fill_token()
 
     async def set(
@@ -236,9 +227,9 @@ class HybridBackend:
         tags: Sequence[str],
         fill: FillToken | None = None,
     ) -> bool:
-        await self._ensure_listening()
+        await self._listener.ensure_started()
         token = await self.l1.fill_token()
-        announce = self._announcement(Invalidation("key", (key,)))
+        announce = self._announcer.announcement(Invalidation("key", (key,)))
         stored = await self.l2.set(
             key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=announce
         )
@@ -258,7 +249,7 @@ class HybridBackend:
         rest = [i for i, value in enumerate(found) if value is None]
         if not rest:
             return found
-        await self._ensure_listening()
+        await self._listener.ensure_started()
         token = await self.l1.fill_token()
         entries = await self.l2.get_entries([keys[i] for i in rest])
         for i, entry in zip(rest, entries, strict=True):
@@ -278,12 +269,12 @@ class HybridBackend:
     ) -> list[bool]:
         """L2, then one announcement naming the keys it stored (published after the pipeline,
         see the module docstring), then this process's L1 (as `set`)."""
-        await self._ensure_listening()
+        await self._listener.ensure_started()
         token = await self.l1.fill_token()
         stored = await self.l2.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
         written = [item for item, ok in zip(items, stored, strict=True) if ok]
         if written:
-            await self._announce(Invalidation("key", tuple(key for key, _ in written)))
+            await self._announcer.publish(Invalidation("key", tuple(key for key, _ in written)))
             if self._coherent:
                 l1_ttl = self._l1_ttl(ttl)
                 await self.l1.set_many(
@@ -292,11 +283,8 @@ class HybridBackend:
         return stored
 
     async def delete_many(self, keys: Sequence[str]) -> int:
-        """As `delete`, with one announcement for the batch (see `_invalidate`)."""
-        if not keys:
-            return 0
-        done = Invalidation("key", tuple(keys))
-        return await self._invalidate(done, self.l2.delete_many(keys, self._announcement(done)))
+        """As `delete`, with one announcement for the batch."""
+        return await self._invalidations.delete_many(keys)
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         return await self.l2.acquire_fill_lock(key, ttl)
@@ -304,58 +292,22 @@ class HybridBackend:
     async def release_fill_lock(self, key: str, owner: str) -> None:
         await self.l2.release_fill_lock(key, owner)
 
-    # --- invalidation --------------------------------------------------------------------
+    # --- invalidation (`hybrid_invalidation`: L2 with its announcement, then L1) ----------
 
     async def delete(self, key: str) -> bool:
-        done = Invalidation("key", (key,))
-        return await self._invalidate(done, self.l2.delete(key, self._announcement(done)))
+        return await self._invalidations.delete(key)
 
     async def invalidate_namespace(self, namespace: str) -> int:
-        done = Invalidation("namespace", (namespace,))
-        return await self._invalidate(
-            done, self.l2.invalidate_namespace(namespace, self._announcement(done))
-        )
+        return await self._invalidations.invalidate_namespace(namespace)
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
-        done = Invalidation("tags", tuple(tags))
-        return await self._invalidate(done, self.l2.invalidate_tags(tags, self._announcement(done)))
+        return await self._invalidations.invalidate_tags(tags)
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
-        done = Invalidation("pattern", (pattern.source,), namespace)
-        return await self._invalidate(
-            done, self.l2.invalidate_pattern(pattern, namespace, self._announcement(done))
-        )
+        return await self._invalidations.invalidate_pattern(pattern, namespace)
 
     async def clear(self) -> int:
-        done = Invalidation("clear")
-        return await self._invalidate(done, self.l2.clear(self._announcement(done)))
-
-    async def _invalidate(self, done: Invalidation, in_l2: Awaitable[T]) -> T:
-        """L2 first, with its announcement (when L2 succeeded: a queued invalidation is
-        announced once replayed), then L1, whether L2 succeeded or queued it.
-
-        In this order a reader of this process that missed L1 and read the old entry from L2
-        took its fill token before the L1 invalidation, so L1 refuses its promotion; a reader
-        that starts later reads L2 after the change.
-        """
-        try:
-            return await in_l2
-        finally:
-            await self._drop_from_l1(done)
-
-    async def _drop_from_l1(self, done: Invalidation) -> None:
-        l1 = self.l1
-        if done.kind == "key":
-            for key in done.names:
-                await l1.delete(key)
-        elif done.kind == "namespace":
-            await l1.invalidate_namespace(done.names[0])
-        elif done.kind == "tags":
-            await l1.invalidate_tags(done.names)
-        elif done.kind == "pattern":
-            await l1.invalidate_pattern(GlobPattern.compile(done.names[0]), done.namespace)
-        else:
-            await l1.clear()
+        return await self._invalidations.clear()
 
     async def cleanup_expired(self) -> int:
         await self.l1.cleanup_expired()
@@ -388,10 +340,6 @@ class HybridBackend:
     def _l1_ttl(self, ttl: float | None) -> float:
         return self.l1_max_ttl if ttl is None else min(ttl, self.l1_max_ttl)
 
-    async def _ensure_listening(self) -> None:
-        if not self._listener.started:
-            await self._listener.start()
-
     def _redis_answered(self) -> None:
         # Redis answers again: this process's queued invalidations go out now, not after the
         # breaker's back-off, so that the other processes hear of them at once.
@@ -415,41 +363,7 @@ class HybridBackend:
             logger.warning("memory tier bypassed until the invalidation channel answers")
 
     async def _apply(self, data: bytes) -> None:
-        """Apply another process's invalidation to this process's L1."""
-        if data.startswith(self._own):  # its own announcements: applied already
-            return
-        try:
-            sender, done = decode(data)
-        except MalformedMessage as exc:
-            self._malformed(data, exc)
-            return
-        if sender != self._source:
-            await self._drop_from_l1(done)
-
-    def _malformed(self, data: bytes, exc: MalformedMessage) -> None:
-        self.malformed_messages += 1
-        now = self._monotonic()
-        if now - self._last_malformed_log >= _MALFORMED_LOG_INTERVAL:
-            self._last_malformed_log = now
-            logger.warning(
-                "ignored a message on %s that is not a cache announcement (%s): %r",
-                self.channel,
-                exc,
-                data[:100],
-            )
-
-    def _announcement(self, done: Invalidation) -> Announcement:
-        """The announcement of `done`, for the L2 call that performs it to publish."""
-        return self._channel.announcement(encode(self._source, done))
-
-    async def _announce(self, done: Invalidation) -> None:
-        """Publish an announcement no L2 call carried, for the other processes' L1s (`_apply`
-        reads it): a replayed invalidation, a batch of writes.
-
-        Publishes through the connection, not a backend method: this also runs inside the
-        Redis backend's replay, which a backend method would wait for.
-        """
-        try:
-            await self._channel.publish(encode(self._source, done))
-        except BackendError as exc:  # a lost announcement is bounded by l1_max_ttl
-            logger.debug("could not announce an invalidation: %s", exc)
+        """Apply another process's invalidation, heard on the channel, to this process's L1."""
+        done = self._announcer.heard(data)
+        if done is not None:
+            await self._invalidations.drop_from_l1(done)

@@ -1,22 +1,32 @@
-"""The hybrid backend's announcements: one invalidation per pub/sub message, as compact JSON.
+"""The hybrid backend's announcements: one invalidation per pub/sub message, as compact JSON,
+and the `Announcer` through which a process makes them and reads those it hears.
 
 A message is {"s": sender, "o": kind, "a": names}, plus "n" (the namespace) for a pattern:
 kind "k" carries a list of keys, "n" a namespace, "t" a list of tags, "p" a pattern's source
 and "c" (a clear) nothing. Any client of the Redis server can publish on the channel, so
 `decode` trusts nothing: whatever is not exactly that shape is refused with the reason.
+Every process hears its own announcements too, and skips them by their first bytes
+(`sender_prefix`), without decoding them.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from ..errors import InvalidKeyError
+from ..errors import BackendError, InvalidKeyError
 from ..patterns import GlobPattern
-from .redis import Invalidation
+from .redis import Announcement, Channel, Invalidation
 
-__all__ = ["MalformedMessage", "decode", "encode", "sender_prefix"]
+__all__ = ["Announcer", "MalformedMessage", "decode", "encode", "sender_prefix"]
+
+logger = logging.getLogger("fastapi_cachekit.hybrid")
+
+_MALFORMED_LOG_INTERVAL = 60.0
 
 # An invalidation's kind on the channel (kept short: every write publishes one).
 _CODES = {"key": "k", "namespace": "n", "tags": "t", "pattern": "p", "clear": "c"}
@@ -81,3 +91,58 @@ def _strings(names: object) -> tuple[str, ...]:
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise MalformedMessage("'a' must be a list of strings")
     return tuple(names)
+
+
+class Announcer:
+    """One process's voice on the invalidation channel: the announcements it makes, under a
+    sender id of its own, and which of the messages it hears are other processes'
+    invalidations. A message that is not an announcement is counted in `malformed` and
+    logged (at most once a minute: anyone may publish on the channel)."""
+
+    def __init__(self, channel: Channel, monotonic: Callable[[], float]) -> None:
+        self._channel = channel
+        self._monotonic = monotonic
+        self._source = uuid.uuid4().hex
+        self._own = sender_prefix(self._source)
+        self.malformed = 0
+        self._last_malformed_log = -_MALFORMED_LOG_INTERVAL
+
+    def announcement(self, done: Invalidation) -> Announcement:
+        """The announcement of `done`, for the L2 call that performs it to publish."""
+        return self._channel.announcement(encode(self._source, done))
+
+    async def publish(self, done: Invalidation) -> None:
+        """Publish an announcement no L2 call carried: a replayed invalidation, a batch of
+        writes.
+
+        Publishes through the connection, not a backend method: this also runs inside the
+        Redis backend's replay, which a backend method would wait for.
+        """
+        try:
+            await self._channel.publish(encode(self._source, done))
+        except BackendError as exc:  # a lost announcement is bounded by l1_max_ttl
+            logger.debug("could not announce an invalidation: %s", exc)
+
+    def heard(self, data: bytes) -> Invalidation | None:
+        """The invalidation another process announced in `data`; None for this process's own
+        announcements (applied already) and for messages that are not announcements."""
+        if data.startswith(self._own):  # told apart without decoding
+            return None
+        try:
+            sender, done = decode(data)
+        except MalformedMessage as exc:
+            self._malformed(data, exc)
+            return None
+        return None if sender == self._source else done
+
+    def _malformed(self, data: bytes, exc: MalformedMessage) -> None:
+        self.malformed += 1
+        now = self._monotonic()
+        if now - self._last_malformed_log >= _MALFORMED_LOG_INTERVAL:
+            self._last_malformed_log = now
+            logger.warning(
+                "ignored a message on %s that is not a cache announcement (%s): %r",
+                self._channel.name,
+                exc,
+                data[:100],
+            )

@@ -71,6 +71,11 @@ class ChannelListener:
         self._task = loop.create_task(self._listen_forever())
         await asyncio.shield(self._first_attempt)
 
+    async def ensure_started(self) -> None:
+        """Start listening unless a listener runs (see `started`)."""
+        if not self.started:
+            await self.start()
+
     async def close(self) -> None:
         """Stop listening (whatever stopped the listener, if anything did) and disconnect."""
         task, self._task = self._task, None

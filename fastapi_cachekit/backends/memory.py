@@ -10,24 +10,20 @@ outside the pattern's literal prefix before matching.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
-from ..events import key_hash
 from ..keys import pattern_covers
 from ..patterns import GlobPattern
-from .base import BackendStats, FillToken, LabelCounts, top_labels
+from .base import BackendStats, FillToken, LabelCounts
 from .fill_log import InvalidationLog
-from .memory_entries import Entry, entry_size, new_entry, sized
+from .memory_entries import Entry, Refusals, entry_size, new_entry, sized
+from .memory_labels import LabelIndex
 
 __all__ = ["MemoryBackend"]
-
-logger = logging.getLogger("fastapi_cachekit.memory")
-_REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too big to store
 
 Clock = Callable[[], float]
 
@@ -61,18 +57,20 @@ class MemoryBackend:
         self.max_items = max_items
         self.max_memory_bytes = max_memory_bytes
         self._byte_limit: float = math.inf if max_memory_bytes is None else max_memory_bytes
-        self.refused = 0
-        """Values not stored because each alone is bigger than `max_memory_bytes`."""
-        self._last_refusal_log = -_REFUSAL_LOG_INTERVAL
+        self._refusals = Refusals(max_memory_bytes)
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._namespaces: dict[str, set[str]] = {}
-        self._tags: dict[str, set[str]] = {}
+        self._labels = LabelIndex()
         self._bytes = 0
         self._hits = 0
         self._misses = 0
         # Recent invalidations, so a fill that started before one of them is not stored.
         self._log = InvalidationLog(_LOG_SIZE)
+
+    @property
+    def refused(self) -> int:
+        """Values not stored because each alone is bigger than `max_memory_bytes`."""
+        return self._refusals.count
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -154,7 +152,7 @@ class MemoryBackend:
         """`set` without a coroutine: the service's fast path (NowaitWrites)."""
         if type(tags) is not tuple:
             tags = tuple(tags)
-        if fill is not None and self._invalidated_since(fill, key, namespace, tags):
+        if fill is not None and self._log.covers_since(fill, key, namespace, tags):
             return False
         now = self._clock()
         expires_at = None if ttl is None else now + ttl
@@ -186,45 +184,21 @@ class MemoryBackend:
         if key in self._entries:
             self._remove(key)  # even when refused: the old value must not outlive the write
         if size > self._byte_limit:
-            self._refuse(key, size)
+            self._refusals.refuse(key, size)
             return False
         self._entries[key] = new_entry(sized(value), now, expires_at, namespace, tags)
         self._bytes += size
-        if namespace is not None:
-            self._namespaces.setdefault(namespace, set()).add(key)
-        for tag in tags:
-            self._tags.setdefault(tag, set()).add(key)
+        if namespace is not None or tags:
+            self._labels.add(key, namespace, tags)
         while len(self._entries) > self.max_items or self._bytes > self._byte_limit:
             self._remove(next(iter(self._entries)))
         return True
 
-    def _refuse(self, key: str, size: int) -> None:
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
-            self._last_refusal_log = now
-            logger.warning(
-                "a value (key hash %s) was not cached: its entry takes %d bytes, more than "
-                "max_memory_bytes=%d (CACHEKIT_MAX_MEMORY_BYTES); raise the bound or cache "
-                "smaller values",
-                key_hash(key),
-                size,
-                self.max_memory_bytes,
-                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
-            )
-
-    def _invalidated_since(
-        self, fill: FillToken, key: str, namespace: str | None, tags: tuple[str, ...]
-    ) -> bool:
-        return self._log.covers_since(fill, key, namespace, tags)
-
     def _remove(self, key: str) -> Entry:
         entry = self._entries.pop(key)
         self._bytes -= entry.size(key)
-        if entry.namespace is not None:
-            _discard(self._namespaces, entry.namespace, key)
-        for tag in entry.tags:
-            _discard(self._tags, tag, key)
+        if entry.namespace is not None or entry.tags:
+            self._labels.discard(key, entry.namespace, entry.tags)
         return entry
 
     def _remove_all(self, keys: Iterable[str]) -> int:
@@ -278,16 +252,13 @@ class MemoryBackend:
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number of live ones."""
         self._log.record(("n:" + namespace,))
-        return self._remove_all(self._namespaces.get(namespace, ()))
+        return self._remove_all(self._labels.in_namespace(namespace))
 
     async def invalidate_tags(self, tags: Sequence[str]) -> int:
         """Remove the entries carrying any of `tags`; the number of live ones."""
         wanted = frozenset(tags)
         self._log.record(["t:" + tag for tag in wanted])
-        members: set[str] = set()
-        for tag in wanted:
-            members |= self._tags.get(tag, set())
-        return self._remove_all(members)
+        return self._remove_all(self._labels.tagged(wanted))
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         """Remove entries whose full key (or key within `namespace`) matches `pattern`.
@@ -297,7 +268,7 @@ class MemoryBackend:
         """
         self._log.record_pattern(pattern, namespace)
         if namespace is not None:
-            candidates: Iterable[str] = self._namespaces.get(namespace, ())
+            candidates: Iterable[str] = self._labels.in_namespace(namespace)
         else:
             candidates = self._entries
         keys = list(candidates)  # a snapshot: other tasks write between the chunks
@@ -356,21 +327,8 @@ class MemoryBackend:
     async def label_counts(self, limit: int) -> LabelCounts:
         """The `limit` largest namespaces and tags of the live entries (LabelCounting)."""
         await self.cleanup_expired()
-        namespaces = top_labels(_sizes(self._namespaces), limit)
-        return LabelCounts(namespaces, top_labels(_sizes(self._tags), limit))
+        return self._labels.counts(limit)
 
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""
         return None
-
-
-def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
-    members = index.get(label)
-    if members is not None:
-        members.discard(key)
-        if not members:
-            del index[label]
-
-
-def _sizes(index: dict[str, set[str]]) -> Iterable[tuple[str, int]]:
-    return ((label, len(keys)) for label, keys in index.items())

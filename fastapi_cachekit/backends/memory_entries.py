@@ -1,4 +1,5 @@
-"""The memory backend's entries: a value with its times and labels, and what it costs.
+"""The memory backend's entries: a value with its times and labels, what it costs, and the
+refusal of one that costs more than the byte bound on its own.
 
 The cost is an estimate of the bytes an entry holds, kept as a running total by the backend
 so that its byte bound costs one comparison per write.
@@ -6,7 +7,15 @@ so that its byte bound costs one comparison per write.
 
 from __future__ import annotations
 
-__all__ = ["Entry", "LabelledEntry", "entry_size", "new_entry", "sized"]
+import logging
+import time
+
+from ..events import key_hash
+
+__all__ = ["Entry", "LabelledEntry", "Refusals", "entry_size", "new_entry", "sized"]
+
+logger = logging.getLogger("fastapi_cachekit.memory")
+_REFUSAL_LOG_INTERVAL = 60.0  # seconds between two warnings about values too big to store
 
 # Bytes one entry costs beyond the characters of its key and the bytes of its value: the
 # ordered-dict slot and link node, the Entry object, the str and bytes object headers
@@ -82,3 +91,28 @@ def sized(value: bytes) -> bytes:
     behind them, which a long-lived cache entry would otherwise keep alive. Formatting makes
     the copy in half the time b"".join takes."""
     return b"%b" % value
+
+
+class Refusals:
+    """The values not stored because each entry alone costs more than `max_memory_bytes`:
+    counted, and logged at most once a minute (each one names a key hash, never a value)."""
+
+    def __init__(self, max_memory_bytes: int | None) -> None:
+        self.count = 0
+        self._bound = max_memory_bytes
+        self._last_log = -_REFUSAL_LOG_INTERVAL
+
+    def refuse(self, key: str, size: int) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last_log >= _REFUSAL_LOG_INTERVAL:
+            self._last_log = now
+            logger.warning(
+                "a value (key hash %s) was not cached: its entry takes %d bytes, more than "
+                "max_memory_bytes=%d (CACHEKIT_MAX_MEMORY_BYTES); raise the bound or cache "
+                "smaller values",
+                key_hash(key),
+                size,
+                self._bound,
+                extra={"cache_key_hash": key_hash(key), "cache_outcome": "not_stored"},
+            )

@@ -43,8 +43,8 @@ async def test_eviction_removes_index_membership() -> None:
     await backend.set("b", b"1", ttl=None, namespace=None, tags=())
     assert await backend.invalidate_tags(["t"]) == 0
     assert await backend.invalidate_namespace("ns") == 0
-    assert backend._tags == {}
-    assert backend._namespaces == {}
+    assert backend._labels.tags == {}
+    assert backend._labels.namespaces == {}
 
 
 def test_past_the_byte_bound_the_least_recently_used_go() -> None:
@@ -185,8 +185,8 @@ async def test_overwrite_with_other_labels_reindexes() -> None:
     assert await backend.invalidate_tags(["t"]) == 0
     assert await backend.invalidate_namespace("ns") == 0
     assert await backend.get("k") == b"4"
-    assert backend._tags == {}
-    assert backend._namespaces == {}
+    assert backend._labels.tags == {}
+    assert backend._labels.namespaces == {}
 
 
 async def test_overwrite_of_an_expired_entry_stores_it_again() -> None:
