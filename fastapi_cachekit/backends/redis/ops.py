@@ -93,7 +93,7 @@ class RedisOps:
 
         On one node the last call publishes `announce`: the pipeline's calls run there in
         order, so it is heard after every delete. On a cluster they run on several nodes at
-        once: the backend publishes it after the pipeline.
+        once: `invalidations` publishes it after the pipeline.
         """
         if not keys:
             return 0
@@ -127,7 +127,7 @@ class RedisOps:
         sequence = await self._sequence()
         labels = [f"{kind}:{name}" for name in names]
         if len(self._layout.shards) > 1 or len(labels) > LABELS_PER_CALL:
-            announce = None  # no single last call: the backend publishes it afterwards
+            announce = None  # no single last call: `invalidations` publishes it afterwards
 
         async def on_shard(shard: Shard) -> int:
             removed = 0
