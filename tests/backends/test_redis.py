@@ -16,6 +16,7 @@ from fastapi_cachekit.backends.base import CacheBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis import ops as redis_ops
 from fastapi_cachekit.backends.redis import scripts as redis_scripts
+from fastapi_cachekit.backends.redis import writes as redis_writes
 from fastapi_cachekit.backends.redis.layout import pack_envelope
 from fastapi_cachekit.keys import GlobPattern
 from tests.backends.redis_support import (
@@ -283,7 +284,7 @@ async def test_a_tag_invalidation_reads_a_bounded_number_of_labels_per_call(
 async def test_a_write_with_many_tags_is_stored_and_indexed_under_every_tag(
     backend: RedisBackend, raw: RawClient
 ) -> None:
-    tags = tuple(f"tag-{i}" for i in range(redis_ops.SET_LABELS + 150))
+    tags = tuple(f"tag-{i}" for i in range(redis_writes.SET_LABELS + 150))
     assert await put(backend, "wide", namespace="n", tags=tags)
     assert all(index_members(raw, backend, "t", tag) == {"wide"} for tag in tags)
     assert await backend.invalidate_tags([tags[-1]]) == 1
@@ -297,7 +298,7 @@ async def test_a_write_is_refused_when_a_tag_it_indexed_first_is_invalidated_bef
     of one of them in between would have missed the entry, so the SET refuses (-1) and the
     backend starts again."""
     shard = backend.layout.shards[0]
-    head = [f"t:head-{i}" for i in range(redis_ops.SET_LABELS)]
+    head = [f"t:head-{i}" for i in range(redis_writes.SET_LABELS)]
     keys = [shard.log_meta, shard.registry, shard.prefix + "t:late"]
     indexed_at = await backend.redis.script(redis_scripts.INDEX, keys, ["k", "+inf", "", "t:late"])
     await backend.invalidate_tags(["late"])

@@ -2,12 +2,15 @@
 
 Modules: `backend` (the port's methods), `channel` (pub/sub under the key prefix),
 `connection` (the redis-py client; its errors are translated here), `faults` (circuit breaker,
-queued invalidations), `layout` (key names and slots), `ops` (the calls each method makes) and
-the Lua that keeps indexes exact: `scripts` (writes), `invalidation_scripts` (the invalidation
-log) and `sweep_scripts` (removal in chunks, pruning, stats); `match` (SCAN MATCH patterns)
-and `replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many),
-which sends many calls at once through `pipeline` (as `ops.delete_many` does) and lays out
-its writes with `scripts.set_call`, as `set` does.
+queued invalidations), `layout` (key names and slots), `writes` (a SET's further steps),
+`invalidations` (when each invalidation runs, what it announces) and `ops` (the procedures it
+runs), `sweep` (`cleanup_expired`), `stats`, `labels` (`label_counts`), `locks` (fill claims,
+the sweep's lock) and the Lua that keeps indexes exact: `scripts` (writes),
+`invalidation_scripts` (the invalidation log) and `sweep_scripts` (removal in chunks,
+pruning, stats); `match` (SCAN MATCH patterns) and `replay` (invalidations owed while Redis
+was unreachable); `batch` (get_many, set_many), which sends many calls at once through
+`pipeline` (as `ops.delete_many` does) and lays out its writes with `scripts.set_call`, as
+`set` does.
 
 Design (the key layout is in `layout`, the scripts in `scripts`):
 
@@ -18,7 +21,8 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   expiry is the backstop that frees memory. A value that is not an envelope is a miss (and an
   error in stats).
 - A `get` is one GET; a `set` one EVALSHA (SCRIPT LOAD and EVALSHA again only when Redis
-  answers NOSCRIPT; a write with more than `SET_LABELS` labels has the rest indexed first).
+  answers NOSCRIPT; a write with more than `writes.SET_LABELS` labels has the rest indexed
+  first).
   Index updates happen in the same script as the write, and every script declares every key
   it touches (see `scripts`), so a slot moving between cluster nodes makes Redis answer ASK
   or TRYAGAIN before a script starts: a write is stored and indexed, or not at all.

@@ -1,29 +1,29 @@
 """The Redis backend: the `CacheBackend` port's methods, each a GET or a script call.
 
-The design (key layout, invalidations, cluster shards, fill tokens, memory, stats, faults)
-is described in the package's docstring (`backends/redis/__init__.py`).
+Reads and `set` are here, as they are the hot path; the rest is delegated to the parts the
+backend holds: batches (`batch`), invalidations (`invalidations`), `cleanup_expired`
+(`sweep`) and `stats`. The design (key layout, invalidations, cluster shards, fill tokens,
+memory, stats, faults) is described in the package's docstring (`backends/redis/__init__.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
-from ...errors import BackendError, ConfigurationError
-from ...events import CacheEvent, key_hash
+from ...errors import ConfigurationError
+from ...events import CacheEvent
 from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from . import scripts as lua
 from .batch import RedisBatch
-from .channel import Announcement, Channel, publish_unsent, script_args
-from .connection import Client, RedisConnection, parse_url
-from .faults import CircuitBreaker, Invalidation, Replayed
+from .channel import Announcement, Channel, script_args
+from .connection import RedisConnection, parse_url
+from .faults import CircuitBreaker, Replayed
+from .invalidations import RedisInvalidations
 from .labels import label_counts
 from .layout import (
     HEADER_SIZE,
@@ -36,16 +36,14 @@ from .layout import (
     pack_envelope,
     write_labels,
 )
-from .ops import SET_LABELS, RedisOps
+from .locks import release_lock, take_lock
+from .ops import RedisOps
 from .replay import Replays
+from .stats import CorruptValues, add_counters, read_stats
+from .sweep import Sweep
+from .writes import SET_LABELS, set_wide, settle
 
 __all__ = ["RedisBackend", "RedisEntry"]
-
-
-logger = logging.getLogger("fastapi_cachekit.redis")
-
-_CLEANUP_LOCK_MS = 30_000
-_CORRUPT_LOG_INTERVAL = 60.0
 
 
 class RedisBackend:
@@ -74,14 +72,7 @@ class RedisBackend:
         max_pending_invalidations: int = 1000,
     ) -> None:
         url, cluster = parse_url(url, cluster)
-        if not key_prefix:
-            raise ConfigurationError("key_prefix must not be empty (CACHEKIT_KEY_PREFIX)")
-        if cluster and ("{" in key_prefix or "}" in key_prefix):
-            raise ConfigurationError(
-                f"key_prefix {key_prefix!r} contains a brace, which would change the cluster "
-                "hash slot of every key: choose a prefix without '{' or '}'"
-            )
-        self.layout = Layout.cluster(key_prefix) if cluster else Layout.single(key_prefix)
+        self.layout = Layout.of(key_prefix, cluster)
         self._clock = clock
         self.redis = RedisConnection(
             url,
@@ -91,16 +82,17 @@ class RedisBackend:
             max_connections=max_connections,
             breaker_max_backoff=breaker_max_backoff,
         )
-        self._ops = RedisOps(self.redis, self.layout, self._now_ms)
         # On one node every entry key is this prefix + the full key ("" on a cluster).
         self._entry_prefix = "" if cluster else self.layout.shards[0].entry("")
+        self._ops = RedisOps(self.redis, self.layout, self._now_ms)
         self._replays = Replays(max_pending_invalidations, self._ops.clear, self.redis.breaker)
         # Checked on every call before anything else: a plain attribute, no call.
         self._pending = self._replays.pending
-        self._corrupt_values = 0
-        self._last_corrupt_log = -_CORRUPT_LOG_INTERVAL
+        self._invalidations = RedisInvalidations(self.redis, self._ops, self._replays)
+        self._sweep = Sweep(self.redis, self.layout, self._ops, self._now_ms)
+        self._corrupt = CorruptValues()
         self._batch = RedisBatch(
-            self.redis, self.layout, self._ops, self._replays, clock, self._corrupt, self.set
+            self.redis, self.layout, self._replays, clock, self._corrupt, self.set
         )
 
     @classmethod
@@ -255,13 +247,13 @@ class RedisBackend:
         token = b"" if fill is None else fill
         publish = script_args(announce)
         if len(labels) > SET_LABELS:
-            return await self._ops.set_wide(
-                shard, key, data, px, token, expires_ms, labels, publish
+            return await set_wide(
+                self.redis, shard, key, data, px, token, expires_ms, labels, publish
             )
         keys, args = lua.set_call(shard, key, data, px, token, labels, announce=publish)
         reply = await self.redis.script(lua.SET, keys, args)
         if reply.__class__ is list:  # the labels the old value had and this one dropped
-            return await self._ops.settle(shard, key, reply)
+            return await settle(self.redis, shard, key, reply)
         return bool(reply)
 
     # --- batches (BatchBackend; see `batch`) ---------------------------------------------
@@ -284,146 +276,65 @@ class RedisBackend:
     ) -> list[bool]:
         return await self._batch.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
 
-    # --- invalidation --------------------------------------------------------------------
+    # --- invalidation (see `invalidations`) --------------------------------------------
 
     async def delete(self, key: str, announce: Announcement | None = None) -> bool:
-        """Delete `key` (an invalidation); `announce`: see `_invalidate`."""
-        return bool(
-            await self._invalidate(
-                Invalidation("key", (key,)), lambda given: self._ops.delete(key, given), announce
-            )
-        )
+        """Delete `key` (an invalidation); `announce` is published once it is done."""
+        return bool(await self._invalidations.delete(key, announce))
 
     async def delete_many(self, keys: Sequence[str], announce: Announcement | None = None) -> int:
         """`delete` of each key, the script calls pipelined, under one queued `Invalidation`
         for the batch (owed and replayed whole if Redis cannot be reached)."""
-        if not keys:
-            return 0
-        names = tuple(keys)
-        return await self._invalidate(
-            Invalidation("key", names), lambda given: self._ops.delete_many(names, given), announce
-        )
+        return await self._invalidations.delete_many(keys, announce)
 
     async def invalidate_namespace(
         self, namespace: str, announce: Announcement | None = None
     ) -> int:
-        return await self._invalidate(
-            Invalidation("namespace", (namespace,)),
-            lambda given: self._ops.invalidate_labels("n", (namespace,), given),
-            announce,
-        )
+        return await self._invalidations.namespace(namespace, announce)
 
     async def invalidate_tags(
         self, tags: Sequence[str], announce: Announcement | None = None
     ) -> int:
-        labels = tuple(dict.fromkeys(tags))
-        if not labels:
-            return 0
-        return await self._invalidate(
-            Invalidation("tags", labels),
-            lambda given: self._ops.invalidate_labels("t", labels, given),
-            announce,
-        )
+        return await self._invalidations.tags(tags, announce)
 
     async def invalidate_pattern(
         self, pattern: GlobPattern, namespace: str | None, announce: Announcement | None = None
     ) -> int:
-        return await self._invalidate(
-            Invalidation("pattern", (pattern.source,), namespace),
-            lambda _given: self._ops.invalidate_pattern(pattern, namespace),
-            announce,
-        )
+        return await self._invalidations.pattern(pattern, namespace, announce)
 
     async def clear(self, announce: Announcement | None = None) -> int:
-        removed = await self._replays.clear()
-        await publish_unsent(self.redis, announce)
-        return removed
-
-    async def _invalidate(
-        self,
-        invalidation: Invalidation,
-        perform: Callable[[Announcement | None], Awaitable[int]],
-        announce: Announcement | None,
-    ) -> int:
-        """Perform an invalidation after the queued ones (or queue it: see `replay`).
-
-        `announce` is published by the script that completes the invalidation when one can
-        carry it (`perform` is given it), else right after. Only the first attempt carries
-        it: a queued invalidation is announced by the `on_replay` callback once replayed.
-        """
-        given = announce
-        try:
-            result = await self._replays.run(invalidation, lambda: perform(given))
-        except BaseException:
-            given = None  # queued (its replay cannot start before this line): see above
-            raise
-        await publish_unsent(self.redis, announce)
-        return result
+        return await self._invalidations.clear(announce)
 
     async def acquire_fill_lock(self, key: str, ttl: float) -> str | None:
         """SET NX PX on a lock key in the entry's shard; the lock expires by itself."""
-        owner, lock = uuid.uuid4().hex, self.layout.shard_of(key).lock(key)
-        px = max(1, math.ceil(ttl * 1000.0))
-        taken = await self.redis.call(lambda client: client.set(lock, owner, nx=True, px=px))
-        return owner if taken else None
+        lock = self.layout.shard_of(key).lock(key)
+        return await take_lock(self.redis, lock, max(1, math.ceil(ttl * 1000.0)))
 
     async def release_fill_lock(self, key: str, owner: str) -> None:
-        await self.redis.script(lua.RELEASE_LOCK, [self.layout.shard_of(key).lock(key)], [owner])
+        await release_lock(self.redis, self.layout.shard_of(key).lock(key), owner)
 
     async def cleanup_expired(self) -> int:
-        """Remove expired entries and dead index members, unless another process is at it.
-
-        A short lock (SET NX PX) lets one process at a time do the work; the others return 0.
-        """
+        """Remove expired entries and dead index members, unless another process is at it
+        (see `sweep`: one process at a time does the work; the others return 0)."""
         await self._replays.replay()
-        owner, lock = uuid.uuid4().hex, self.layout.cleanup_lock
-        if not await self.redis.call(
-            lambda client: client.set(lock, owner, nx=True, px=_CLEANUP_LOCK_MS)
-        ):
-            return 0
-        try:
-            return await self._ops.cleanup()
-        finally:
-            with contextlib.suppress(BackendError):  # the lock then expires by itself
-                await self.redis.script(lua.RELEASE_LOCK, [lock], [owner])
+        return await self._sweep.run()
 
     # --- statistics and lifecycle --------------------------------------------------------
 
     async def add_counters(self, hits: int, misses: int) -> None:
-        if not hits and not misses:
-            return
-        key = self.layout.stats
-
-        async def add(client: Client) -> None:
-            pipe = client.pipeline(transaction=False)
-            pipe.hincrby(key, "hits", hits)
-            pipe.hincrby(key, "misses", misses)
-            await pipe.execute()
-
-        await self.redis.call(add)
+        if hits or misses:
+            await add_counters(self.redis, self.layout, hits, misses)
 
     async def stats(self) -> BackendStats:
-        """Counts for this key prefix; see the module docstring for what is approximate."""
+        """Counts for this key prefix (see `stats`); `errors` counts the values that did not
+        decode (the service counts the failed calls it sees)."""
         await self._replays.replay()
-        shards = await self._ops.shard_stats()
-        key = self.layout.stats
-        hits, misses = await self.redis.call(lambda client: client.hmget(key, "hits", "misses"))
-        oldest = [row[2] for row in shards if row[2] is not None]
-        newest = [row[3] for row in shards if row[3] is not None]
-        return BackendStats(
-            entries=sum(row[0] for row in shards),
-            memory_bytes=sum(row[1] for row in shards),
-            oldest=min(oldest) / 1000.0 if oldest else None,
-            newest=max(newest) / 1000.0 if newest else None,
-            hits=int(hits or 0),
-            misses=int(misses or 0),
-            errors=self._corrupt_values,  # the service counts the failed calls it sees
-            pending_invalidations=len(self._pending),
-        )
+        errors, pending = self._corrupt.count, len(self._pending)
+        return await read_stats(self.redis, self.layout, self._now_ms(), errors, pending)
 
     async def label_counts(self, limit: int) -> LabelCounts:
         """The `limit` largest namespaces and tags, from the indexes (see `labels`)."""
-        return await label_counts(self.redis, self._ops, self._now_ms(), limit)
+        return await label_counts(self.redis, self.layout, self._now_ms(), limit)
 
     async def close(self) -> None:
         await self._replays.close()
@@ -433,14 +344,3 @@ class RedisBackend:
 
     def _now_ms(self) -> float:
         return self._clock() * 1000.0
-
-    def _corrupt(self, key: str) -> None:
-        self._corrupt_values += 1
-        now = time.monotonic()
-        if now - self._last_corrupt_log >= _CORRUPT_LOG_INTERVAL:
-            self._last_corrupt_log = now
-            logger.warning(
-                "a cache entry (key hash %s) is not a cachekit value; treated as a miss",
-                key_hash(key),
-                extra={"cache_key_hash": key_hash(key), "cache_outcome": "fault"},
-            )

@@ -1,5 +1,5 @@
 """The Redis backend's batch reads and writes: many keys per round trip, each meaning what the
-single-key call means (`delete_many` is an invalidation: the backend and `ops` own it).
+single-key call means (`delete_many` is an invalidation: `invalidations` and `ops` own it).
 
 - Reads are MGETs, one per shard (the keys of a shard share a slot on a cluster), at most
   `MGET_CHUNK` keys each, all in one pipeline; each value is opened as `get` opens it.
@@ -27,9 +27,9 @@ from .layout import (
     pack_envelope,
     write_labels,
 )
-from .ops import SET_LABELS, RedisOps
 from .pipeline import Pipeline
 from .replay import Replays
+from .writes import SET_LABELS, settle
 
 __all__ = ["MGET_CHUNK", "RedisBatch"]
 
@@ -47,7 +47,6 @@ class RedisBatch:
         self,
         redis: RedisConnection,
         layout: Layout,
-        ops: RedisOps,
         replays: Replays,
         clock: Callable[[], float],
         corrupt: Callable[[str], None],
@@ -55,7 +54,6 @@ class RedisBatch:
     ) -> None:
         self._redis = redis
         self._layout = layout
-        self._ops = ops
         self._replays = replays
         self._clock = clock
         self._corrupt = corrupt
@@ -133,7 +131,7 @@ class RedisBatch:
         fill: FillToken | None,
     ) -> list[bool]:
         """`set` of each item. Entries with more labels than one script call indexes take
-        several calls each (see `ops.set_wide`): those go one by one through `set`."""
+        several calls each (see `writes.set_wide`): those go one by one through `set`."""
         if not items:
             return []
         labels = write_labels(namespace, tags)
@@ -153,7 +151,7 @@ class RedisBatch:
         stored = []
         for shard, (key, _), reply in zip(shards, items, await pipe.run(), strict=True):
             if reply.__class__ is list:  # labels the old value had: `settle` unindexes them
-                stored.append(await self._ops.settle(shard, key, reply))
+                stored.append(await settle(self._redis, shard, key, reply))
             else:  # no coroutine per key for the common replies: 1 stored, 0 refused
                 stored.append(reply == 1)
         return stored

@@ -16,8 +16,7 @@ from collections import Counter
 
 from ..base import LabelCounts, top_labels
 from .connection import RedisConnection
-from .layout import Shard
-from .ops import RedisOps
+from .layout import Layout, Shard
 
 __all__ = ["LABEL_SCAN", "SAMPLE", "label_counts"]
 
@@ -56,7 +55,7 @@ Sizes = tuple[list[tuple[str, int]], bool]
 
 
 async def label_counts(
-    redis: RedisConnection, ops: RedisOps, now_ms: float, limit: int
+    redis: RedisConnection, layout: Layout, now_ms: float, limit: int
 ) -> LabelCounts:
     """The `limit` largest namespaces and tags over every shard."""
 
@@ -65,7 +64,7 @@ async def label_counts(
 
     totals: Counter[str] = Counter()
     complete = True
-    for sizes, whole in await ops.each_shard(on_shard):
+    for sizes, whole in await layout.each_shard(on_shard):
         complete = complete and whole
         for label, size in sizes:
             totals[label] += size

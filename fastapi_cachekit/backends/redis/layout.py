@@ -25,16 +25,19 @@ writes trim their dead members (see scripts.SET). Keys shared by all shards:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import orjson
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from ...errors import ConfigurationError
 
 __all__ = [
     "CLUSTER_SHARDS",
@@ -47,8 +50,11 @@ __all__ = [
     "open_entry",
     "open_envelope",
     "pack_envelope",
+    "texts",
     "write_labels",
 ]
+
+T = TypeVar("T")
 
 CLUSTER_SHARDS = 16
 """Shards of a cluster layout: invalidations fan out to all of them, so keep it small."""
@@ -215,6 +221,20 @@ class Layout:
     shards: tuple[Shard, ...]
 
     @classmethod
+    def of(cls, key_prefix: str, cluster: bool) -> Layout:
+        """The layout of `key_prefix` (ConfigurationError if it cannot be one)."""
+        if not key_prefix:
+            raise ConfigurationError("key_prefix must not be empty (CACHEKIT_KEY_PREFIX)")
+        if not cluster:
+            return cls.single(key_prefix)
+        if "{" in key_prefix or "}" in key_prefix:
+            raise ConfigurationError(
+                f"key_prefix {key_prefix!r} contains a brace, which would change the cluster "
+                "hash slot of every key: choose a prefix without '{' or '}'"
+            )
+        return cls.cluster(key_prefix)
+
+    @classmethod
     def single(cls, key_prefix: str) -> Layout:
         base = f"{key_prefix}:"
         return cls(base, (Shard(base),))
@@ -240,6 +260,23 @@ class Layout:
     @property
     def cleanup_lock(self) -> str:
         return f"{self.base}lock:cleanup"
+
+    async def each_shard(self, op: Callable[[Shard], Awaitable[T]]) -> list[T]:
+        """`op` on every shard, concurrently; the first error is raised once all finished."""
+        if len(self.shards) == 1:
+            return [await op(self.shards[0])]
+        results = await asyncio.gather(*map(op, self.shards), return_exceptions=True)
+        values: list[T] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            values.append(result)
+        return values
+
+
+def texts(names: list[bytes] | None) -> list[str]:
+    """Key names or labels as Redis returns them (bytes), as text."""
+    return [name.decode() for name in names or ()]
 
 
 @lru_cache(maxsize=4)

@@ -1,33 +1,31 @@
-"""The Redis backend's multi-step operations: invalidations, clear, cleanup and stats.
+"""The Redis backend's invalidation procedures: delete, namespaces and tags, patterns, clear.
 
 Each works shard by shard (concurrently on a cluster) and in chunks, so that no single script
 call holds Redis for more than a few milliseconds. Each is idempotent, so that an invalidation
-interrupted by a fault can be replayed from the start.
+interrupted by a fault can be replayed from the start (`replay`), or its drain finished by the
+next sweep (`sweep`). When they run, and what is announced, is the backend's part
+(`invalidations`); this module also hands out fill tokens, the numbers of the same sequence.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 
 from ...keys import pattern_covers
 from ...patterns import GlobPattern
 from . import invalidation_scripts as invalidation_lua
-from . import scripts as lua
 from . import sweep_scripts as sweep_lua
 from .channel import Announcement, mark_sent, script_args
 from .connection import RedisConnection
-from .layout import Layout, Shard
+from .layout import Layout, Shard, texts
 from .match import escape_match, server_match
 from .pipeline import Pipeline
+from .scripts import LABELS_PER_CALL
 
-__all__ = ["CHUNK", "SET_LABELS", "RedisOps", "ShardStats"]
-
-T = TypeVar("T")
+__all__ = ["CHUNK", "LABEL_BUDGET", "RedisOps"]
 
 CHUNK = 100
 """Entries one script call removes (or examines) at most: keeps every call to a few
@@ -37,21 +35,10 @@ LABEL_BUDGET = 2000
 """Labels (namespace and tags) of the entries one removal call reads at most: an entry
 carrying thousands of tags costs as much as thousands of entries (`python -m
 benchmarks.script_time` measures the worst case)."""
-_LABELS_PER_CALL = 100
-SET_LABELS = 64
-"""Labels one SET call indexes; a write with more has the rest indexed first (INDEX calls of
-_LABELS_PER_CALL), then stored by a SET that checks none of those was invalidated since."""
-_SET_ATTEMPTS = 3
-_INDEX_STEP = CHUNK
-_STATS_SAMPLE = 16
-_STATS_WALK = 32
-
-ShardStats = tuple[int, int, float | None, float | None]
-"""Live entries, bytes held, oldest and newest creation (ms) of one shard."""
 
 
 class RedisOps:
-    """Invalidation and maintenance procedures over every shard of a layout."""
+    """The invalidation procedures over every shard of a layout."""
 
     def __init__(self, redis: RedisConnection, layout: Layout, now_ms: Callable[[], float]):
         self._redis = redis
@@ -74,7 +61,7 @@ class RedisOps:
             invalidation_lua.FILL_TOKEN, [self._layout.sequence], []
         )
         if int(fresh):
-            await self.each_shard(
+            await self._layout.each_shard(
                 lambda shard: self._redis.script(
                     invalidation_lua.OPEN_LOG, [shard.log_meta], [token]
                 )
@@ -92,66 +79,6 @@ class RedisOps:
         """`keys` of a logging script, and on one node the sequence it takes a number from."""
         return keys if self._redis.cluster else [*keys, self._layout.sequence]
 
-    # --- writes -------------------------------------------------------------------------
-
-    async def set_wide(
-        self,
-        shard: Shard,
-        key: str,
-        data: bytes,
-        px: int | str,
-        token: int | bytes,
-        expires_ms: float,
-        labels: list[str],
-        announce: tuple[str, bytes] = lua.NO_ANNOUNCEMENT,
-    ) -> bool:
-        """Store an entry with more labels than one SET call indexes (see SET_LABELS), and
-        publish `announce` with it.
-
-        Gives up (False, as for a stale fill) when the labels indexed first keep being
-        invalidated before the entry is stored.
-        """
-        rest = labels[SET_LABELS:]
-        expires = "+inf" if math.isinf(expires_ms) else repr(expires_ms)
-        for _ in range(_SET_ATTEMPTS):
-            indexed_at = None
-            for first in range(0, len(rest), _LABELS_PER_CALL):
-                part = rest[first : first + _LABELS_PER_CALL]
-                declared = [shard.log_meta, shard.registry, *(shard.prefix + x for x in part)]
-                last = await self._redis.script(lua.INDEX, declared, [key, expires, px, *part])
-                indexed_at = last if indexed_at is None else indexed_at
-            keys, args = lua.set_call(
-                shard,
-                key,
-                data,
-                px,
-                token,
-                labels,
-                declared=SET_LABELS,
-                indexed_at=indexed_at,
-                announce=announce,
-            )
-            reply = await self._redis.script(lua.SET, keys, args)
-            if reply.__class__ is list or int(reply) != -1:
-                return await self.settle(shard, key, reply)
-        return False
-
-    async def settle(self, shard: Shard, key: str, reply: object) -> bool:
-        """What a SET call's reply means (whether it stored), once acted upon: a list names
-        the labels the old value had and the new one dropped, to take the entry out of."""
-        if isinstance(reply, list):
-            await self.unindex(shard, key, reply)
-            return True
-        return bool(reply)
-
-    async def unindex(self, shard: Shard, key: str, labels: list[bytes]) -> None:
-        """Take entry `key` out of the indexes of `labels`, unless it carries them again."""
-        dropped = [label.decode() for label in labels]
-        for first in range(0, len(dropped), _LABELS_PER_CALL):
-            part = dropped[first : first + _LABELS_PER_CALL]
-            keys = [shard.entry(key), *(shard.prefix + label for label in part)]
-            await self._redis.script(lua.UNINDEX, keys, [key, *part])
-
     # --- invalidations ----------------------------------------------------------------
 
     async def delete(self, key: str, announce: Announcement | None = None) -> int:
@@ -166,7 +93,7 @@ class RedisOps:
 
         On one node the last call publishes `announce`: the pipeline's calls run there in
         order, so it is heard after every delete. On a cluster they run on several nodes at
-        once: the backend publishes it after the pipeline.
+        once: `invalidations` publishes it after the pipeline.
         """
         if not keys:
             return 0
@@ -199,17 +126,17 @@ class RedisOps:
         """
         sequence = await self._sequence()
         labels = [f"{kind}:{name}" for name in names]
-        if len(self._layout.shards) > 1 or len(labels) > _LABELS_PER_CALL:
-            announce = None  # no single last call: the backend publishes it afterwards
+        if len(self._layout.shards) > 1 or len(labels) > LABELS_PER_CALL:
+            announce = None  # no single last call: `invalidations` publishes it afterwards
 
         async def on_shard(shard: Shard) -> int:
             removed = 0
-            for first in range(0, len(labels), _LABELS_PER_CALL):
-                part = labels[first : first + _LABELS_PER_CALL]
+            for first in range(0, len(labels), LABELS_PER_CALL):
+                part = labels[first : first + LABELS_PER_CALL]
                 removed += await self._invalidate_on(shard, sequence, part, announce)
             return removed
 
-        return sum(await self.each_shard(on_shard))
+        return sum(await self._layout.each_shard(on_shard))
 
     async def _invalidate_on(
         self, shard: Shard, sequence: int | str, labels: list[str], announce: Announcement | None
@@ -243,7 +170,7 @@ class RedisOps:
         The call that finds it empty publishes `announce`."""
         removed, key = 0, shard.drain(label[0], label[2:])
         while members := await self._drain_step(key, announce):
-            removed += (await self._remove(shard, _texts(members), key, "s", label))[0]
+            removed += (await self.remove(shard, texts(members), key, "s", label))[0]
         mark_sent(announce)
         return removed
 
@@ -257,7 +184,7 @@ class RedisOps:
             members = await self._redis.script(invalidation_lua.DRAIN_STEP, [key], args)
         return members
 
-    async def _remove(
+    async def remove(
         self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str
     ) -> tuple[int, int]:
         """Remove the entries `keys` (those `what` selects: sweep_scripts.REMOVE) and take them
@@ -275,7 +202,7 @@ class RedisOps:
         """Log the pattern on every shard, then scan, match here, and remove in batches."""
         sequence = await self._sequence()
         item = orjson.dumps([namespace or "", pattern.literal_prefix])
-        await self.each_shard(
+        await self._layout.each_shard(
             lambda shard: self._redis.script(
                 invalidation_lua.LOG,
                 self._logging([shard.log_meta, shard.pattern_log]),
@@ -283,7 +210,9 @@ class RedisOps:
             )
         )
         return sum(
-            await self.each_shard(lambda shard: self._purge_matching(shard, pattern, namespace))
+            await self._layout.each_shard(
+                lambda shard: self._purge_matching(shard, pattern, namespace)
+            )
         )
 
     async def _purge_matching(
@@ -305,7 +234,7 @@ class RedisOps:
             keys = [key for key in members if pattern_covers(pattern, namespace, key, namespace)]
             for first in range(0, len(keys), CHUNK):  # a scan step may find more than CHUNK
                 part = keys[first : first + CHUNK]
-                removed += (await self._remove(shard, part, None, "", what))[0]
+                removed += (await self.remove(shard, part, None, "", what))[0]
             if cursor == 0:
                 return removed
 
@@ -323,105 +252,18 @@ class RedisOps:
                     )
                 )
                 if step:
-                    removed += (await self._finish_clear(shard))[0]
+                    removed += (await self.finish_clear(shard))[0]
                 if step != 2:
                     return removed
                 # The entry list could not join a drain left by another clear: now it can.
                 log = b""
 
-        return sum(await self.each_shard(on_shard))
+        return sum(await self._layout.each_shard(on_shard))
 
-    async def _finish_clear(self, shard: Shard) -> tuple[int, int]:
+    async def finish_clear(self, shard: Shard) -> tuple[int, int]:
         """Empty the drain of a clear; (live entries removed, entries removed)."""
         live = removed = 0
         while members := await self._redis.command("ZRANGE", shard.clearing, 0, CHUNK - 1):
-            got, taken = await self._remove(shard, _texts(members), shard.clearing, "z", "")
+            got, taken = await self.remove(shard, texts(members), shard.clearing, "z", "")
             live, removed = live + got, removed + taken
         return live, removed
-
-    # --- maintenance --------------------------------------------------------------------
-
-    async def cleanup(self) -> int:
-        """Remove expired entries (counted), finish interrupted clears and invalidations, and
-        remove dead index members, on every shard."""
-        return sum(await self.each_shard(self._cleanup_shard))
-
-    async def _cleanup_shard(self, shard: Shard) -> int:
-        removed = (await self._finish_clear(shard))[1]
-        while True:
-            now = self._now_ms()
-            due = await self._redis.command(
-                "ZRANGEBYSCORE", shard.expiries, "-inf", now, "LIMIT", 0, CHUNK
-            )
-            removed += (await self._remove(shard, _texts(due), None, "", "expired"))[1]
-            if len(due) < CHUNK:
-                break
-        await self._prune_missing(shard)
-        cursor = 0
-        while True:
-            cursor, labels = await self._redis.scan(shard.registry, cursor, "*", sorted_set=True)
-            for label in labels:
-                await self._prune_index(shard, label)
-            if cursor == 0:
-                return removed
-
-    async def _prune_index(self, shard: Shard, label: str) -> None:
-        keys = [shard.prefix + label, shard.drain(label[0], label[2:])]
-        keys += [shard.expiries, shard.registry]
-        cursor, draining = 0, 0
-        while True:
-            args = [self._now_ms(), label, cursor, _INDEX_STEP]
-            reply = await self._redis.script(sweep_lua.PRUNE_INDEX, keys, args)
-            cursor, draining = int(reply[0]), int(reply[2])
-            if cursor == 0:
-                break
-        if draining:  # an invalidation that was interrupted: finish it
-            await self.drain(shard, label)
-
-    async def _prune_missing(self, shard: Shard) -> None:
-        """Take entries that Redis evicted (maxmemory) out of the entry lists."""
-        cursor = 0
-        while True:
-            cursor, keys = await self._redis.scan(shard.expiries, cursor, "*", sorted_set=True)
-            if keys:
-                declared = [shard.expiries, shard.created, *map(shard.entry, keys)]
-                await self._redis.script(sweep_lua.PRUNE_MISSING, declared, keys)
-            if cursor == 0:
-                return
-
-    async def shard_stats(self) -> list[ShardStats]:
-        """Live entries, bytes held and oldest/newest creation of every shard."""
-        now = self._now_ms()
-
-        async def on_shard(shard: Shard) -> ShardStats:
-            sample = _texts(await self._redis.command("ZRANDMEMBER", shard.expiries, _STATS_SAMPLE))
-            labels = _texts(await self._redis.command("ZRANDMEMBER", shard.registry, _STATS_SAMPLE))
-            keys = [*shard.structures(), *map(shard.entry, sample)]
-            keys += [shard.prefix + label for label in labels]
-            entries, memory, oldest, newest = await self._redis.script(
-                sweep_lua.STATS, keys, [now, _STATS_WALK, len(sample), *sample]
-            )
-            return int(entries), int(memory), _ms(oldest), _ms(newest)
-
-        return await self.each_shard(on_shard)
-
-    async def each_shard(self, op: Callable[[Shard], Awaitable[T]]) -> list[T]:
-        """`op` on every shard, concurrently; the first error is raised once all finished."""
-        shards = self._layout.shards
-        if len(shards) == 1:
-            return [await op(shards[0])]
-        results = await asyncio.gather(*(op(shard) for shard in shards), return_exceptions=True)
-        values: list[T] = []
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            values.append(result)
-        return values
-
-
-def _texts(values: list[bytes] | None) -> list[str]:
-    return [value.decode() for value in values or ()]
-
-
-def _ms(value: bytes | str) -> float | None:
-    return float(value) if value else None

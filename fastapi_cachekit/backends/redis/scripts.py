@@ -24,9 +24,9 @@ from .layout import Shard
 __all__ = [
     "HELPERS",
     "INDEX",
+    "LABELS_PER_CALL",
     "LOG_CAP",
     "NO_ANNOUNCEMENT",
-    "RELEASE_LOCK",
     "SAMPLE",
     "SAMPLE_EVERY",
     "SET",
@@ -48,6 +48,9 @@ SAMPLE_EVERY = 4
 """One write in SAMPLE_EVERY checks SAMPLE members of one of its indexes, removing the dead
 ones: 4 checks per write on average, so an index settles at about 4 times its live members
 when each write touches three indexes (about 1.3 times with one)."""
+LABELS_PER_CALL = 100
+"""Labels one INDEX, UNINDEX or START_INVALIDATION call names at most, so that no call's
+KEYS grow with the labels of one write or one invalidation."""
 
 # Shared helpers. Envelope: "CK\1", created ms (double), expires ms (double, inf = never),
 # meta length (uint32), meta (JSON array [namespace or "", tag...]), value.
@@ -326,9 +329,3 @@ end
 return 1
 """
 )
-
-# KEYS: lock. ARGV: owner token. Deletes the lock only if this owner still holds it.
-RELEASE_LOCK = r"""
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
