@@ -28,13 +28,18 @@ VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl", "events"}
 # The modules the service is made of, beside service.py itself.
 SERVICE_PARTS = {
     "accounting",
+    "arguments",
     "backend_io",
     "batch",
     "fills",
     "flights",
+    "invalidations",
+    "lifetime",
     "maintenance",
+    "misses",
     "observing",
     "refresh",
+    "switch",
 }
 ALLOWED: list[tuple[str, set[str]]] = [
     ("observers", VOCABULARY | {"observers"}),
@@ -52,6 +57,26 @@ ALLOWED: list[tuple[str, set[str]]] = [
         "refresh",
         VOCABULARY
         | {"accounting", "backend_io", "flights", "observing", "serialization", "backends.base"},
+    ),
+    (
+        "invalidations",
+        VOCABULARY | {"backend_io", "batch", "flights", "observing", "backends.base"},
+    ),
+    ("lifetime", VOCABULARY | {"accounting", "maintenance", "backends.base"}),
+    ("switch", {"backend_io"}),
+    ("arguments", VOCABULARY | {"settings"}),
+    (
+        "misses",
+        VOCABULARY
+        | {
+            "accounting",
+            "backend_io",
+            "fills",
+            "flights",
+            "observing",
+            "serialization",
+            "backends.base",
+        },
     ),
     ("accounting", VOCABULARY | {"backends.base"}),
     ("observing", VOCABULARY | {"accounting"}),
