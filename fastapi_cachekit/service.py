@@ -4,12 +4,12 @@ The service validates input, encodes values, and fails open: a backend fault is 
 per burst), counted, and answered as a miss or a skipped write, so the cache never takes the
 application down. Bad input, by contrast, raises at once and leaves the cache unchanged.
 
-This module is the facade, long (~400 lines) because it holds some 30 public methods with
-the docstrings the API reference is built from; the reads and writes stay whole here (a
-layer in between would cost on every hit), the rest is delegated to its parts: `arguments`
-(checks and defaults), `backend_io` (each backend call), `misses` (fills, in flights),
-`refresh`, `batch`, `invalidations`, `switch` (the off switch), `observing`, `accounting`
-(counters and the fault log) and `lifetime` (stats, flushes, closing).
+This module is the facade, and long for it (~440 lines): some 30 public methods with the
+docstrings the API reference is built from, and the reads and writes whole, key checks
+included (a layer in between would cost on every hit). The rest is done by its parts:
+`backend_io` (each backend call), `misses` (fills, in flights), `refresh`, `batch`,
+`invalidations`, `switch` (the off switch), `observing`, `accounting` (counters, the fault
+log) and `lifetime` (stats, flushes, closing).
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ from typing import Any
 from pydantic import SecretStr
 
 from .accounting import Accounting
-from .arguments import Arguments, checked_admin_token, not_a_mapping, not_callable
 from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
 from .batch import Batches, many
-from .errors import SerializationError
+from .errors import ConfigurationError, SerializationError
 from .events import CacheEvent, CacheObserver, Layer
 from .flights import Flights
 from .invalidations import Invalidations
-from .keys import check_namespace, check_tags
+from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
 from .lifetime import Lifetime
 from .misses import Misses
 from .models import CacheStats
@@ -40,8 +39,9 @@ from .observing import Observation, observers_of
 from .patterns import GlobPattern
 from .refresh import MISSING, EarlyRefresh, RefreshAhead
 from .serialization import Codec, JsonCodec
+from .settings import check_admin_token
 from .switch import OffSwitch
-from .ttl import DEFAULT_TTL, TTL, DefaultTTL
+from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CacheService"]
 
@@ -65,11 +65,12 @@ class CacheService:
         observers: CacheObserver | Iterable[CacheObserver] | None = None,
     ) -> None:
         self._backend = backend
-        self._admin_token = checked_admin_token(admin_token)
+        self._admin_token = _admin_token(admin_token)
         self._codec = codec = codec or JsonCodec()
-        self._args = args = Arguments(default_ttl, default_namespace)
-        # Bound here, not wrapped: the hot paths call them with no layer in between.
-        self._key, self._namespace, self._ttl = args.key, args.namespace, args.ttl
+        self._default_ttl = ttl_seconds(default_ttl)
+        self._default_namespace = (
+            None if default_namespace is None else check_namespace(default_namespace)
+        )
         # Events name the tier that answered: `layer`, or `nowait_layer` when the backend's
         # synchronous fast path did (a hybrid's L1 in front of its L2).
         layer: Layer = getattr(backend, "layer", "service")
@@ -78,7 +79,7 @@ class CacheService:
         self._observation = observation = Observation(
             accounting,
             (nowait_layer, layer),
-            args.default_namespace,
+            self._default_namespace,
             counting=enable_stats,
             backend=backend,
         )
@@ -116,7 +117,7 @@ class CacheService:
     @property
     def default_ttl(self) -> float | None:
         """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
-        return self._args.default_ttl
+        return self._default_ttl
 
     # --- observers -----------------------------------------------------------------------
 
@@ -239,7 +240,10 @@ class CacheService:
         refresh guide).
         """
         if not callable(value_factory):
-            raise not_callable(value_factory)
+            raise TypeError(
+                f"value_factory must be callable, got {type(value_factory).__name__}; "
+                "wrap a value in a lambda: value_factory=lambda: value"
+            )
         fk, label = self._key(key, namespace), self._namespace(namespace)
         seconds = self._ttl(ttl)
         tag_tuple = check_tags(tags)
@@ -308,7 +312,10 @@ class CacheService:
         timeout say, may leave some of the values stored, as a `set` that timed out may).
         """
         if not isinstance(items, Mapping):
-            raise not_a_mapping(items)
+            raise TypeError(
+                f"items must be a mapping of key -> value, got {type(items).__name__}; "
+                "pass a dict, e.g. set_many({'user:1': alice, 'user:2': bob})"
+            )
         label, seconds, tag_tuple = self._namespace(namespace), self._ttl(ttl), check_tags(tags)
         pairs = [(self._key(key, namespace), value) for key, value in items.items()]
         return await self._batches.set_many(pairs, seconds, label, tag_tuple, fill)
@@ -401,3 +408,32 @@ class CacheService:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _key(self, key: str, namespace: str | None) -> str:
+        """The checked key as the backend stores it (`keys.storage_key`)."""
+        if namespace is None:
+            if self._default_namespace is None and is_plain(key):
+                return key  # most keys: storage_key(key, None) is the key
+            namespace = self._default_namespace
+        else:
+            namespace = check_namespace(namespace)
+        return storage_key(check_key(key), namespace)
+
+    def _namespace(self, namespace: str | None) -> str | None:
+        return self._default_namespace if namespace is None else check_namespace(namespace)
+
+    def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
+        return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
+
+
+def _admin_token(token: str | SecretStr | None) -> SecretStr | None:
+    if token is None:
+        return None
+    secret = token if isinstance(token, SecretStr) else SecretStr(token)
+    try:
+        check_admin_token(secret.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(f"admin_token (CACHEKIT_ADMIN_TOKEN): {exc}") from None
+    return secret

@@ -28,7 +28,6 @@ VOCABULARY = {"errors", "models", "checks", "keys", "patterns", "ttl", "events"}
 # The modules the service is made of, beside service.py itself.
 SERVICE_PARTS = {
     "accounting",
-    "arguments",
     "backend_io",
     "batch",
     "fills",
@@ -64,7 +63,6 @@ ALLOWED: list[tuple[str, set[str]]] = [
     ),
     ("lifetime", VOCABULARY | {"accounting", "maintenance", "backends.base"}),
     ("switch", {"backend_io"}),
-    ("arguments", VOCABULARY | {"settings"}),
     (
         "misses",
         VOCABULARY
