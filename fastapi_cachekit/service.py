@@ -4,16 +4,19 @@ The service validates input, encodes values, and fails open: a backend fault is 
 per burst), counted, and answered as a miss or a skipped write, so the cache never takes the
 application down. Bad input, by contrast, raises at once and leaves the cache unchanged.
 
-Its neighbours: `accounting` (counters and the fault log), `fills` (the factory run on a
-miss), `flights` (one fill per key in this process), `maintenance` (the background task).
+This module is the facade, and long for it (~440 lines): some 30 public methods with the
+docstrings the API reference is built from, and the reads and writes whole, key checks
+included (a layer in between would cost on every hit). The rest is done by its parts:
+`backend_io` (each backend call), `misses` (fills, in flights), `refresh`, `batch`,
+`invalidations`, `switch` (the off switch), `observing`, `accounting` (counters, the fault
+log) and `lifetime` (stats, flushes, closing).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -24,18 +27,20 @@ from .backend_io import OUT_OF_MEMORY, BackendIO
 from .backends.base import DEFERRED, CacheBackend
 from .backends.base import FillToken as FillToken
 from .batch import Batches, many
-from .errors import BackendError, ConfigurationError, SerializationError
+from .errors import ConfigurationError, SerializationError
 from .events import CacheEvent, CacheObserver, Layer
-from .fills import Fill, call
 from .flights import Flights
+from .invalidations import Invalidations
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
-from .maintenance import Maintenance
+from .lifetime import Lifetime
+from .misses import Misses
 from .models import CacheStats
 from .observing import Observation, observers_of
 from .patterns import GlobPattern
 from .refresh import MISSING, EarlyRefresh, RefreshAhead
 from .serialization import Codec, JsonCodec
 from .settings import check_admin_token
+from .switch import OffSwitch
 from .ttl import DEFAULT_TTL, TTL, DefaultTTL, ttl_seconds
 
 __all__ = ["CacheService"]
@@ -61,7 +66,7 @@ class CacheService:
     ) -> None:
         self._backend = backend
         self._admin_token = _admin_token(admin_token)
-        self._codec: Codec = codec or JsonCodec()
+        self._codec = codec = codec or JsonCodec()
         self._default_ttl = ttl_seconds(default_ttl)
         self._default_namespace = (
             None if default_namespace is None else check_namespace(default_namespace)
@@ -70,9 +75,9 @@ class CacheService:
         # synchronous fast path did (a hybrid's L1 in front of its L2).
         layer: Layer = getattr(backend, "layer", "service")
         nowait_layer: Layer = getattr(backend, "nowait_layer", layer)
-        self._accounting = Accounting(layer)
-        self._observation = Observation(
-            self._accounting,
+        self._accounting = accounting = Accounting(layer)
+        self._observation = observation = Observation(
+            accounting,
             (nowait_layer, layer),
             self._default_namespace,
             counting=enable_stats,
@@ -81,37 +86,23 @@ class CacheService:
         self._rewire()
         for observer in observers_of(observers):
             self.add_observer(observer)
-        self._upkeep = Maintenance(
-            self._flush_counters,
+        self._lifetime = Lifetime(
+            backend,
+            accounting,
             self.cleanup_expired,
             flush_interval=stats_flush_interval,
             cleanup_interval=cleanup_interval,
         )
-        self._io = BackendIO(backend, self._accounting, self._upkeep)
-        self._io.switch(enabled=enabled)
-        self._off_blocks = 0
-        self._enabled_outside_blocks = enabled
-        self._fill = Fill(
-            backend,
-            self._codec,
-            self._accounting,
-            read=self._io.read,
-            write=self._io.write,
-            lock_timeout=fill_lock_timeout,
+        self._upkeep = upkeep = self._lifetime.upkeep
+        self._io = io = BackendIO(backend, accounting, upkeep)
+        self._switch = OffSwitch(io, enabled=enabled)
+        self._flights = flights = Flights()
+        self._misses = Misses(
+            backend, io, codec, accounting, observation, flights, lock_timeout=fill_lock_timeout
         )
-        self._flights = Flights()
-        self._batches = Batches(
-            backend,
-            self._io,
-            self._accounting,
-            self._upkeep,
-            self._codec,
-            self._observation,
-        )
-        self._refresh = EarlyRefresh(
-            backend, self._io, self._codec, self._accounting, self._observation, self._flights
-        )
-        self._closed = False
+        self._batches = batches = Batches(backend, io, accounting, upkeep, codec, observation)
+        self._refresh = EarlyRefresh(backend, io, codec, accounting, observation, flights)
+        self._invalidations = Invalidations(backend, io, batches, flights, observation)
 
     @property
     def backend(self) -> CacheBackend:
@@ -172,17 +163,8 @@ class CacheService:
         in `CacheStats.bypasses`. Invalidations still reach the backend, so entries stored
         before do not outlive the data they were computed from.
         """
-        # Blocks of several tasks may overlap: the last one to end restores the setting.
-        if not self._off_blocks:
-            self._enabled_outside_blocks = self._io.enabled
-        self._off_blocks += 1
-        self._io.switch(enabled=False)
-        try:
+        with self._switch.off():
             yield
-        finally:
-            self._off_blocks -= 1
-            if not self._off_blocks:
-                self._io.switch(enabled=self._enabled_outside_blocks)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -267,9 +249,7 @@ class CacheService:
         tag_tuple = check_tags(tags)
         ahead = None if refresh_ahead is None else self._refresh.window(refresh_ahead, seconds)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
-            self._accounting.bypass("fill", label)
-            self._miss(namespace)
-            return await call(value_factory)
+            return await self._misses.uncached(value_factory, label, namespace)
         if ahead is None:
             value = await self.get(key, namespace, default=MISSING)
         else:
@@ -277,11 +257,12 @@ class CacheService:
                 fk,
                 namespace,
                 ahead,
-                lambda: self._join(key, fk, value_factory, seconds, label, tag_tuple),
+                lambda: self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple),
             )
         if value is not MISSING:
             return value
-        return await asyncio.shield(self._join(key, fk, value_factory, seconds, label, tag_tuple))
+        flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple)
+        return await asyncio.shield(flight)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -361,18 +342,11 @@ class CacheService:
     async def fill_token(self) -> FillToken | None:
         """A token to pass to `set_raw(..., fill=...)`; None when the backend is unavailable
         (then storing is pointless anyway), and while the cache is turned off."""
-        return await self._fill.token() if self._io.enabled else None
+        return await self._misses.token()
 
     async def delete(self, key: str, namespace: str | None = None) -> bool:
         """Remove one entry; True if a live entry was removed."""
-        fk = self._key(key, namespace)
-        removed = self._invalidate(
-            "key",
-            self._namespace(namespace),
-            self._backend.delete(fk),
-            lambda: self._flights.detach_key(fk),
-        )
-        return bool(await removed)
+        return await self._invalidations.key(self._key(key, namespace), self._namespace(namespace))
 
     async def delete_many(self, keys: Iterable[str], namespace: str | None = None) -> int:
         """Remove the entries of `keys` (in one round trip per Redis node); the number of
@@ -380,36 +354,17 @@ class CacheService:
         stored_keys = list(dict.fromkeys(self._key(key, namespace) for key in many(keys)))
         if not stored_keys:
             return 0
-        return await self._invalidate(
-            "key",
-            self._namespace(namespace),
-            self._batches.delete_many(stored_keys),
-            lambda: self._flights.detach_keys(stored_keys),
-        )
+        return await self._invalidations.keys(stored_keys, self._namespace(namespace))
 
-    # --- invalidation --------------------------------------------------------------------
+    # --- invalidation: `invalidations.py` runs each, detaches its flights, and tells it ---
 
     async def invalidate_namespace(self, namespace: str) -> int:
         """Remove the entries written with exactly this namespace; the number removed."""
-        namespace = check_namespace(namespace)
-        return await self._invalidate(
-            "namespace",
-            namespace,
-            self._backend.invalidate_namespace(namespace),
-            lambda: self._flights.detach_namespace(namespace),
-        )
+        return await self._invalidations.namespace(check_namespace(namespace))
 
     async def invalidate_tags(self, tags: Iterable[str]) -> int:
         """Remove the entries carrying any of `tags`; the number removed."""
-        tag_tuple = check_tags(tags)
-        if not tag_tuple:
-            return 0
-        return await self._invalidate(
-            "tags",
-            None,
-            self._backend.invalidate_tags(tag_tuple),
-            lambda: self._flights.detach_tags(tag_tuple),
-        )
+        return await self._invalidations.tags(check_tags(tags))
 
     async def invalidate_pattern(self, pattern: str, namespace: str | None = None) -> int:
         """Remove entries whose key matches a glob (`*`, `?`, `[a-z]`, `[^a]`, `\\` escapes).
@@ -418,53 +373,29 @@ class CacheService:
         keys; with one, only that namespace's entries are considered, by their key.
         """
         compiled = GlobPattern.compile(pattern)
-        target = self._namespace(namespace)
-        return await self._invalidate(
-            "pattern",
-            target,
-            self._backend.invalidate_pattern(compiled, target),
-            lambda: self._flights.detach_pattern(compiled, target),
-        )
+        return await self._invalidations.pattern(compiled, self._namespace(namespace))
 
     async def clear_all(self) -> int:
         """Remove every entry of this cache (only this kit's keys); the number removed."""
-        return await self._invalidate(
-            "clear", None, self._backend.clear(), self._flights.detach_all
-        )
+        return await self._invalidations.clear()
 
     async def cleanup_expired(self) -> int:
         """Remove expired entries now; the number removed."""
-        return await self._invalidate("expired", None, self._backend.cleanup_expired(), _ignore)
+        return await self._invalidations.expired()
 
     # --- statistics and lifecycle --------------------------------------------------------
 
     async def get_stats(self) -> CacheStats:
         """Hits, misses, hit rate, entry count, memory estimate and oldest/newest entry."""
-        self._upkeep.start()
-        await self._flush_counters()
-        try:
-            stats = await self._backend.stats()
-        except BackendError as exc:
-            self._accounting.fault(exc)
-            # Reported by backends that queue invalidations while they are unreachable.
-            return self._accounting.stats_without(
-                getattr(self._backend, "pending_invalidations", 0)
-            )
-        return self._accounting.stats(stats)
+        return await self._lifetime.stats()
 
     async def flush(self) -> None:
         """Send this process's unflushed hit/miss counts to the backend now."""
-        await self._flush_counters()
+        await self._lifetime.flush()
 
     async def close(self) -> None:
         """Stop background work, flush counters and release the backend's resources."""
-        if self._closed:
-            return
-        self._closed = True
-        await self._refresh.close()
-        await self._upkeep.stop()
-        await self._flush_counters()
-        await self._backend.close()
+        await self._lifetime.close(self._refresh.close)
 
     async def __aenter__(self) -> CacheService:
         self._upkeep.start()
@@ -490,54 +421,11 @@ class CacheService:
             namespace = check_namespace(namespace)
         return storage_key(check_key(key), namespace)
 
-    def _join(
-        self,
-        key: str,
-        fk: str,
-        factory: Callable[[], Any],
-        ttl: float | None,
-        namespace: str | None,
-        tags: tuple[str, ...],
-    ) -> asyncio.Future[Any]:
-        """The flight filling `fk`: the one in progress (told as `coalesced`), or a new one
-        running `factory`."""
-        fill = lambda: self._fill.run(fk, factory, ttl, namespace, tags)  # noqa: E731
-        flight, joined = self._flights.join(fk, fill, key, namespace, tags)
-        if joined and self.emit is not None:
-            self.emit(CacheEvent("coalesced", "service", namespace, key=fk))
-        return flight
-
     def _namespace(self, namespace: str | None) -> str | None:
         return self._default_namespace if namespace is None else check_namespace(namespace)
 
     def _ttl(self, ttl: TTL | DefaultTTL) -> float | None:
         return self._default_ttl if isinstance(ttl, DefaultTTL) else ttl_seconds(ttl)
-
-    async def _invalidate(
-        self,
-        kind: str,
-        namespace: str | None,
-        operation: Awaitable[int | bool],
-        detach: Callable[[], None],
-    ) -> int:
-        """Run an invalidation through `backend_io` and tell the observers what it removed."""
-        started = time.perf_counter()
-        result = await self._io.invalidate(operation, detach)  # None: it failed
-        removed = int(result or 0)
-        emit = self.emit
-        if emit is not None:
-            seconds = time.perf_counter() - started
-            # A failed invalidation is queued by a backend that can (Redis: replayed later).
-            queued = result is None and kind != "expired" and self._io.queues_invalidations
-            emit(
-                CacheEvent(
-                    "invalidation", "service", namespace, kind, removed, seconds, queued=queued
-                )
-            )
-        return removed
-
-    async def _flush_counters(self) -> None:
-        await self._accounting.flush(self._backend)
 
 
 def _admin_token(token: str | SecretStr | None) -> SecretStr | None:
@@ -549,7 +437,3 @@ def _admin_token(token: str | SecretStr | None) -> SecretStr | None:
     except ValueError as exc:
         raise ConfigurationError(f"admin_token (CACHEKIT_ADMIN_TOKEN): {exc}") from None
     return secret
-
-
-def _ignore(*args: object) -> None:
-    """A stand-in that does nothing: uncounted reads, the flights a sweep detaches (none)."""

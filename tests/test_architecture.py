@@ -32,9 +32,13 @@ SERVICE_PARTS = {
     "batch",
     "fills",
     "flights",
+    "invalidations",
+    "lifetime",
     "maintenance",
+    "misses",
     "observing",
     "refresh",
+    "switch",
 }
 ALLOWED: list[tuple[str, set[str]]] = [
     ("observers", VOCABULARY | {"observers"}),
@@ -52,6 +56,25 @@ ALLOWED: list[tuple[str, set[str]]] = [
         "refresh",
         VOCABULARY
         | {"accounting", "backend_io", "flights", "observing", "serialization", "backends.base"},
+    ),
+    (
+        "invalidations",
+        VOCABULARY | {"backend_io", "batch", "flights", "observing", "backends.base"},
+    ),
+    ("lifetime", VOCABULARY | {"accounting", "maintenance", "backends.base"}),
+    ("switch", {"backend_io"}),
+    (
+        "misses",
+        VOCABULARY
+        | {
+            "accounting",
+            "backend_io",
+            "fills",
+            "flights",
+            "observing",
+            "serialization",
+            "backends.base",
+        },
     ),
     ("accounting", VOCABULARY | {"backends.base"}),
     ("observing", VOCABULARY | {"accounting"}),

@@ -86,8 +86,8 @@ async def test_setup_cache_twice_wraps_the_lifespan_once() -> None:
     async with app.router.lifespan_context(app):
         await second.set("k", 1)
     assert entered == ["app"]
-    assert first._closed  # created by setup_cache: closed on shutdown
-    assert not second._closed  # the caller's: flushed, left open
+    assert first._lifetime.closed  # created by setup_cache: closed on shutdown
+    assert not second._lifetime.closed  # the caller's: flushed, left open
     assert await second.get("k") == 1
 
 

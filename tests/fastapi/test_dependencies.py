@@ -79,7 +79,7 @@ async def test_lifespan_closes_the_service_it_created_and_keeps_the_users() -> N
     async with app.router.lifespan_context(app):
         events.append("serving")
     assert events == ["user start", "serving", "user stop"]
-    assert service._closed
+    assert service._lifetime.closed
 
 
 async def test_lifespan_only_flushes_a_service_it_was_given() -> None:
@@ -88,6 +88,6 @@ async def test_lifespan_only_flushes_a_service_it_was_given() -> None:
     await service.get("absent")
     async with app.router.lifespan_context(app):
         pass
-    assert not service._closed
+    assert not service._lifetime.closed
     assert (await service.backend.stats()).misses == 1
     await service.close()
