@@ -68,20 +68,23 @@ class Accounting:
                 extra={"cache_outcome": "fault", "cache_layer": self.layer},
             )
 
-    def not_stored(self, exc: Exception, fk: str, namespace: str | None) -> None:
-        """A value that could not be stored because of `exc`: a fault, counted and told."""
+    def not_stored(self, exc: Exception, namespace: str | None, *fks: str) -> None:
+        """Values (storage keys `fks`, one write or a batch) that could not be stored because
+        of `exc`: one fault, counted and told, and each key told as not stored."""
         self.fault(exc)
         emit = self.emit
         if emit is not None:
             reason = "out_of_memory" if isinstance(exc, MemoryError) else "fault"
-            emit(CacheEvent("not_stored", self.layer, namespace, reason, key=fk))
+            for fk in fks:
+                emit(CacheEvent("not_stored", self.layer, namespace, reason, key=fk))
 
-    def bypass(self, reason: str, namespace: str | None = None) -> None:
-        """Count a read, write or fill skipped because the cache is turned off."""
-        self.bypasses += 1
+    def bypass(self, reason: str, namespace: str | None = None, count: int = 1) -> None:
+        """Count `count` reads, writes or fills skipped because the cache is turned off (a
+        batch: one event for all of its keys)."""
+        self.bypasses += count
         emit = self.emit
         if emit is not None:
-            emit(CacheEvent("bypass", "service", namespace, reason))
+            emit(CacheEvent("bypass", "service", namespace, reason, count=count))
 
     async def flush(self, backend: CacheBackend) -> None:
         """Move the unflushed hit/miss counts to the backend (kept here if it fails)."""

@@ -144,7 +144,7 @@ class BackendIO:
         except (BackendError, MemoryError) as exc:
             return self._write_failed(exc, fk, namespace)
         if self._accounting.emit is not None and stored is not DEFERRED and self.enabled:
-            self._tell_write(stored, fk, namespace, fill)
+            self.tell_write(stored, fk, namespace, fill)
         return stored
 
     async def write_awaited(
@@ -164,20 +164,21 @@ class BackendIO:
         except (BackendError, MemoryError) as exc:
             return self._write_failed(exc, fk, namespace)
         if self._accounting.emit is not None:
-            self._tell_write(stored, fk, namespace, fill)
+            self.tell_write(stored, fk, namespace, fill)
         return stored
 
     def _write_failed(
         self, exc: BackendError | MemoryError, fk: str, namespace: str | None
     ) -> bool:
         failure = MemoryError(OUT_OF_MEMORY) if isinstance(exc, MemoryError) else exc
-        self._accounting.not_stored(failure, fk, namespace)
+        self._accounting.not_stored(failure, namespace, fk)
         return False
 
-    def _tell_write(
+    def tell_write(
         self, stored: bool, fk: str, namespace: str | None, fill: FillToken | None
     ) -> None:
-        """Tell a write's outcome. A backend refuses a fill when the key, its namespace, a tag
+        """Tell a write's outcome (a single write's, or each of a batch's: `batch`), when
+        the service has observers. A backend refuses a fill when the key, its namespace, a tag
         or a pattern was invalidated since its token ("fill_refused"); the memory backend also
         refuses a value past its byte bound ("refused" without a token)."""
         emit = self._accounting.emit

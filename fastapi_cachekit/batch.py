@@ -4,8 +4,9 @@ calls (`BatchBackend`), with the single-key calls' rules.
 The service has checked every key, the TTL and the tags, and encoded every value, before it
 calls here: bad input raises before anything is read or written. Here, as for single keys, a
 backend fault is counted and answered as misses or a skipped write, the off switch skips
-reads and writes (each key counted as a bypass) but not deletes, and hits and misses are
-counted, and told to the observers, per key.
+reads and writes (each key counted as a bypass, told as one event with its count) but not
+deletes, hits and misses are counted, and told to the observers, per key, and so is each
+write's outcome (stored or not_stored, by `BackendIO.tell_write`, as for single writes).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Batches:
             except BackendError as exc:
                 self._accounting.fault(exc)
         else:
-            self._accounting.bypasses += len(keys)
+            self._accounting.bypass("read", namespace, len(keys))
         hits: dict[str, Any] = {}
         decode, hit, miss = self._codec.decode, self._observation.hit, self._observation.miss
         for (key, _), data in zip(keys, found, strict=True):
@@ -66,7 +67,7 @@ class Batches:
                 try:
                     hits[key] = decode(data)
                 except SerializationError as exc:
-                    self._accounting.fault(exc)
+                    self._accounting.fault(exc, "service")
                 else:
                     hit(namespace)
                     continue
@@ -86,22 +87,26 @@ class Batches:
         """
         if not items:
             return 0
+        stored_keys = [stored_key for stored_key, _ in items]
         try:
             encode = self._codec.encode
             encoded = [(stored_key, encode(value)) for stored_key, value in items]
             if not self._io.enabled:
-                self._accounting.bypasses += len(items)
+                self._accounting.bypass("write", namespace, len(items))
                 return 0
             self._start()
             stored = await self._backend.set_many(
                 encoded, ttl=ttl, namespace=namespace, tags=tags, fill=fill
             )
         except BackendError as exc:
-            self._accounting.fault(exc)
+            self._accounting.not_stored(exc, namespace, *stored_keys)
             return 0
         except MemoryError:
-            self._accounting.fault(MemoryError(OUT_OF_MEMORY))
+            self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), namespace, *stored_keys)
             return 0
+        if self._accounting.emit is not None:  # each key's outcome, as for a single write
+            for stored_key, outcome in zip(stored_keys, stored, strict=True):
+                self._io.tell_write(outcome, stored_key, namespace, fill)
         return sum(stored)
 
     async def delete_many(self, stored_keys: Sequence[str]) -> int:

@@ -70,7 +70,7 @@ class Fill:
             try:
                 data = self._codec.encode(value)
             except MemoryError:
-                self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), fk, namespace)
+                self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), namespace, fk)
                 return value
             if token is not None:
                 await self._write(fk, data, ttl, namespace, tags, token)

@@ -6,9 +6,10 @@ storing the value (a copy at least as big) fails with a real MemoryError, runs C
 one JSON line: what the call returned or raised, the service's error count, and whether the
 cache still answers afterwards.
 
-CASE: "set_raw" (the bytes, as they are: fails while storing), "set" and "get_or_set" (with the
-signed pickle codec, whose encoding fails first; orjson cannot be tested so: it crashes the
-process when an allocation fails, instead of raising).
+CASE: "set_raw" (the bytes, as they are: fails while storing), "set", "get_or_set" and
+"set_many" (with the signed pickle codec, whose encoding fails first; orjson cannot be tested
+so: it crashes the process when an allocation fails, instead of raising). For "set_many" the
+answer also holds the `not_stored` events told (their key and reason).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import resource
 import sys
 from typing import Any
 
-from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit import CacheEvent, CacheService, MemoryBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.serialization import SignedPickleCodec
 
@@ -32,9 +33,15 @@ def _address_space() -> int:
         return int(statm.read().split()[0]) * resource.getpagesize()
 
 
+class _Told:
+    def __init__(self, told: list[CacheEvent]) -> None:
+        self.event = told.append
+
+
 async def run(backend_kind: str, url: str, case: str) -> dict[str, Any]:
     backend = MemoryBackend() if backend_kind == "memory" else RedisBackend(url, key_prefix="oom")
-    cache = CacheService(backend, codec=SignedPickleCodec(b"k" * 32))
+    told: list[CacheEvent] = []
+    cache = CacheService(backend, codec=SignedPickleCodec(b"k" * 32), observers=_Told(told))
     await cache.set("warm", 1)
     value = "x" * _SIZE
     data = value.encode()
@@ -46,6 +53,8 @@ async def run(backend_kind: str, url: str, case: str) -> dict[str, Any]:
             outcome: Any = await cache.set_raw("big", data)
         elif case == "set":
             outcome = await cache.set("big", value)
+        elif case == "set_many":
+            outcome = await cache.set_many({"small": 1, "big": value})
         else:
             outcome = len(await cache.get_or_set_async("big", lambda: value))
         answer: dict[str, Any] = {"returned": outcome}
@@ -56,6 +65,8 @@ async def run(backend_kind: str, url: str, case: str) -> dict[str, Any]:
     answer["errors"] = (await cache.get_stats()).errors
     answer["warm"] = await cache.get("warm")
     answer["stored"] = await cache.exists("big")
+    if case == "set_many":
+        answer["told"] = [[e.key, e.reason] for e in told if e.kind == "not_stored"]
     await cache.clear_all()
     await cache.close()
     return answer

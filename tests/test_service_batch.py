@@ -77,7 +77,7 @@ class Recorder:
         self.events.append(event)
 
 
-async def test_observers_hear_each_read_and_one_invalidation_per_batch() -> None:
+async def test_observers_hear_each_write_and_read_and_one_invalidation_per_batch() -> None:
     recorder = Recorder()
     async with CacheService(MemoryBackend(), observers=recorder) as cache:
         await cache.set_many({"a": 1, "b": 2}, namespace="n")
@@ -85,6 +85,8 @@ async def test_observers_hear_each_read_and_one_invalidation_per_batch() -> None
         assert await cache.delete_many(["a", "b", "c"], namespace="n") == 2
     told = [(e.kind, e.namespace, e.reason, e.count) for e in recorder.events]
     assert told == [
+        ("stored", "n", None, 1),
+        ("stored", "n", None, 1),
         ("hit", "n", None, 1),
         ("miss", "n", None, 1),
         ("hit", "n", None, 1),

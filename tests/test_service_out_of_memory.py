@@ -46,3 +46,14 @@ def test_out_of_memory_while_storing_skips_the_write(backend: tuple[str, str], c
 def test_out_of_memory_in_a_fill_returns_the_value_unstored(backend: tuple[str, str]) -> None:
     answer = _run(*backend, "get_or_set")
     assert answer == {"returned": 200 << 20, "errors": 1, "warm": 1, "stored": False}
+
+
+def test_out_of_memory_in_a_batch_skips_it_and_tells_each_key_not_stored() -> None:
+    answer = _run("memory", "", "set_many")
+    assert answer == {
+        "returned": 0,
+        "errors": 1,
+        "warm": 1,
+        "stored": False,
+        "told": [["small", "out_of_memory"], ["big", "out_of_memory"]],
+    }
