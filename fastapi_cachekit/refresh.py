@@ -15,7 +15,9 @@ spread; a window needs only the seconds an entry has left, which every backend k
 
 A refresh never raises into a caller. Its failure is logged (throttled), and the key is not
 refreshed ahead again until a read misses it (its value expired or was removed), so a failing
-data source is not called on every hit. `close()` cancels the refreshes in progress.
+data source is not called on every hit. `close()` cancels the refreshes in progress; a caller
+that had joined one (it missed once the entry expired) runs its factory itself, uncached
+(`service.get_or_set_async`), rather than getting the cancellation.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ class EarlyRefresh:
             try:
                 value = self._codec.decode(data)
             except SerializationError as exc:
-                self._accounting.fault(exc)
+                self._accounting.fault(exc, "service")
             else:
                 hit(namespace)
                 if left is not None and left <= ahead and self._may_start(fk):

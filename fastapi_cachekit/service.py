@@ -29,6 +29,7 @@ from .backends.base import FillToken as FillToken
 from .batch import Batches, many
 from .errors import ConfigurationError, SerializationError
 from .events import CacheEvent, CacheObserver, Layer
+from .fills import call
 from .flights import Flights
 from .invalidations import Invalidations
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
@@ -118,6 +119,14 @@ class CacheService:
     def default_ttl(self) -> float | None:
         """Seconds an entry lives when `set` is called without `ttl` (None: forever)."""
         return self._default_ttl
+
+    def check_refresh_ahead(
+        self, refresh_ahead: RefreshAhead, ttl: TTL | DefaultTTL = DEFAULT_TTL
+    ) -> None:
+        """Raise what `get_or_set_async` would raise on every call with `refresh_ahead` and
+        `ttl` (the default TTL when not given): a window as long as the TTL, no TTL, or a
+        backend that cannot tell how long an entry has left. `@cached` checks it up front."""
+        self._refresh.window(refresh_ahead, self._ttl(ttl))
 
     # --- observers -----------------------------------------------------------------------
 
@@ -262,7 +271,12 @@ class CacheService:
         if value is not MISSING:
             return value
         flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple)
-        return await asyncio.shield(flight)
+        # Waited for, not awaited: cancelling this caller leaves the shared flight running,
+        # and a flight cancelled under it (`close()` cancels the refreshes in progress, which
+        # callers that miss at expiry join) is not passed on: the caller runs its factory
+        # itself, uncached.
+        await asyncio.wait((flight,))
+        return await call(value_factory) if flight.cancelled() else flight.result()
 
     # --- writes --------------------------------------------------------------------------
 
@@ -284,7 +298,7 @@ class CacheService:
         try:
             data = self._codec.encode(value)
         except MemoryError:
-            self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), fk, label)
+            self._accounting.not_stored(MemoryError(OUT_OF_MEMORY), label, fk)
             return False
         # The two halves of `write`, so that a memory write costs no coroutine.
         stored = self._io.write_nowait(fk, data, seconds, label, tag_tuple, None)

@@ -17,6 +17,7 @@ from fastapi_cachekit.backends.base import TTLReads
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.memory import MemoryBackend
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.events import CacheEvent
 from fastapi_cachekit.testing import CacheRecorder, ManualClock, make_test_cache
 from tests.backend_kinds import backend_factory
 from tests.clock import FakeClock
@@ -251,6 +252,34 @@ async def test_close_cancels_a_refresh_in_progress(clock: FakeClock) -> None:
 
 
 @pytest.mark.redis
+async def test_a_caller_joined_to_a_refresh_that_close_cancels_runs_its_own_factory(
+    clock: FakeClock,
+) -> None:
+    joined = asyncio.Event()
+
+    class Joins:
+        def event(self, event: CacheEvent) -> None:
+            if event.kind == "coalesced":
+                joined.set()
+
+    cache = CacheService(MemoryBackend(clock=clock), observers=Joins())
+    source = Source()
+    get = hot_key(cache, source)
+    await get()
+    clock.advance(8.5)
+    source.hold()
+    assert await get() == "v1"  # starts the refresh, held
+    await source.started()
+    clock.advance(2)  # the entry expires: the next caller misses and joins the refresh
+    late = asyncio.create_task(
+        cache.get_or_set_async("hot", lambda: "own", ttl=10, refresh_ahead=2)
+    )
+    await joined.wait()
+    await cache.close()
+    assert await late == "own"
+    assert source.cancelled
+
+
 async def test_with_a_fill_lock_one_process_refreshes(
     redis_url: str, clean_redis: object, clock: FakeClock
 ) -> None:
@@ -365,6 +394,17 @@ async def test_a_backend_without_ttl_reads_is_named_in_the_error() -> None:
     with pytest.raises(TypeError, match="_WithoutTTLReads does not"):
         await cache.get_or_set_async("k", lambda: 1, ttl=10, refresh_ahead=2)
     assert await cache.get_or_set_async("k", lambda: 1, ttl=10) == 1
+
+
+async def test_cached_refuses_a_window_its_service_cannot_keep_where_it_is_written() -> None:
+    forever = CacheService(MemoryBackend(), default_ttl=None)
+    with pytest.raises(ValueError, match="needs a ttl"):
+        cached(forever, refresh_ahead=2)
+    with pytest.raises(ValueError, match="must be shorter than the ttl"):
+        cached(CacheService(MemoryBackend(), default_ttl=2), refresh_ahead=2)
+    with pytest.raises(TypeError, match="_WithoutTTLReads does not"):
+        cached(CacheService(_WithoutTTLReads()), ttl=10, refresh_ahead=2)  # type: ignore[arg-type]
+    cached(forever, ttl=10, refresh_ahead=2)  # a ttl of its own: fine
 
 
 async def test_the_benchmark_runs() -> None:
