@@ -14,6 +14,7 @@ from .errors import (
     SerializationError,
     TamperedValueError,
 )
+from .events import CacheEvent, CacheObserver
 from .factory import create_cache
 from .fastapi.admin import admin_router
 from .fastapi.dependencies import get_cache, setup_cache
@@ -35,8 +36,10 @@ __all__ = [
     "CacheBackend",
     "CacheEntry",
     "CacheError",
+    "CacheEvent",
     "CacheKey",
     "CacheMiddleware",
+    "CacheObserver",
     "CacheService",
     "CacheSettings",
     "CacheStats",

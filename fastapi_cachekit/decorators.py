@@ -206,12 +206,18 @@ def cached(
     `refresh_ahead` (seconds or a timedelta, shorter than the TTL): a call that finds a result
     with that long or less left returns it and recomputes it in the background, once, so that
     callers do not wait for the function when the result expires (see the early refresh guide).
+    A window that cannot work is refused here, when `ttl` is given or `cache_service` is a
+    CacheService (then also for its default TTL and its backend); with an app or a function
+    as the source, the service is known only at a call, so a window too long for its default
+    TTL, or a backend that cannot tell how long an entry has left, raises at each call.
     """
     if not isinstance(ttl, DefaultTTL):
         ttl = ttl_seconds(ttl)  # a bad TTL is refused where @cached is written
     service_of = _service_source(cache_service)
     ahead = refresh_seconds(refresh_ahead)  # as is a bad window
-    if ahead is not None and not isinstance(ttl, DefaultTTL):
+    if ahead is not None and isinstance(cache_service, CacheService):
+        cache_service.check_refresh_ahead(ahead, ttl)  # with its default TTL and backend
+    elif ahead is not None and not isinstance(ttl, DefaultTTL):
         check_window(ahead, ttl)
     scope = dict(sys._getframe(1).f_locals)  # names visible where @cached is written
 

@@ -12,11 +12,10 @@ and logged, never passed to the caller.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["CacheEvent", "CacheObserver", "EventKind", "Layer", "Observers", "key_hash"]
+__all__ = ["CacheEvent", "CacheObserver", "EventKind", "Layer", "key_hash"]
 
 EventKind = Literal[
     "hit",  # a stored value was served
@@ -69,17 +68,6 @@ class CacheObserver(Protocol):
 
     def event(self, event: CacheEvent) -> None:
         """Take one event (quickly, without raising)."""
-
-
-class Observers:
-    """Several observers as one: each event goes to each, in order."""
-
-    def __init__(self, observers: Iterable[CacheObserver]) -> None:
-        self.observers = tuple(observers)
-
-    def event(self, event: CacheEvent) -> None:
-        for observer in self.observers:
-            observer.event(event)
 
 
 def key_hash(key: str) -> str:

@@ -7,10 +7,9 @@ import asyncio
 
 import pytest
 
-from fastapi_cachekit import CacheService, MemoryBackend
+from fastapi_cachekit import CacheEvent, CacheObserver, CacheService, MemoryBackend
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend
-from fastapi_cachekit.events import CacheEvent
 from fastapi_cachekit.keys import storage_key
 
 
@@ -26,6 +25,10 @@ class Recorder:
         told: list[tuple[str, str, str | None]] = [(e.kind, e.layer, e.reason) for e in self.events]
         self.events.clear()
         return told
+
+
+def test_the_observer_port_is_importable_from_the_package_root() -> None:
+    assert isinstance(Recorder(), CacheObserver)
 
 
 async def test_writes_and_reads_are_told_once_each() -> None:
@@ -132,6 +135,37 @@ async def test_a_value_that_cannot_be_decoded_is_a_fault_and_a_miss() -> None:
         ("fault", "service", "SerializationError"),
         ("miss", "memory", None),
     ]
+
+
+async def test_a_batch_write_tells_each_keys_outcome() -> None:
+    recorder = Recorder()
+    backend = MemoryBackend(max_memory_bytes=1000)
+    async with CacheService(backend, observers=recorder) as cache:
+        assert await cache.set_many({"a": 1, "big": "x" * 5000}, namespace="n") == 1
+    assert recorder.told() == [("stored", "memory", None), ("not_stored", "memory", "refused")]
+
+
+async def test_turned_off_a_batch_is_one_bypass_event_with_its_count() -> None:
+    recorder = Recorder()
+    async with CacheService(MemoryBackend(), observers=recorder) as cache:
+        with cache.disabled():
+            assert await cache.set_many({"a": 1, "b": 2}) == 0
+            assert await cache.get_many(["a", "b", "c"]) == {}
+        stats = await cache.get_stats()
+    bypasses = [(e.reason, e.count) for e in recorder.events if e.kind == "bypass"]
+    assert bypasses == [("write", 2), ("read", 3)]
+    assert stats.bypasses == 5
+
+
+async def test_values_that_cannot_be_decoded_are_service_faults_in_batches_and_refreshes() -> None:
+    recorder = Recorder()
+    async with CacheService(MemoryBackend(), observers=recorder) as cache:
+        await cache.set_raw("a", b"\xff not json")
+        recorder.events.clear()
+        assert await cache.get_many(["a"]) == {}
+        assert await cache.get_or_set_async("a", lambda: 2, ttl=10, refresh_ahead=1) == 2
+    faults = [(e.layer, e.reason) for e in recorder.events if e.kind == "fault"]
+    assert faults == [("service", "SerializationError")] * 2
 
 
 async def test_an_observer_added_later_hears_faults_and_writes_too() -> None:
