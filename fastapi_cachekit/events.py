@@ -27,7 +27,8 @@ EventKind = Literal[
     "coalesced",  # a caller joined a fill in progress (single flight) instead of computing
     "lock_wait",  # a caller waited for another process's fill; `duration` says how long
     "invalidation",  # entries were removed; `reason` is its kind, `count` the number removed
-    "bypass",  # the cache was turned off for this call
+    "bypass",  # the cache was skipped: turned off (service), or a request it leaves alone
+    # (route, reason "request": credentials, a method other than GET/HEAD)
     "fault",  # a backend fault answered as a miss or a skipped write; `reason` its class
     "breaker_open",  # the Redis circuit breaker opened: calls fail fast
     "breaker_closed",  # Redis answers again

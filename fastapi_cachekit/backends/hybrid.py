@@ -10,7 +10,7 @@ An announcement must not come before L2 is changed, or another process could pro
 entry again. A write's travels with it: the SET script PUBLISHes it in the same atomic step,
 so a write costs the Redis backend's one round trip. A batch of writes is announced once L2
 has answered, naming the keys it stored: any SET of the batch may be refused, so no one
-script call can be sure to carry it.
+script call can be sure to carry it; a batch L2 failed partway is deleted.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
@@ -25,18 +25,20 @@ the batches stay here, as they share the coherence flag and promotion with the h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from ..errors import BackendError
 from ..events import CacheEvent
 from ..patterns import GlobPattern
 from ..settings import CacheSettings
 from .base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from .hybrid_channel import Announcer
-from .hybrid_invalidation import Invalidations
+from .hybrid_invalidation import HybridInvalidations
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
 from .redis import CircuitBreaker, Invalidation, RedisBackend, RedisEntry
@@ -82,7 +84,7 @@ class HybridBackend:
         channel = l2.channel("invalidations", subscribe_url=pubsub_url)
         self.channel = channel.name
         self._announcer = Announcer(channel, monotonic)
-        self._invalidations = Invalidations(self.l1, l2, self._announcer)
+        self._invalidations = HybridInvalidations(self.l1, l2, self._announcer)
         self._listener = ChannelListener(
             channel,
             on_message=self._apply,
@@ -181,8 +183,7 @@ class HybridBackend:
 
     async def _promote(self, key: str) -> RedisEntry | None:
         """The entry in L2 (None: a miss), copied into L1 for the rest of its TTL, capped."""
-        if not self._coherent and not self._listener.started:
-            await self._listener.start()
+        await self._listener.ensure_started()
         token = await self.l1.fill_token()
         entry = await self.l2.get_entry(key)
         if entry is None:
@@ -268,10 +269,23 @@ class HybridBackend:
         fill: FillToken | None = None,
     ) -> list[bool]:
         """L2, then one announcement naming the keys it stored (published after the pipeline,
-        see the module docstring), then this process's L1 (as `set`)."""
+        see the module docstring), then this process's L1 (as `set`).
+
+        When L2 fails (or the call is cancelled) some of its SETs may have run all the same:
+        the batch's keys are deleted as `delete_many` deletes them, so no L1 keeps a copy
+        older than L2's (an invalidation Redis cannot take now is queued, and announced once
+        replayed), and the failure is raised.
+        """
         await self._listener.ensure_started()
         token = await self.l1.fill_token()
-        stored = await self.l2.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+        try:
+            stored = await self.l2.set_many(
+                items, ttl=ttl, namespace=namespace, tags=tags, fill=fill
+            )
+        except BaseException:
+            with contextlib.suppress(BackendError):  # queued: the failure raised is L2's
+                await self._invalidations.delete_many([key for key, _ in items])
+            raise
         written = [item for item, ok in zip(items, stored, strict=True) if ok]
         if written:
             await self._announcer.publish(Invalidation("key", tuple(key for key, _ in written)))

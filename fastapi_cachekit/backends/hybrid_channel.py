@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import BackendError, InvalidKeyError
+from ..errors import InvalidKeyError
 from ..patterns import GlobPattern
 from .redis import Announcement, Channel, Invalidation
 
@@ -118,10 +118,7 @@ class Announcer:
         Publishes through the connection, not a backend method: this also runs inside the
         Redis backend's replay, which a backend method would wait for.
         """
-        try:
-            await self._channel.publish(encode(self._source, done))
-        except BackendError as exc:  # a lost announcement is bounded by l1_max_ttl
-            logger.debug("could not announce an invalidation: %s", exc)
+        await self._channel.publish(encode(self._source, done))
 
     def heard(self, data: bytes) -> Invalidation | None:
         """The invalidation another process announced in `data`; None for this process's own

@@ -24,12 +24,12 @@ from .hybrid_channel import Announcer
 from .memory import MemoryBackend
 from .redis import Invalidation, RedisBackend
 
-__all__ = ["Invalidations"]
+__all__ = ["HybridInvalidations"]
 
 T = TypeVar("T")
 
 
-class Invalidations:
+class HybridInvalidations:
     """The invalidations of one hybrid backend: its L1, its L2, and its announcer."""
 
     def __init__(self, l1: MemoryBackend, l2: RedisBackend, announcer: Announcer) -> None:

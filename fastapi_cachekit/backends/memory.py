@@ -325,9 +325,13 @@ class MemoryBackend:
         )
 
     async def label_counts(self, limit: int) -> LabelCounts:
-        """The `limit` largest namespaces and tags of the live entries (LabelCounting)."""
-        await self.cleanup_expired()
-        return self._labels.counts(limit)
+        """The `limit` largest namespaces and tags of the live entries (LabelCounting).
+
+        Expired entries are left out, not removed: a dashboard's poll changes nothing (the
+        sweep removes them, and `cleanup_expired` says how many)."""
+        now = self._clock()
+        expired = {key for key, entry in self._entries.items() if entry.expired(now)}
+        return self._labels.counts(limit, expired)
 
     async def close(self) -> None:
         """Nothing to release; present for the backend protocol."""

@@ -44,10 +44,11 @@ class LabelIndex:
             members |= self.tags.get(tag, set())
         return members
 
-    def counts(self, limit: int) -> LabelCounts:
-        """The `limit` largest namespaces and tags, by their number of keys."""
+    def counts(self, limit: int, dead: set[str]) -> LabelCounts:
+        """The `limit` largest namespaces and tags, by their number of keys not in `dead`."""
         return LabelCounts(
-            top_labels(_sizes(self.namespaces), limit), top_labels(_sizes(self.tags), limit)
+            top_labels(_sizes(self.namespaces, dead), limit),
+            top_labels(_sizes(self.tags, dead), limit),
         )
 
 
@@ -59,5 +60,6 @@ def _discard(index: dict[str, set[str]], label: str, key: str) -> None:
             del index[label]
 
 
-def _sizes(index: dict[str, set[str]]) -> Iterable[tuple[str, int]]:
-    return ((label, len(keys)) for label, keys in index.items())
+def _sizes(index: dict[str, set[str]], dead: set[str]) -> Iterable[tuple[str, int]]:
+    sizes = ((label, len(keys) - len(keys & dead)) for label, keys in index.items())
+    return ((label, size) for label, size in sizes if size > 0)

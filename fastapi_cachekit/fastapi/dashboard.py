@@ -27,7 +27,13 @@ from ..models import CacheStats
 from ..service import CacheService
 from .dashboard_state import HitHistory, Invalidated, RecentInvalidations
 
-__all__ = ["CONTENT_SECURITY_POLICY", "Dashboard", "DashboardData", "add_dashboard"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "Dashboard",
+    "DashboardData",
+    "add_dashboard",
+    "breaker_of",
+]
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -146,9 +152,16 @@ class Dashboard:
         return namespaces, tags, counts.complete
 
 
-def _breaker(cache: CacheService) -> BreakerState | None:
+def breaker_of(cache: CacheService) -> CircuitBreaker | None:
+    """This process's Redis circuit breaker (a Redis or hybrid backend's `breaker`), or None
+    when the backend has none (memory). `setup_metrics` reports it too."""
     breaker = getattr(cache.backend, "breaker", None)
-    if not isinstance(breaker, CircuitBreaker):
+    return breaker if isinstance(breaker, CircuitBreaker) else None
+
+
+def _breaker(cache: CacheService) -> BreakerState | None:
+    breaker = breaker_of(cache)
+    if breaker is None:
         return None
     return BreakerState(
         state=breaker.state, failures=breaker.failures, rejections=breaker.rejections

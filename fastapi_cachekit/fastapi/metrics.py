@@ -15,13 +15,12 @@ from fastapi import APIRouter, Depends
 from fastapi.params import Depends as DependsParam
 from starlette.responses import Response
 
-from ..backends.hybrid import HybridBackend
-from ..backends.redis import RedisBackend
 from ..errors import ConfigurationError
 from ..observers.prometheus import PrometheusObserver, default_observer
 from ..service import CacheService
 from ..settings import check_admin_token
 from .admin import _bearer_guard
+from .dashboard import breaker_of
 from .dependencies import registered_cache
 
 __all__ = ["metrics_router", "setup_metrics"]
@@ -87,9 +86,5 @@ def metrics_router(
 
 def _breaker_open(cache: CacheService) -> bool | None:
     """Whether this process's Redis circuit breaker refuses calls (None: no Redis)."""
-    backend = cache.backend
-    if isinstance(backend, HybridBackend):
-        backend = backend.l2
-    if isinstance(backend, RedisBackend):
-        return backend.breaker.state != "closed"
-    return None
+    breaker = breaker_of(cache)
+    return None if breaker is None else breaker.state != "closed"

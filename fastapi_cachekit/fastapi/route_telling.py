@@ -47,7 +47,9 @@ class RouteTelling:
     def bypassed(self, cache: CacheService | None, scope: Scope, sub_response: Response) -> None:
         """A request the cache leaves alone (credentials, a method other than GET/HEAD).
         FastAPI copies the injected response's headers unless the endpoint returns a
-        Response; `cache` is None while the app has none (nothing to tell)."""
+        Response; `cache` is None while the app has none (nothing to tell). The event is a
+        `bypass` on layer "route" with reason "request", told apart by both from the service's
+        bypasses (the cache turned off: reason "read", "write" or "fill")."""
         if self.status is not None:
             sub_response.headers.append("cache-status", self.status.forward("bypass").decode())
         if cache is not None:

@@ -188,7 +188,11 @@ class PrometheusObserver:
             registry=r,
         )
         self.bypasses = Counter(
-            "cachekit_bypasses", "Calls made while the cache was turned off.", ["layer"], registry=r
+            "cachekit_bypasses",
+            "Calls that skipped the cache: layer service, made while it was turned off; layer "
+            "route, @cached_route requests it leaves alone (credentials, not GET/HEAD).",
+            ["layer"],
+            registry=r,
         )
         self.faults = Counter(
             "cachekit_faults",

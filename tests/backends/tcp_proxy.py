@@ -2,7 +2,9 @@
 
 Stopping the server would drop every client, including the other processes' subscriptions
 (which then clear their L1s by themselves); a proxy makes a partition between one backend and
-Redis only. `cut()` aborts the connections through it and refuses new ones until `restore()`.
+Redis only. `cut()` aborts the connections through it and refuses new ones until `restore()`;
+`drop_replies()` lets requests through but loses what the server answers (the server does the
+work, the client times out not knowing it was done).
 Only asyncio clients may use it: a blocking client in the same thread would stall the loop.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 __all__ = ["TcpProxy"]
 
@@ -22,6 +25,7 @@ class TcpProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.open = True
+        self.replying = True
         self._server: asyncio.Server | None = None
         self._transports: set[asyncio.WriteTransport] = set()
         self._relays: set[asyncio.Task[object]] = set()
@@ -40,8 +44,13 @@ class TcpProxy:
         for transport in list(self._transports):
             transport.abort()
 
+    def drop_replies(self) -> None:
+        """From now on the server's answers are lost on the way back, until `restore()`."""
+        self.replying = False
+
     def restore(self) -> None:
         self.open = True
+        self.replying = True
 
     async def close(self) -> None:
         self.cut()
@@ -74,8 +83,8 @@ class TcpProxy:
         try:
             # Either side closing (or `cut`) ends both directions.
             pumps = [
-                asyncio.create_task(_pump(client_in, server_out)),
-                asyncio.create_task(_pump(server_in, client_out)),
+                asyncio.create_task(_pump(client_in, server_out, lambda: True)),
+                asyncio.create_task(_pump(server_in, client_out, lambda: self.replying)),
             ]
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             for transport in ends:
@@ -85,8 +94,11 @@ class TcpProxy:
             self._transports.difference_update(ends)
 
 
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+async def _pump(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, passing: Callable[[], bool]
+) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
+            if passing():
+                sink.write(data)
+                await sink.drain()

@@ -247,6 +247,40 @@ async def test_replayed_invalidations_are_announced_in_order_once_applied(
     assert await other.get("ns:j") is None
 
 
+async def test_a_batch_l2_failed_partway_leaves_no_older_copy_in_any_l1(
+    cut_off: tuple[HybridBackend, HybridBackend], proxy: TcpProxy
+) -> None:
+    cut, other = cut_off
+    for key in ("a", "b"):
+        await put(cut, key, b"old")
+        assert await other.get(key) == b"old"  # promoted into the other L1
+
+    proxy.drop_replies()  # Redis runs the SETs; their answers are lost, the client times out
+    with pytest.raises(BackendUnavailable):
+        await cut.set_many([("a", b"new"), ("b", b"new")], ttl=None, namespace=None, tags=())
+    await wait_until_async(lambda: other.l2.get_entry("a"), lambda entry: entry is not None)
+    # This process's copies go at once (its deletion is queued: the breaker is open)...
+    assert not {"a", "b"} & cut.l1._entries.keys()
+    assert cut.l2.pending_invalidations == 1
+
+    proxy.restore()
+    assert await eventually(lambda: cut.get("unrelated")) is None  # the deletion is replayed
+    # ...and the other process's once the replayed deletion is announced.
+    await wait_until(lambda: not {"a", "b"} & other.l1._entries.keys())
+    assert await other.get("a") is None
+    assert await cut.get("b") is None
+
+
+async def wait_until_async(
+    call: Callable[[], Awaitable[Any]], condition: Callable[[Any], bool]
+) -> None:
+    """Poll `call` until its result meets `condition`."""
+    deadline = time.monotonic() + _DEADLINE
+    while not condition(await call()):
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
 # --- a Redis Cluster ---------------------------------------------------------------------
 
 _CHANGES: list[tuple[Callable[[CacheService], Awaitable[object]], object]] = [

@@ -151,6 +151,18 @@ async def test_background_sweeper_removes_expired_entries() -> None:
     assert cache._upkeep.task.done()
 
 
+async def test_label_counts_leave_out_expired_entries_without_removing_them() -> None:
+    clock = FakeClock()
+    backend = MemoryBackend(clock=clock)
+    await backend.set("old", b"v", ttl=1, namespace="ns", tags=("t",))
+    await backend.set("live", b"v", ttl=10, namespace="ns", tags=())
+    clock.advance(2)
+    counts = await backend.label_counts(10)
+    assert counts.namespaces == (("ns", 1),)
+    assert counts.tags == ()  # its only entry has expired
+    assert await backend.cleanup_expired() == 1  # the poll removed nothing: the sweep does
+
+
 async def test_overwrite_in_place_renews_the_entry() -> None:
     """An overwrite with the same labels takes the in-place path; the outcome is that of a
     fresh write: new value and times, the most recently used, the estimate of the new size."""

@@ -67,18 +67,21 @@ def mark_sent(announce: Announcement | None) -> None:
 
 
 async def publish_unsent(connection: RedisConnection, announce: Announcement | None) -> None:
-    """Publish `announce` unless a script has: after an operation no single script completed.
-
-    A failure is logged, not raised: the operation itself succeeded, and the tier that
-    announces bounds how long its copies may outlive a lost announcement.
-    """
+    """Publish `announce` unless a script has: after an operation no single script completed."""
     if announce is None or announce.sent:
         return
+    await _publish(connection, *announce.args)
+    announce.sent = True
+
+
+async def _publish(connection: RedisConnection, channel: str, message: bytes) -> None:
+    """PUBLISH `message` on `channel`. A failure is logged, not raised: the operation it
+    announces succeeded, and the tier that announces bounds how long its copies may outlive
+    a lost announcement (the hybrid's `l1_max_ttl`)."""
     try:
-        await connection.call(lambda client: client.publish(*announce.args))
+        await connection.call(lambda client: client.publish(channel, message))
     except BackendError as exc:
         logger.debug("could not announce an invalidation: %s", exc)
-    announce.sent = True
 
 
 class Heard(NamedTuple):
@@ -128,8 +131,8 @@ class Channel:
         return Announcement(self.name, data)
 
     async def publish(self, data: bytes) -> None:
-        """Send `data` to every subscriber (BackendError if Redis cannot take it)."""
-        await self._connection.call(lambda client: client.publish(self.name, data))
+        """Send `data` to every subscriber; a failure is logged, not raised (see `_publish`)."""
+        await _publish(self._connection, self.name, data)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, confirm_timeout: float) -> AsyncIterator[Subscription]:

@@ -120,7 +120,7 @@ class RedisConnection:
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script: EVALSHA, and when Redis does not know the script (a new or
         restarted server), SCRIPT LOAD and EVALSHA again."""
-        sha = self._shas.get(source) or self.sha(source)
+        sha = self.sha(source)
         count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else len(keys)
         try:
             return await self.command("EVALSHA", sha, count, *keys, *args)

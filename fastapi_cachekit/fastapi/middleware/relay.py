@@ -155,8 +155,8 @@ class Relay:
 
     def _give_up(self, why: str | None = None) -> None:
         """Nothing of this response will be stored (`why`, unless a reason is known
-        already): stop buffering, release the waiters."""
-        self._why = self._why if why is None else why
+        already: the first one found is the cause): stop buffering, release the waiters."""
+        self._why = self._why or why
         self._chunks = None
         self._resolve(None)
 
