@@ -271,12 +271,15 @@ class CacheService:
         if value is not MISSING:
             return value
         flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple)
-        # Waited for, not awaited: cancelling this caller leaves the shared flight running,
-        # and a flight cancelled under it (`close()` cancels the refreshes in progress, which
-        # callers that miss at expiry join) is not passed on: the caller runs its factory
-        # itself, uncached.
-        await asyncio.wait((flight,))
-        return await call(value_factory) if flight.cancelled() else flight.result()
+        # Shielded: cancelling this caller leaves the shared flight running. A flight cancelled
+        # under it (`close()` cancels the refreshes in progress, which callers that miss at
+        # expiry join) is not passed on: the caller runs its factory itself, uncached.
+        try:
+            return await asyncio.shield(flight)
+        except asyncio.CancelledError:
+            if flight.cancelled():
+                return await call(value_factory)
+            raise
 
     # --- writes --------------------------------------------------------------------------
 
