@@ -21,7 +21,7 @@ from typing import Any
 from .keys import pattern_covers
 from .patterns import GlobPattern
 
-__all__ = ["Flight", "Flights"]
+__all__ = ["Flight", "Flights", "landing"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +103,18 @@ class Flights:
             del self._flights[storage_key]
         if not future.cancelled():
             future.exception()  # retrieved here, so an unawaited failure is not reported twice
+
+
+def landing(flight: asyncio.Future[Any]) -> asyncio.Future[None]:
+    """A future that is done when `flight` is, however it ends. A caller waits on it in
+    place of the flight: its own cancellation cancels only this future (the flight goes on for
+    the others), and a flight cancelled under it (`close()`) ends its wait like any other end,
+    so the caller can tell the two apart (`flight.cancelled()`) on every Python."""
+    landed: asyncio.Future[None] = flight.get_loop().create_future()
+
+    def land(_: asyncio.Future[Any]) -> None:
+        if not landed.done():  # a cancelled waiter has gone
+            landed.set_result(None)
+
+    flight.add_done_callback(land)
+    return landed

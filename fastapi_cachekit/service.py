@@ -14,7 +14,6 @@ log) and `lifetime` (stats, flushes, closing).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -30,7 +29,7 @@ from .batch import Batches, many
 from .errors import ConfigurationError, SerializationError
 from .events import CacheEvent, CacheObserver, Layer
 from .fills import call
-from .flights import Flights
+from .flights import Flights, landing
 from .invalidations import Invalidations
 from .keys import check_key, check_namespace, check_tags, is_plain, storage_key
 from .lifetime import Lifetime
@@ -271,15 +270,11 @@ class CacheService:
         if value is not MISSING:
             return value
         flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple)
-        # Shielded: cancelling this caller leaves the shared flight running. A flight cancelled
-        # under it (`close()` cancels the refreshes in progress, which callers that miss at
-        # expiry join) is not passed on: the caller runs its factory itself, uncached.
-        try:
-            return await asyncio.shield(flight)
-        except asyncio.CancelledError:
-            if flight.cancelled():
-                return await call(value_factory)
-            raise
+        # Cancelling this caller leaves the shared flight running. A flight cancelled under it
+        # (`close()` cancels the refreshes in progress, which callers that miss at expiry
+        # join) is not passed on: the caller runs its factory itself, uncached.
+        await landing(flight)
+        return await call(value_factory) if flight.cancelled() else flight.result()
 
     # --- writes --------------------------------------------------------------------------
 
