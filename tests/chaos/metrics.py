@@ -62,7 +62,7 @@ def summarize(
     requests: list[Read | Write] = [*reads, *writes]
     acknowledged = [w for w in writes if w.version is not None]
     failed = [r for r in requests if r.error is not None]
-    dropped = [r for r in failed if _in_flight_at(r, window.killed_at)]
+    dropped = [r for r in failed if _lost_with_the_worker(r, window)]
     ages = _stale_ages(reads, writes, window)
     during = [r for r in requests if window.start <= r.start < window.end]
     after = [r for r in requests if r.start >= window.end]
@@ -84,8 +84,20 @@ def summarize(
     )
 
 
-def _in_flight_at(record: Read | Write, moment: float | None) -> bool:
-    return moment is not None and record.start <= moment <= record.end
+# Errors of a connection, not of an answer: what a client meets on a keep-alive connection
+# whose worker was SIGKILLed. A timeout or an HTTP error status is never one of them.
+_CONNECTION_LOST = frozenset({"RemoteProtocolError", "ReadError", "WriteError"})
+
+
+def _lost_with_the_worker(record: Read | Write, window: FaultWindow) -> bool:
+    """In flight on the SIGKILLed worker when it died, or sent on one of its connections
+    afterwards, before its replacement was ready: no cache can answer those."""
+    killed_at = window.killed_at
+    if killed_at is None:
+        return False
+    if record.start <= killed_at <= record.end:
+        return True
+    return record.error in _CONNECTION_LOST and killed_at <= record.start <= window.end
 
 
 def _stale_ages(

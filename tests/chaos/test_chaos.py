@@ -3,7 +3,8 @@
 What each test shows (the guarantees of docs/reliability.md, "Chaos suite"):
 
 - no request fails while Redis is killed, stopped, resharded or failing over (fail-open);
-  only requests in flight on a SIGKILLed worker are lost, with the worker;
+  only requests in flight on a SIGKILLed worker, or sent on its connections before its
+  replacement is up, are lost, with the worker;
 - no read that starts more than the stale bound after an acknowledged invalidation returns
   the invalidated version (for an invalidation acknowledged during the fault, the bound counts
   from the fault's end);

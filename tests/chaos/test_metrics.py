@@ -49,6 +49,17 @@ def test_only_requests_in_flight_on_the_killed_worker_are_dropped_not_failed() -
     assert (result.failed, result.dropped) == (1, 1)
 
 
+def test_requests_sent_on_the_killed_workers_connections_are_dropped_not_failed() -> None:
+    window = FaultWindow(10.0, 12.0, redis_down=False, killed_at=10.0)
+    reads = [
+        Read("a", "route", 10.1, 10.1, error="RemoteProtocolError"),  # its keep-alive socket
+        Read("a", "route", 10.2, 15.2, error="ReadTimeout"),  # the cache did not answer
+        Read("a", "mw", 12.5, 12.5, error="RemoteProtocolError"),  # after the new worker
+    ]
+    result = summarize(NAMES, Recorder(reads, []), window, bound=1.0, lost=0)
+    assert (result.failed, result.dropped) == (2, 1)
+
+
 def test_back_to_hits_is_the_first_repeat_of_a_fill_first_seen_after_the_fault() -> None:
     reads = [
         ok_read("a", 9.0, 0, fill="old"),
