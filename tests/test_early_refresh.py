@@ -219,7 +219,8 @@ async def test_a_refresh_whose_write_fails_is_a_counted_fault(
 # --- the off switch, close, other processes ------------------------------------------------
 
 
-async def test_a_refresh_stores_nothing_while_the_cache_is_off(clock: FakeClock) -> None:
+async def a_held_refresh(clock: FakeClock) -> tuple[CacheService, Source, Any]:
+    """A memory cache whose hot key has a refresh started and held in its factory."""
     cache = CacheService(MemoryBackend(clock=clock))
     source = Source()
     get = hot_key(cache, source)
@@ -228,6 +229,11 @@ async def test_a_refresh_stores_nothing_while_the_cache_is_off(clock: FakeClock)
     source.hold()
     assert await get() == "v1"
     await source.started()
+    return cache, source, get
+
+
+async def test_a_refresh_stores_nothing_while_the_cache_is_off(clock: FakeClock) -> None:
+    cache, source, get = await a_held_refresh(clock)
     with cache.disabled():
         source.gate.set()
         await refreshes_landed()
@@ -238,14 +244,7 @@ async def test_a_refresh_stores_nothing_while_the_cache_is_off(clock: FakeClock)
 
 
 async def test_close_cancels_a_refresh_in_progress(clock: FakeClock) -> None:
-    cache = CacheService(MemoryBackend(clock=clock))
-    source = Source()
-    get = hot_key(cache, source)
-    await get()
-    clock.advance(8.5)
-    source.hold()
-    assert await get() == "v1"
-    await source.started()
+    cache, source, get = await a_held_refresh(clock)
     await cache.close()
     assert source.cancelled
     assert fills() == set()
