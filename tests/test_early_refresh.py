@@ -244,7 +244,7 @@ async def test_a_refresh_stores_nothing_while_the_cache_is_off(clock: FakeClock)
 
 
 async def test_close_cancels_a_refresh_in_progress(clock: FakeClock) -> None:
-    cache, source, get = await a_held_refresh(clock)
+    cache, source, _ = await a_held_refresh(clock)
     await cache.close()
     assert source.cancelled
     assert fills() == set()
