@@ -4,7 +4,8 @@ Reads try L1, then L2, and promote L2 hits into L1 for the rest of their TTL, ca
 `l1_max_ttl`. Writes go to L2, then to this process's L1; invalidations too
 (`hybrid_invalidation`). Both are announced on a Redis pub/sub channel (`hybrid_channel`) so
 that every other process drops the entries from its L1 (coherence within the channel's
-latency; the cap bounds staleness even if a message is lost).
+latency; the cap bounds staleness even if a message is lost). A process does not hear its own
+announcements (see `redis.channel`): its own L1 is changed by the call itself.
 
 An announcement must not come before L2 is changed, or another process could promote the old
 entry again. A write's travels with it: the SET script PUBLISHes it in the same atomic step,
@@ -83,6 +84,8 @@ class HybridBackend:
         self.l1_max_ttl = l1_max_ttl
         channel = l2.channel("invalidations", subscribe_url=pubsub_url)
         self.channel = channel.name
+        """The channel's name: this process publishes on `{channel}:{sender}`, and hears every
+        `{channel}:{id}` with an id of `SENDER_LENGTH` characters but its own."""
         self._announcer = Announcer(channel, monotonic)
         self._invalidations = HybridInvalidations(self.l1, l2, self._announcer)
         self._listener = ChannelListener(

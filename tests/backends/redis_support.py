@@ -1,4 +1,5 @@
-"""Helpers for the Redis backend tests: a raw view of what the backend stored."""
+"""Helpers for the Redis backend tests: a raw view of what the backend stored, and the
+channel another process announces on."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pytest
 import redis
 
 from fastapi_cachekit.backends.redis import RedisBackend
+from fastapi_cachekit.backends.redis.channel import SENDER_LENGTH
 
 RawClient = redis.Redis | redis.RedisCluster
+
+
+def elsewhere(channel: str) -> str:
+    """The channel another process publishes its announcements on: its sender id (dashes)
+    differs from any process's own (letters and digits) at every position."""
+    return f"{channel}:{'-' * SENDER_LENGTH}"
 
 
 def open_raw(url: str, cluster: bool) -> RawClient:

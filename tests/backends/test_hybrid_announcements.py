@@ -13,17 +13,18 @@ import pytest
 import redis.asyncio as aioredis
 
 from fastapi_cachekit.backends.hybrid import HybridBackend
-from fastapi_cachekit.backends.hybrid_channel import encode, sender_prefix
 from fastapi_cachekit.backends.redis import Invalidation, RedisBackend
 from fastapi_cachekit.backends.redis import ops as redis_ops
+from fastapi_cachekit.backends.redis.channel import Channel
 from fastapi_cachekit.keys import GlobPattern
-from tests.backends.test_hybrid import put
+from tests.backends.redis_support import elsewhere
+from tests.backends.test_hybrid import put, wait_until
 from tests.backends.test_redis import top_level_commands
 
 pytestmark = pytest.mark.redis
 
 _DEADLINE = 10.0  # seconds: only reached when something is broken
-_MARKER = b'{"s":"the test","o":"k","a":["marker"]}'  # a harmless announcement
+_MARKER = b'{"o":"k","a":["marker"]}'  # a harmless announcement
 _NO_LABELS: dict[str, Any] = {"ttl": None, "namespace": None, "tags": ()}
 
 Heard = Callable[[], Awaitable[Any]]
@@ -41,26 +42,26 @@ async def hybrid(redis_url: str, clean_redis: object) -> AsyncIterator[HybridBac
 
 @contextlib.asynccontextmanager
 async def listening(url: str, channel: str) -> AsyncIterator[Heard]:
-    """A subscriber of `channel`: each call returns the next announcement (without its
-    sender), or the marker once `publish_marker` has been called."""
+    """A subscriber of every sender on `channel`: each call returns the next announcement,
+    or the marker once `heard_until_marker` has published it."""
     async with aioredis.Redis.from_url(url) as client, client.pubsub() as pubsub:
-        await pubsub.subscribe(channel)
-        assert (await pubsub.get_message(timeout=_DEADLINE) or {}).get("type") == "subscribe"
+        await pubsub.psubscribe(f"{channel}:*")
+        assert (await pubsub.get_message(timeout=_DEADLINE) or {}).get("type") == "psubscribe"
 
         async def heard() -> Any:
             message = await pubsub.get_message(timeout=_DEADLINE)
             assert message is not None, "no announcement"
             if message["data"] == _MARKER:
                 return _MARKER
-            return {k: v for k, v in orjson.loads(message["data"]).items() if k != "s"}
+            return orjson.loads(message["data"])
 
         yield heard
 
 
-async def heard_until_marker(url: str, channel: str, heard: Heard) -> list[Any]:
-    """Every announcement heard before a marker published now."""
-    async with aioredis.Redis.from_url(url) as client:
-        await client.publish(channel, _MARKER)
+async def heard_until_marker(hybrid: HybridBackend, heard: Heard) -> list[Any]:
+    """Every announcement heard before a marker that `hybrid` announces now (on its own
+    channel: on a cluster, the node its announcements went through)."""
+    await hybrid._announcer.publish(Invalidation("key", ("marker",)))
     messages = []
     while (message := await heard()) != _MARKER:
         messages.append(message)
@@ -76,7 +77,7 @@ async def test_a_write_and_a_delete_are_announced_by_their_one_script_call(
         assert await heard() == {"o": "k", "a": ["k"]}
         assert await top_level_commands(redis_url, lambda: hybrid.delete("k")) == ["EVALSHA"]
         assert await heard() == {"o": "k", "a": ["k"]}
-        assert await heard_until_marker(redis_url, hybrid.channel, heard) == []
+        assert await heard_until_marker(hybrid, heard) == []
 
 
 async def test_a_batch_delete_is_announced_once_by_its_last_delete(
@@ -90,8 +91,8 @@ async def test_a_batch_delete_is_announced_once_by_its_last_delete(
         sent = await top_level_commands(
             redis_url, lambda: hybrid.delete_many(keys), inside_scripts=True
         )
-        assert await heard_until_marker(redis_url, hybrid.channel, heard) == [{"o": "k", "a": keys}]
-    assert hybrid.l2.redis.attempts == calls + 1  # the pipeline: no round trip of its own
+        assert hybrid.l2.redis.attempts == calls + 1  # the pipeline: no round trip of its own
+        assert await heard_until_marker(hybrid, heard) == [{"o": "k", "a": keys}]
     assert sent.count("PUBLISH") == 1
     assert sent[-1] == "PUBLISH"  # after every delete of the batch
 
@@ -107,7 +108,7 @@ async def test_a_batch_on_a_cluster_is_announced_once_after_it(
         async with listening(redis_cluster_url, hybrid.channel) as heard:
             assert await hybrid.set_many([(k, b"v") for k in keys], **_NO_LABELS) == [True] * 8
             assert await hybrid.delete_many(keys) == 8
-            assert await heard_until_marker(redis_cluster_url, hybrid.channel, heard) == [
+            assert await heard_until_marker(hybrid, heard) == [
                 {"o": "k", "a": keys},
                 {"o": "k", "a": keys},
             ]
@@ -123,9 +124,7 @@ async def test_a_batch_write_names_the_keys_it_stored_when_its_last_set_is_refus
     items = [("k0", b"v"), ("k1", b"v"), ("k2", b"v")]
     async with listening(redis_url, hybrid.channel) as heard:
         stored = await hybrid.set_many(items, fill=token, **_NO_LABELS)
-        assert await heard_until_marker(redis_url, hybrid.channel, heard) == [
-            {"o": "k", "a": ["k0", "k1"]}
-        ]
+        assert await heard_until_marker(hybrid, heard) == [{"o": "k", "a": ["k0", "k1"]}]
     assert stored == [True, True, False]
 
 
@@ -142,9 +141,7 @@ async def test_a_tag_invalidation_takes_no_more_round_trips_than_the_redis_backe
         redis_sent = await top_level_commands(redis_url, lambda: alone.invalidate_tags(["t"]))
         async with listening(redis_url, hybrid.channel) as heard:
             hybrid_sent = await top_level_commands(redis_url, lambda: hybrid.invalidate_tags(["t"]))
-            assert await heard_until_marker(redis_url, hybrid.channel, heard) == [
-                {"o": "t", "a": ["t"]}
-            ]
+            assert await heard_until_marker(hybrid, heard) == [{"o": "t", "a": ["t"]}]
     finally:
         await alone.close()
     assert "PUBLISH" not in hybrid_sent
@@ -186,21 +183,46 @@ async def test_an_invalidation_no_script_can_carry_is_announced_once_after_it(
     operation, announced = operations[kind]
     async with listening(redis_url, hybrid.channel) as heard:
         assert await operation() == 1
-        assert await heard_until_marker(redis_url, hybrid.channel, heard) == [announced]
+        assert await heard_until_marker(hybrid, heard) == [announced]
 
 
-@pytest.mark.parametrize(
-    "done",
-    [
-        Invalidation("key", ("k",)),
-        Invalidation("namespace", ("n",)),
-        Invalidation("tags", ("a", "b")),
-        Invalidation("pattern", ("k:*",), "n"),
-        Invalidation("clear"),
-    ],
-)
-def test_a_process_tells_its_own_announcements_by_their_first_bytes(done: Invalidation) -> None:
-    mine, theirs = "a" * 32, "b" * 32
-    assert encode(mine, done).startswith(sender_prefix(mine))
-    assert not encode(theirs, done).startswith(sender_prefix(mine))
-    assert not encode(mine + "x", done).startswith(sender_prefix(mine))
+async def test_a_subscription_hears_every_sender_but_its_own(redis_url: str) -> None:
+    backend = RedisBackend(redis_url, key_prefix="senders")
+    channel = Channel(backend.redis, "ck:[chan]*", sender="abcdefgh")  # Redis glob characters
+    heard = []
+    async with channel.subscribe(confirm_timeout=_DEADLINE) as subscription:
+        raw = aioredis.Redis.from_url(redis_url)
+        senders = ["abcdefgh", "xbcdefgh", "abcdefgx", "abcxefgh", "abcdefg", "abcdefghi", "-" * 8]
+        for sender in senders:
+            await raw.publish(f"ck:[chan]*:{sender}", sender.encode())
+        await raw.publish("ck:[chan]x:xxxxxxxx", b"another channel")
+        await raw.publish(f"ck:[chan]*:{'.' * 8}", b"marker")
+        while (received := await subscription.receive(_DEADLINE)) != (b"marker",):
+            assert received is not None, "the marker never came"
+            heard.append(received.data)
+        await raw.aclose()
+    await backend.close()
+    # Each other sender once, in order; not its own id, not ids of another length.
+    assert heard == [b"xbcdefgh", b"abcdefgx", b"abcxefgh", b"--------"]
+
+
+async def test_a_hybrid_process_does_not_hear_its_own_announcements(
+    hybrid: HybridBackend, redis_url: str
+) -> None:
+    """Hearing them cost a read per write; it must hear only the others'."""
+    heard: list[bytes] = []
+    apply = hybrid._listener._on_message
+
+    async def record(data: bytes) -> None:
+        heard.append(data)
+        await apply(data)
+
+    hybrid._listener._on_message = record
+    await put(hybrid, "k", b"v", tags=("t",))
+    await hybrid.invalidate_tags(["t"])
+    await hybrid.delete("k")
+    await put(hybrid, "marker", b"v")
+    async with aioredis.Redis.from_url(redis_url) as raw:
+        await raw.publish(elsewhere(hybrid.channel), _MARKER)
+    await wait_until(lambda: "marker" not in hybrid.l1._entries)
+    assert heard == [_MARKER]

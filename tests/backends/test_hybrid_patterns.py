@@ -25,6 +25,6 @@ async def test_an_adversarial_announced_pattern_is_applied_to_l1(hybrid: HybridB
     long_key = "a" * 1000
     for key in (long_key, "pagex", "other"):
         await hybrid.set(key, b"v", ttl=None, namespace=None, tags=())
-    announcement = {"s": "another process", "o": "p", "a": "*******x", "n": None}
+    announcement = {"o": "p", "a": "*******x", "n": None}
     await hybrid._apply(json.dumps(announcement).encode())
     assert sorted(hybrid.l1._entries) == sorted([long_key, "other"])

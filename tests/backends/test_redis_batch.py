@@ -113,7 +113,7 @@ async def test_hybrid_batches_promote_and_announce_once(
     writer, reader = hybrids
     raw = aioredis.Redis.from_url(redis_url)
     listener = raw.pubsub()
-    await listener.subscribe(writer.channel)
+    await listener.psubscribe(f"{writer.channel}:*")  # every sender's
     await listener.get_message(timeout=1)  # the subscription's confirmation
     items = [("a", b"1"), ("b", b"2"), ("c", b"3")]
     assert await writer.set_many(items, **_NO_LABELS) == [True] * 3  # type: ignore[arg-type]
