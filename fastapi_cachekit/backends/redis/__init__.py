@@ -33,7 +33,11 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   writes go to a fresh one, and empty the drain `CHUNK` entries per script call, reading at
   most `LABEL_BUDGET` labels per call: removing an entry touches its value, the entry lists
   and that index, never its other indexes, which keep a dead member. Each removal reads the
-  entry first, so a stale member never removes an entry that has since moved elsewhere.
+  entry first, so a stale member never removes an entry that has since moved elsewhere, and
+  leaves alone a key no longer in the drain (another call removed it; it may have been
+  written again since). The call that renames hands over the drain's first chunk, and the
+  removal that empties the drain says so: on one node, an index of up to `CHUNK` entries is
+  invalidated in two round trips.
   Patterns ZSCAN the entry list with MATCH and are filtered here with `GlobPattern.matches`,
   so results agree exactly with the memory backend.
 - Cluster mode (`cluster=True` or a `redis+cluster://` / `rediss+cluster://` URL): keys are
@@ -65,8 +69,9 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
 - Announcements: `set` and the invalidations (`delete_many` too) take an optional
   `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s). The script
   that completes the change PUBLISHes it in the same atomic step (SET, DELETE, a batch's last
-  DELETE on one node, START_INVALIDATION when nothing is left to drain, DRAIN_STEP when the
-  last drain is found empty), so it costs no round trip and is never heard before the change;
+  DELETE on one node, START_INVALIDATION when nothing is left to drain, the REMOVE that
+  empties the last drain, or DRAIN_STEP when it finds that drain empty), so it costs no round
+  trip and is never heard before the change;
   an invalidation no single script completes (a pattern, a clear, labels over several calls
   or shards, a batch on a cluster) publishes it right after.
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).

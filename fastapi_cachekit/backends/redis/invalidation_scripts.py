@@ -130,18 +130,20 @@ return 1
 
 # KEYS: log meta, log, then (index, drain) of each label, [seq (one node)]. ARGV: sequence
 # ('' = the next one of seq), '1' to log ('' for a second call for the same invalidation),
-# channel, message, labels. Renames each index to its drain key, so that entries written from
-# now on go to a fresh index while the caller empties the drain. An index whose drain is still
-# being emptied (by an earlier invalidation) is left for a second call once that drain is
-# empty: merging two big sets would hold Redis for as long as both take to copy. When no
-# label has anything left to do, the invalidation is complete: the message is published.
-# Returns per label: 0 nothing to do, 1 empty the drain, 2 empty the drain and call again.
+# channel, message, count, labels. Renames each index to its drain key, so that entries
+# written from now on go to a fresh index while the caller empties the drain. An index whose
+# drain is still being emptied (by an earlier invalidation) is left for a second call once
+# that drain is empty: merging two big sets would hold Redis for as long as both take to copy.
+# When no label has anything left to do, the invalidation is complete: the message is
+# published. Returns per label {step, members}: step 0 nothing to do, 1 empty the drain, 2
+# empty the drain and call again; members: up to `count` of the drain's, the caller's first
+# chunk (so that a small index is read in this same round trip).
 START_INVALIDATION = (
     HELPERS
     + _LOG
     + r"""
 local labels = {}
-for i = 5, #ARGV do labels[#labels + 1] = ARGV[i] end
+for i = 6, #ARGV do labels[#labels + 1] = ARGV[i] end
 if ARGV[2] ~= '' then record(KEYS[1], KEYS[2], sequence(ARGV[1]), labels) end
 local todo = {}
 for i = 1, #labels do
@@ -159,7 +161,13 @@ end
 local busy = false
 for i = 1, #labels do busy = busy or todo[i] ~= 0 end
 if ARGV[3] ~= '' and not busy then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return todo
+local found = {}
+for i = 1, #labels do
+  local members = {}
+  if todo[i] ~= 0 then members = redis.call('SRANDMEMBER', KEYS[2 + 2 * i], ARGV[5]) end
+  found[i] = {todo[i], members}
+end
+return found
 """
 )
 

@@ -142,35 +142,51 @@ class RedisOps:
         self, shard: Shard, sequence: int | str, labels: list[str], announce: Announcement | None
     ) -> int:
         """The invalidation's last step publishes `announce`: START_INVALIDATION when there is
-        nothing to drain, else the step that finds the last drain empty."""
+        nothing to drain, else the step that finds the last drain empty. START_INVALIDATION
+        hands over each drain's first chunk: a small index takes two round trips in all."""
         removed, pending, log = 0, labels, b"1"
         while pending:
             keys = [shard.log_meta, shard.log]
             for label in pending:
                 keys += [shard.prefix + label, shard.drain(label[0], label[2:])]
-            args = [sequence, log, *script_args(announce), *pending]
+            args = [sequence, log, *script_args(announce), CHUNK, *pending]
             found = await self._redis.script(
                 invalidation_lua.START_INVALIDATION, self._logging(keys), args
             )
-            steps = [int(step) for step in found]
+            steps = [
+                (label, int(step), first)
+                for label, (step, first) in zip(pending, found, strict=True)
+            ]
             # Big indexes met while an earlier invalidation's drain was in progress: their
             # turn comes once it is empty (logged already, so not again).
-            again = [label for label, step in zip(pending, steps, strict=True) if step == 2]
-            to_drain = [label for label, step in zip(pending, steps, strict=True) if step]
+            again = [label for label, step, _ in steps if step == 2]
+            to_drain = [(label, first) for label, step, first in steps if step]
             if not to_drain:
                 mark_sent(announce)
-            for i, label in enumerate(to_drain, 1):
+            for i, (label, first) in enumerate(to_drain, 1):
                 last = not again and i == len(to_drain)
-                removed += await self.drain(shard, label, announce if last else None)
+                removed += await self.drain(shard, label, announce if last else None, first)
             pending, log = again, b""
         return removed
 
-    async def drain(self, shard: Shard, label: str, announce: Announcement | None = None) -> int:
-        """Empty the drain key of an index, CHUNK members per call; the live entries removed.
-        The call that finds it empty publishes `announce`."""
+    async def drain(
+        self,
+        shard: Shard,
+        label: str,
+        announce: Announcement | None = None,
+        first: list[bytes] | None = None,
+    ) -> int:
+        """Empty the drain key of an index, CHUNK members per call, starting with `first` when
+        they were read already; the live entries removed. The call that finds it empty
+        publishes `announce`."""
         removed, key = 0, shard.drain(label[0], label[2:])
-        while members := await self._drain_step(key, announce):
-            removed += (await self.remove(shard, texts(members), key, "s", label))[0]
+        members = first or await self._drain_step(key, announce)
+        while members:
+            live, _, drained = await self.remove(shard, texts(members), key, "s", label, announce)
+            removed += live
+            if drained:
+                break
+            members = await self._drain_step(key, announce)
         mark_sent(announce)
         return removed
 
@@ -185,18 +201,27 @@ class RedisOps:
         return members
 
     async def remove(
-        self, shard: Shard, keys: list[str], source: str | None, kind: str, what: str
-    ) -> tuple[int, int]:
+        self,
+        shard: Shard,
+        keys: list[str],
+        source: str | None,
+        kind: str,
+        what: str,
+        announce: Announcement | None = None,
+    ) -> tuple[int, int, bool]:
         """Remove the entries `keys` (those `what` selects: sweep_scripts.REMOVE) and take them
-        out of `source`; (live entries removed, entries removed)."""
+        out of `source`; (live entries removed, entries removed, whether `source`, a drain,
+        is empty: then `announce` is published, once)."""
         live = removed = 0
-        while keys:
+        drained = False
+        while keys and not drained:
             declared = [shard.expiries, shard.created, source or shard.expiries]
             declared += [shard.entry(key) for key in keys]
-            args = [self._now_ms(), kind, what, LABEL_BUDGET, *keys]
-            got, taken, done = await self._redis.script(sweep_lua.REMOVE, declared, args)
+            args = [self._now_ms(), kind, what, LABEL_BUDGET, *script_args(announce), *keys]
+            got, taken, done, empty = await self._redis.script(sweep_lua.REMOVE, declared, args)
             live, removed, keys = live + int(got), removed + int(taken), keys[int(done) :]
-        return live, removed
+            drained = bool(empty)
+        return live, removed, drained
 
     async def invalidate_pattern(self, pattern: GlobPattern, namespace: str | None) -> int:
         """Log the pattern on every shard, then scan, match here, and remove in batches."""
@@ -264,6 +289,6 @@ class RedisOps:
         """Empty the drain of a clear; (live entries removed, entries removed)."""
         live = removed = 0
         while members := await self._redis.command("ZRANGE", shard.clearing, 0, CHUNK - 1):
-            got, taken = await self.remove(shard, texts(members), shard.clearing, "z", "")
+            got, taken, _ = await self.remove(shard, texts(members), shard.clearing, "z", "")
             live, removed = live + got, removed + taken
         return live, removed

@@ -10,36 +10,49 @@ __all__ = ["PRUNE_INDEX", "PRUNE_MISSING", "REMOVE", "STATS"]
 # KEYS: expiry index, created index, source (a drain set or zset, the expiry index, or any
 # key when there is none), then the entries. ARGV: now ms, source kind ('s' set, 'z' zset,
 # '' none), what to remove ('' any entry, 'n:{ns}' / 't:{tag}' entries carrying the label,
-# 'expired' entries past their expiry), budget, full keys. Removes the entries (value and
-# places in the entry lists) and takes the full keys out of the source, stopping once their
-# metadata held `budget` labels (at least one entry each call: the work is bounded by the
-# index memberships read). Returns {live entries removed, entries removed, full keys done}.
+# 'expired' entries past their expiry), budget, channel, message ('' = none), full keys.
+# Removes the entries (value and places in the entry lists) and takes the full keys out of
+# the source, stopping once their metadata held `budget` labels (at least one entry each
+# call: the work is bounded by the index memberships read). A drain (a set source) found
+# empty then is done with: its invalidation is complete, and the message is published.
+# Returns {live entries removed, entries removed, full keys done, 1 if the drain is empty}.
 REMOVE = (
     HELPERS
     + r"""
 local now, source, what, budget = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local removed, taken, done, listed, unlink = 0, 0, {}, {}, {}
-for i = 5, #ARGV do
+-- A full key no longer in the drain was dealt with by another call (read from the drain
+-- before this one took it out): its entry may be a newer write, listed in the new index.
+local member = {}
+if source == 's' and #ARGV >= 7 then
+  member = redis.call('SMISMEMBER', KEYS[3], unpack(ARGV, 7))
+end
+for i = 7, #ARGV do
   if budget <= 0 then break end
-  local fk, v = ARGV[i], redis.call('GET', KEYS[i - 1])
-  local _, expires, meta = parse(v)
-  local take
-  if what == '' then
-    take = true
-  elseif what == 'expired' then
-    take = not (expires and expires > now)
-    if not take then redis.call('ZADD', KEYS[1], score(expires), fk) end  -- listed wrongly
+  local fk = ARGV[i]
+  if member[i - 6] == 0 then
+    budget = budget - 1
   else
-    take = meta and has(meta, what)
-  end
-  if meta then budget = budget - #meta else budget = budget - 1 end
-  if take then
-    if v then unlink[#unlink + 1] = KEYS[i - 1] end
-    listed[#listed + 1] = fk
-    taken = taken + 1
-    if expires and expires > now then removed = removed + 1 end
-  elseif not v then
-    listed[#listed + 1] = fk  -- gone already (Redis expired or evicted it)
+    local v = redis.call('GET', KEYS[i - 3])
+    local _, expires, meta = parse(v)
+    local take
+    if what == '' then
+      take = true
+    elseif what == 'expired' then
+      take = not (expires and expires > now)
+      if not take then redis.call('ZADD', KEYS[1], score(expires), fk) end  -- listed wrongly
+    else
+      take = meta and has(meta, what)
+    end
+    if meta then budget = budget - #meta else budget = budget - 1 end
+    if take then
+      if v then unlink[#unlink + 1] = KEYS[i - 3] end
+      listed[#listed + 1] = fk
+      taken = taken + 1
+      if expires and expires > now then removed = removed + 1 end
+    elseif not v then
+      listed[#listed + 1] = fk  -- gone already (Redis expired or evicted it)
+    end
   end
   done[#done + 1] = fk
 end
@@ -48,9 +61,16 @@ if #listed > 0 then
   redis.call('ZREM', KEYS[1], unpack(listed))
   redis.call('ZREM', KEYS[2], unpack(listed))
 end
-if source == 's' and #done > 0 then redis.call('SREM', KEYS[3], unpack(done)) end
 if source == 'z' and #done > 0 then redis.call('ZREM', KEYS[3], unpack(done)) end
-return {removed, taken, #done}
+local drained = 0
+if source == 's' then
+  if #done > 0 then redis.call('SREM', KEYS[3], unpack(done)) end
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    drained = 1
+    if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+  end
+end
+return {removed, taken, #done, drained}
 """
 )
 
