@@ -69,9 +69,10 @@ if #expired > 0 then
   redis.call('ZREM', x, unpack(expired))
   redis.call('ZREM', c, unpack(expired))
 end
-local by_expiry, by_creation, born = {}, {}, int(created)
+-- The scores as strings, made once: Redis would format a Lua number again for each member.
+local by_expiry, by_creation, at, born = {}, {}, score(expires), int(created)
 for i, fk in ipairs(stored) do
-  by_expiry[2 * i - 1], by_expiry[2 * i] = expires, fk
+  by_expiry[2 * i - 1], by_expiry[2 * i] = at, fk
   by_creation[2 * i - 1], by_creation[2 * i] = born, fk
 end
 local left = redis.call('PTTL', x)
@@ -80,7 +81,7 @@ outlive(x, left, ttl, px)
 left = redis.call('PTTL', c)
 redis.call('ZADD', c, unpack(by_creation))
 outlive(c, left, ttl, px)
-index_all(6, labels, 1, count, stored, score(expires), px, registry, x, created)
+index_all(6, labels, 1, count, stored, at, px, registry, x, created)
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return replies
 """
