@@ -10,8 +10,9 @@ lists and the index being invalidated, never its other indexes: those keep a dea
 writes trim (see SET), so a script's work is bounded by the entries it is given, whatever the
 number of tags they carry. See `layout.py` for the key layout and the envelope format.
 
-This module has the shared helpers and the write path; `invalidation_scripts` logs and starts
-invalidations, `sweep_scripts` removes entries in chunks, prunes and reads stats.
+This module has the shared helpers and the write path; `batch_scripts` stores a batch's
+entries, `invalidation_scripts` logs and starts invalidations, `sweep_scripts` removes
+entries in chunks, prunes and reads stats.
 """
 
 from __future__ import annotations
