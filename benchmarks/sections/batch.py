@@ -4,10 +4,12 @@ One op is one batch of 50 keys, so a row's ratio is also its ratio per key. Floo
 redis-py pipeline (transaction=False) of 50 GETs, and of 50 SETs with EX, of pre-encoded
 bytes. Beside them: the kit's service and bare backend, the service's single-key calls one
 after the other (what a batch saves), a write with 2 tags, and a raw pipeline of 50 calls of
-the kit's own SET script (`scripts.SET`, the same EVALSHA `set_many` sends): what keeping
-indexes, entry lists and fill checks costs Redis, apart from the kit's Python. That row's
-client has the kit's default socket timeout (`redis_socket_timeout_seconds`), which redis-py
-applies to every reply it reads, so that the ratio to it is the kit's own work.
+the kit's per-key SET script (`scripts.SET`, the EVALSHA `set` sends): what keeping indexes,
+entry lists and fill checks key by key costs Redis, apart from the kit's Python. `set_many`
+sends one SET_MANY call instead (`batch_scripts`: the work the entries share done once), so
+that row is a reference for what the batch script saves. Its client has the kit's default
+socket timeout (`redis_socket_timeout_seconds`), which redis-py applies to every reply it
+reads, as the kit's client does.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def _raw_ops(client: aioredis.Redis, b: _Batches) -> tuple[Op, Op]:
 
 
 def _script_op(client: aioredis.Redis, backend: Any, b: _Batches) -> Op:
-    """A raw pipeline of the SET script calls `set_many` makes (arguments built beforehand)."""
+    """A raw pipeline of the SET script calls 50 `set`s make (arguments built beforehand)."""
     from fastapi_cachekit.backends.redis import scripts
     from fastapi_cachekit.backends.redis.layout import expiry, pack_envelope
 

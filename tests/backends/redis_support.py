@@ -3,7 +3,7 @@ channel another process announces on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ import redis
 
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis.channel import SENDER_LENGTH
+from tests.redis_servers import RedisServer
 
 RawClient = redis.Redis | redis.RedisCluster
 
@@ -62,6 +63,16 @@ def index_members(raw: RawClient, backend: RedisBackend, kind: str, name: str) -
 def stored(raw: RawClient, backend: RedisBackend, full_key: str) -> bytes | None:
     value: Any = raw.get(backend.layout.shard_of(full_key).entry(full_key))
     return value if value is None else bytes(value)
+
+
+def script_calls(servers: Iterable[RedisServer]) -> int:
+    """The script calls (EVALSHA) the servers have run so far, summed: how many calls a batch
+    made is the difference."""
+    total = 0
+    for server in servers:
+        stats = server.command("INFO", "commandstats")
+        total += int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    return total
 
 
 def entries(raw: RawClient, backend: RedisBackend) -> Iterator[str]:

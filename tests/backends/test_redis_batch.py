@@ -1,5 +1,6 @@
-"""Batches on Redis: one round trip, the single-key writes' index upkeep, scripts the server
-forgot, chunked reads, a stopped server, and the hybrid tier's promotion and announcement."""
+"""Batches on Redis: one round trip, one write script call per shard and chunk that keeps the
+single-key writes' fill checks and index upkeep, scripts the server forgot, chunked reads, a
+stopped server, and the hybrid tier's promotion and announcement."""
 
 from __future__ import annotations
 
@@ -14,9 +15,15 @@ from fastapi_cachekit import CacheService
 from fastapi_cachekit.backends.hybrid import HybridBackend
 from fastapi_cachekit.backends.redis import RedisBackend
 from fastapi_cachekit.backends.redis import batch as redis_batch
-from tests.backends.redis_support import index_members, open_raw
+from tests.backends.redis_support import (
+    index_members,
+    listed,
+    members,
+    open_raw,
+    script_calls,
+)
 from tests.clock import FakeClock
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisServer, RedisServers
 
 pytestmark = pytest.mark.redis
 
@@ -50,6 +57,129 @@ async def test_an_overwrite_takes_the_entry_out_of_its_old_indexes(
     assert index_members(raw, backend, "t", "a") == set()
     assert index_members(raw, backend, "t", "b") == {"k"}
     raw.close()
+
+
+async def test_a_big_batch_is_one_script_call_per_chunk(
+    backend: RedisBackend, redis_servers: RedisServers, redis_url: str
+) -> None:
+    server = [redis_servers.single()]
+    await backend.set_many([("warm", b"0")], **_NO_LABELS)  # type: ignore[arg-type]
+    before = script_calls(server)
+    items = [(f"k{i}", b"%d" % i) for i in range(250)]
+    assert await backend.set_many(items, ttl=None, namespace="n", tags=("t",)) == [True] * 250
+    assert script_calls(server) == before + 3  # 100, 100 and 50 entries
+    keys = [key for key, _ in items]
+    assert await backend.get_many(keys) == [value for _, value in items]
+    raw = open_raw(redis_url, cluster=False)
+    assert index_members(raw, backend, "n", "n") == set(keys)
+    assert index_members(raw, backend, "t", "t") == set(keys)
+    assert listed(raw, backend) == {"warm", *keys}
+    raw.close()
+
+
+async def test_each_chunk_trims_the_expired_members_its_entries_owe(
+    redis_url: str, clean_redis: RedisServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As many as the same writes one by one would trim: up to `scripts.TRIM` per entry."""
+    clock = FakeClock()
+    backend = RedisBackend(redis_url, key_prefix="b", clock=clock)
+    await backend.set_many([(f"old{i}", b"0") for i in range(30)], ttl=1, namespace=None, tags=())
+    clock.advance(2)
+    monkeypatch.setattr(redis_batch, "SET_MANY_CHUNK", 5)
+    server = [clean_redis.single()]
+    before = script_calls(server)
+    new = [(f"new{i}", b"1") for i in range(10)]
+    assert await backend.set_many(new, ttl=1, namespace=None, tags=()) == [True] * 10
+    assert script_calls(server) == before + 2
+    raw = open_raw(redis_url, cluster=False)
+    shard = backend.layout.shards[0]
+    expected = {f"new{i}" for i in range(10)}
+    assert listed(raw, backend) == expected  # 2 calls of 5 entries: up to 40 trimmed
+    assert {m.decode() for m in raw.zrange(shard.created, 0, -1)} == expected
+    raw.close()
+    await backend.close()
+
+
+async def test_a_stale_fill_refuses_only_its_own_keys_in_a_batch(
+    backend: RedisBackend, redis_servers: RedisServers, redis_url: str
+) -> None:
+    labels: dict[str, object] = {"ttl": None, "namespace": None, "tags": ("t",)}
+    await backend.set_many([(key, b"0") for key in "abcd"], **labels)  # type: ignore[arg-type]
+    token = await backend.fill_token()
+    await backend.delete("b")  # after the token: b's and d's computed values may be stale
+    await backend.delete("d")
+    server = [redis_servers.single()]
+    before = script_calls(server)
+    items = [(key, b"1") for key in "abcd"]
+    stored = await backend.set_many(items, fill=token, **labels)  # type: ignore[arg-type]
+    assert stored == [True, False, True, False]
+    assert script_calls(server) == before + 1
+    assert await backend.get_many(list("abcd")) == [b"1", None, b"1", None]
+    raw = open_raw(redis_url, cluster=False)
+    assert listed(raw, backend) == {"a", "c"}  # the refused entries are not listed
+    raw.close()
+
+
+async def test_an_overwrite_in_a_batch_leaves_the_labels_it_dropped(
+    backend: RedisBackend, redis_servers: RedisServers, redis_url: str
+) -> None:
+    await backend.set("a", b"0", ttl=None, namespace="old", tags=("x",))
+    await backend.set("b", b"0", ttl=None, namespace="new", tags=("x", "gone"))
+    await backend.set("same", b"0", ttl=None, namespace="new", tags=("x",))
+    server = [redis_servers.single()]
+    before = script_calls(server)
+    items = [("a", b"1"), ("b", b"1"), ("same", b"1"), ("c", b"1")]
+    stored = await backend.set_many(items, ttl=None, namespace="new", tags=("x",))
+    assert stored == [True] * 4
+    assert script_calls(server) == before + 3  # the batch's, then `settle` of a and b
+    raw = open_raw(redis_url, cluster=False)
+    assert index_members(raw, backend, "n", "old") == set()
+    assert index_members(raw, backend, "t", "gone") == set()
+    assert index_members(raw, backend, "n", "new") == {"a", "b", "same", "c"}
+    assert index_members(raw, backend, "t", "x") == {"a", "b", "same", "c"}
+    raw.close()
+    assert await backend.invalidate_namespace("old") == 0
+    assert await backend.invalidate_tags(["gone"]) == 0
+    assert await backend.get_many(["a", "b", "same", "c"]) == [b"1"] * 4
+
+
+@pytest.fixture
+async def cluster_backend(
+    redis_cluster_url: str, clean_redis: object
+) -> AsyncIterator[RedisBackend]:
+    made = RedisBackend(redis_cluster_url, key_prefix="b", cluster=True)
+    yield made
+    await made.close()
+
+
+async def test_a_cluster_batch_is_one_script_call_per_shard_and_chunk(
+    cluster_backend: RedisBackend,
+    redis_servers: RedisServers,
+    redis_cluster_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend, nodes = cluster_backend, redis_servers.cluster()
+    layout = backend.layout
+    warm = [(f"warm{i}", b"0") for i in range(200)]  # every node loads the script
+    await backend.set_many(warm, **_NO_LABELS)  # type: ignore[arg-type]
+    items = [(f"k{i}", b"%d" % i) for i in range(100)]
+    by_shard: dict[object, set[str]] = {}
+    for key, _ in items:
+        by_shard.setdefault(layout.shard_of(key), set()).add(key)
+    assert len(by_shard) > 1
+    before = script_calls(nodes)
+    assert await backend.set_many(items, ttl=None, namespace=None, tags=("t",)) == [True] * 100
+    assert script_calls(nodes) == before + len(by_shard)
+    raw = open_raw(redis_cluster_url, cluster=True)
+    for shard in layout.shards:
+        assert members(raw, shard.index("t", "t")) == by_shard.get(shard, set())
+    raw.close()
+    assert await backend.get_many([key for key, _ in items]) == [value for _, value in items]
+    monkeypatch.setattr(redis_batch, "SET_MANY_CHUNK", 2)
+    before = script_calls(nodes)
+    assert await backend.set_many(items, ttl=None, namespace=None, tags=("t",)) == [True] * 100
+    assert script_calls(nodes) == before + sum((len(keys) + 1) // 2 for keys in by_shard.values())
+    assert await backend.invalidate_tags(["t"]) == 100
 
 
 async def test_scripts_the_server_forgot_are_loaded_again(

@@ -6,11 +6,10 @@ queued invalidations), `layout` (key names and slots), `writes` (a SET's further
 `invalidations` (when each invalidation runs, what it announces) and `ops` (the procedures it
 runs), `sweep` (`cleanup_expired`), `stats`, `labels` (`label_counts`), `locks` (fill claims,
 the sweep's lock) and the Lua that keeps indexes exact: `scripts` (writes),
-`invalidation_scripts` (the invalidation log) and `sweep_scripts` (removal in chunks,
-pruning, stats); `match` (SCAN MATCH patterns) and `replay` (invalidations owed while Redis
-was unreachable); `batch` (get_many, set_many), which sends many calls at once through
-`pipeline` (as `ops.delete_many` does) and lays out its writes with `scripts.set_call`, as
-`set` does.
+`batch_scripts` (a batch's writes), `invalidation_scripts` (the invalidation log) and
+`sweep_scripts` (removal in chunks, pruning, stats); `match` (SCAN MATCH patterns) and
+`replay` (invalidations owed while Redis was unreachable); `batch` (get_many, set_many),
+which sends many calls at once through `pipeline` (as `ops.delete_many` does).
 
 Design (the key layout is in `layout`, the scripts in `scripts`):
 
@@ -26,9 +25,11 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   Index updates happen in the same script as the write, and every script declares every key
   it touches (see `scripts`), so a slot moving between cluster nodes makes Redis answer ASK
   or TRYAGAIN before a script starts: a write is stored and indexed, or not at all.
-- Batches: `get_many` is one MGET per shard, `set_many` and `delete_many` pipeline the very
-  script calls of `set` and `delete`, one per key: one round trip per node, and each key
-  written exactly as alone (atomic per key, not per batch).
+- Batches: `get_many` is one MGET per shard; `set_many` one SET_MANY script call per shard
+  (per 100 entries), which writes each entry as `set` would and does the work the entries
+  share (entry lists, indexes) once; `delete_many` pipelines the script calls of `delete`,
+  one per key. One round trip per node, and each key written exactly as alone (atomic per
+  key, not per batch).
 - Invalidations rename the index (or, for `clear`, the entry list) to a drain key, so new
   writes go to a fresh one, and empty the drain `CHUNK` entries per script call, reading at
   most `LABEL_BUDGET` labels per call: removing an entry touches its value, the entry lists

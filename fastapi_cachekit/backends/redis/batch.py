@@ -3,9 +3,10 @@ single-key call means (`delete_many` is an invalidation: `invalidations` and `op
 
 - Reads are MGETs, one per shard (the keys of a shard share a slot on a cluster), at most
   `MGET_CHUNK` keys each, all in one pipeline; each value is opened as `get` opens it.
-- Writes pipeline the very SET script call `set` makes (`scripts.set_call`), one per key: the
-  fill check, the indexes and the entry lists are kept by the script exactly as for `set`, and
-  every call still declares all its keys and keeps to one slot.
+- Writes are SET_MANY script calls (`batch_scripts`), one per shard, at most `SET_MANY_CHUNK`
+  entries each, all in one pipeline: each entry is checked, stored and indexed as `set` would
+  (the shared work done once per call), and every call still declares all its keys and keeps
+  to one slot. Entries wider than one call indexes go one by one through `set`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..base import FillToken
-from . import scripts as lua
+from .batch_scripts import SET_MANY, set_many_call
 from .connection import RedisConnection
 from .layout import (
     Envelope,
@@ -31,12 +32,17 @@ from .pipeline import Pipeline
 from .replay import Replays
 from .writes import SET_LABELS, settle
 
-__all__ = ["MGET_CHUNK", "RedisBatch"]
+__all__ = ["MGET_CHUNK", "SET_MANY_CHUNK", "RedisBatch"]
 
 MGET_CHUNK = 1000
 """Keys one MGET reads at most: a huge batch must not hold Redis for long in one command."""
+SET_MANY_CHUNK = 100
+"""Entries one SET_MANY call stores at most: a huge batch must not hold Redis for long in one
+script call, nor make one call's KEYS and ARGV grow with it."""
 
 Opened = tuple[bytes, Envelope]
+Calls = list[tuple[Shard, list[int]]]
+"""The keys of a batch by shard and chunk: each shard's positions in the batch, in order."""
 SingleSet = Callable[..., Awaitable[bool]]
 
 
@@ -96,28 +102,31 @@ class RedisBatch:
 
     async def _mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """The stored value of each key's entry (None: none), one MGET per shard and chunk."""
-        groups: dict[Shard, list[int]] = {}
-        shard_of = self._layout.shard_of
-        for i, key in enumerate(keys):
-            groups.setdefault(shard_of(key), []).append(i)
-        calls = [
-            (shard, part[first : first + MGET_CHUNK])
-            for shard, part in groups.items()
-            for first in range(0, len(part), MGET_CHUNK)
-        ]
-        if len(calls) == 1:  # one node, one chunk: a plain command costs less than a pipeline
-            shard, part = calls[0]
-            replies = [await self._redis.command("MGET", *[shard.entry(keys[i]) for i in part])]
-        else:
-            pipe = Pipeline(self._redis)
-            for shard, part in calls:
-                pipe.command("MGET", *[shard.entry(keys[i]) for i in part])
-            replies = await pipe.run()
+        calls = self._calls(keys, MGET_CHUNK)
+        pipe = Pipeline(self._redis)  # one shard and chunk: sent as a plain command
+        for shard, part in calls:
+            pipe.command("MGET", *[shard.entry(keys[i]) for i in part])
+        replies = await pipe.run()
         raws: list[bytes | None] = [None] * len(keys)
         for (_, part), values in zip(calls, replies, strict=True):
             for i, value in zip(part, values, strict=True):
                 raws[i] = value
         return raws
+
+    def _calls(self, keys: Sequence[str], chunk: int) -> Calls:
+        """The positions of `keys` grouped by shard, in chunks of at most `chunk`."""
+        if len(self._layout.shards) == 1:
+            groups = {self._layout.shards[0]: list(range(len(keys)))}
+        else:
+            groups = {}
+            shard_of = self._layout.shard_of
+            for i, key in enumerate(keys):
+                groups.setdefault(shard_of(key), []).append(i)
+        return [
+            (shard, part[first : first + chunk])
+            for shard, part in groups.items()
+            for first in range(0, len(part), chunk)
+        ]
 
     # --- writes --------------------------------------------------------------------------
 
@@ -143,15 +152,24 @@ class RedisBatch:
         now = self._clock()
         expires_ms, px = expiry(now, ttl)
         token = b"" if fill is None else fill
-        shards = [self._layout.shard_of(key) for key, _ in items]
-        pipe = Pipeline(self._redis)
-        for shard, (key, value) in zip(shards, items, strict=True):
-            data = pack_envelope(value, now * 1000.0, expires_ms, namespace, tags)
-            pipe.script(lua.SET, *lua.set_call(shard, key, data, px, token, labels))
-        stored = []
-        for shard, (key, _), reply in zip(shards, items, await pipe.run(), strict=True):
-            if reply.__class__ is list:  # labels the old value had: `settle` unindexes them
-                stored.append(await settle(self._redis, shard, key, reply))
-            else:  # no coroutine per key for the common replies: 1 stored, 0 refused
-                stored.append(reply == 1)
+        head = pack_envelope(b"", now * 1000.0, expires_ms, namespace, tags)  # shared by all
+        calls = self._calls([key for key, _ in items], SET_MANY_CHUNK)
+        pipe = Pipeline(self._redis)  # one shard and chunk: sent as a plain command
+        for shard, part in calls:
+            entries = [(items[i][0], head + items[i][1]) for i in part]
+            pipe.script(SET_MANY, *set_many_call(shard, entries, px, token, labels))
+        return await self._stored(items, calls, await pipe.run())
+
+    async def _stored(
+        self, items: Sequence[tuple[str, bytes]], calls: Calls, replies: list[Any]
+    ) -> list[bool]:
+        """Whether each item was stored, from the SET_MANY replies of `calls`, once the
+        entries whose overwrite dropped labels are taken out of those indexes (`settle`)."""
+        stored = [False] * len(items)
+        for (shard, part), answers in zip(calls, replies, strict=True):
+            for i, reply in zip(part, answers, strict=True):
+                if reply.__class__ is list:  # labels the old value had: `settle` unindexes them
+                    stored[i] = await settle(self._redis, shard, items[i][0], reply)
+                else:  # no coroutine per key for the common replies: 1 stored, 0 refused
+                    stored[i] = reply == 1
         return stored

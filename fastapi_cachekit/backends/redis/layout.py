@@ -190,7 +190,7 @@ class Shard:
 
     @cached_property
     def write_keys(self) -> tuple[str, ...]:
-        """The keys every SET touches after the entry's (see scripts.SET), made once."""
+        """The keys every SET (and SET_MANY) touches besides the entries', made once."""
         return (
             self.expiries,
             self.created,

@@ -1,6 +1,8 @@
 """Many commands in one round trip per node: a redis-py pipeline behind the connection's
 breaker, turns and error translation, with scripts sent as EVALSHA like single calls.
 
+A single command is sent plain, which costs the client less than a pipeline of one.
+
 Not a transaction: each command (each script) is atomic on its own, as it is when sent alone.
 On a cluster, redis-py groups the commands by the node that owns their slot and follows
 MOVED/ASK for the ones that need it, so every command must keep to one slot (every script
@@ -48,6 +50,8 @@ class Pipeline:
         return await self._redis.call(self._send)
 
     async def _send(self, client: Client) -> list[Any]:
+        if len(self._commands) == 1:
+            return [await self._send_one(client, self._commands[0])]
         replies = await _execute(client, self._commands)
         # A server that does not know a script yet (new, restarted, or a new cluster node)
         # answers NOSCRIPT: load it there and send those calls again.
@@ -62,6 +66,15 @@ class Pipeline:
             if isinstance(reply, Exception):
                 raise reply
         return replies
+
+    async def _send_one(self, client: Client, args: tuple[Any, ...]) -> Any:
+        """One command's reply; a script the server does not know is loaded and sent again,
+        within the same call (as in a pipeline)."""
+        try:
+            return await client.execute_command(*args)
+        except rx.NoScriptError:
+            await client.script_load(self._sources[args[1]])
+            return await client.execute_command(*args)
 
 
 async def _execute(client: Client, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -10,8 +10,9 @@ lists and the index being invalidated, never its other indexes: those keep a dea
 writes trim (see SET), so a script's work is bounded by the entries it is given, whatever the
 number of tags they carry. See `layout.py` for the key layout and the envelope format.
 
-This module has the shared helpers and the write path; `invalidation_scripts` logs and starts
-invalidations, `sweep_scripts` removes entries in chunks, prunes and reads stats.
+This module has the shared helpers and the write path; `batch_scripts` stores a batch's
+entries, `invalidation_scripts` logs and starts invalidations, `sweep_scripts` removes
+entries in chunks, prunes and reads stats.
 """
 
 from __future__ import annotations
@@ -156,26 +157,34 @@ local function outlive(key, left, ttl, px)
   end
 end
 
--- Adds fk to the index KEYS[offset + i] of each labels[i], i in first..last. An index that is
--- new, or that this write outlives, is (re)registered with the write's expiry (the registry
--- then drops up to TRIM indexes past theirs). With `x` (the expiry index), one of the indexes
--- (in turn, by `now`) drops the dead members among SAMPLE of its members, now and then.
-local function index_all(offset, labels, first, last, fk, expires, px, registry, x, now)
+-- Adds the full keys `fks` to the index KEYS[offset + i] of each labels[i], i in first..last,
+-- with one SADD per index. An index that is new, or that this write outlives, is
+-- (re)registered with the write's expiry (the registry then drops up to TRIM indexes past
+-- theirs). With `x` (the expiry index), the indexes (in turn, by `now`) drop the dead members
+-- among SAMPLE of their members, now and then: one write in SAMPLE_EVERY (by the server's
+-- clock), so that most writes do no more than they must, whether they come alone or many in
+-- one call.
+local function index_all(offset, labels, first, last, fks, expires, px, registry, x, now)
   local ttl, count, scores = tonumber(px), last - first + 1, {}
   if count <= 0 then return end
-  -- One write in SAMPLE_EVERY samples (by the server's clock), so that most writes do no more
-  -- than they must; it checks SAMPLE members of one of its indexes, in turn.
-  local sampled = -1
-  if x and now_us() % SAMPLE_EVERY == 0 then sampled = first + math.floor(now) % count end
+  local draws = 0
+  if x then
+    draws = math.floor(#fks / SAMPLE_EVERY)
+    if now_us() % SAMPLE_EVERY < #fks % SAMPLE_EVERY then draws = draws + 1 end
+  end
+  local start = math.floor(now) % count
   for i = first, last do
     local key = KEYS[offset + i]
     local left = redis.call('PTTL', key)
-    if i == sampled then
+    -- The draws dealt to this index, dealt one per index in turn from `start`.
+    local turn = (i - first - start) % count
+    if turn < draws then
+      local n = math.floor((draws - turn - 1) / count) + 1
       -- A negative count may repeat a member: Redis then needs no set to rule repeats out.
-      local found = dead(x, redis.call('SRANDMEMBER', key, -SAMPLE), now)
+      local found = dead(x, redis.call('SRANDMEMBER', key, -SAMPLE * n), now)
       if #found > 0 then redis.call('SREM', key, unpack(found)) end
     end
-    redis.call('SADD', key, fk)
+    redis.call('SADD', key, unpack(fks))
     if left == -2 or (left >= 0 and (not ttl or ttl > left)) then
       outlive(key, left, ttl, px)
       scores[#scores + 1] = expires
@@ -189,6 +198,27 @@ local function index_all(offset, labels, first, last, fk, expires, px, registry,
     redis.call('ZADD', registry, 'GT', unpack(scores))
     outlive(registry, left, ttl, px)
   end
+end
+"""
+
+# The labels an overwritten value `old` had that the new one (its meta length and meta,
+# `meta`: envelope bytes 20 to 23 + size) dropped: none when the meta is the same, byte for
+# byte, as it is for most overwrites.
+_DROPPED = r"""
+local function dropped_labels(old, meta, labels)
+  local dropped = {}
+  if not old or string.sub(old, 20, 19 + #meta) == meta then return dropped end
+  local _, _, old_meta = parse(old)
+  if not old_meta then return dropped end
+  local kept = {}
+  for _, label in ipairs(labels) do kept[label] = true end
+  if old_meta[1] ~= '' and not kept['n:' .. old_meta[1]] then
+    dropped[#dropped + 1] = 'n:' .. old_meta[1]
+  end
+  for i = 2, #old_meta do
+    if not kept['t:' .. old_meta[i]] then dropped[#dropped + 1] = 't:' .. old_meta[i] end
+  end
+  return dropped
 end
 """
 
@@ -207,7 +237,7 @@ for i = 4, #ARGV do labels[#labels + 1] = ARGV[i] end
 redis.call('HSETNX', KEYS[1], 'since', int(now_us()))
 local meta = redis.call('HMGET', KEYS[1], 'since', 'last')
 local last = int(math.max(tonumber(meta[1]), tonumber(meta[2] or '0')))
-index_all(2, labels, 1, #labels, ARGV[1], ARGV[2], ARGV[3], KEYS[2], nil, 0)
+index_all(2, labels, 1, #labels, {ARGV[1]}, ARGV[2], ARGV[3], KEYS[2], nil, 0)
 return last
 """
 )
@@ -225,6 +255,7 @@ SET = (
     HELPERS
     + _FILL_OK
     + _INDEXING
+    + _DROPPED
     + r"""
 local v, px, token, fk, indexed_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local declared = tonumber(ARGV[6])
@@ -252,21 +283,7 @@ if px ~= '' then
 else
   old = redis.call('SET', KEYS[1], v, 'GET')
 end
--- The old labels the new value dropped (none when the meta is the same, byte for byte).
-local dropped = {}
-if old and string.sub(old, 20, 23 + size) ~= string.sub(v, 20, 23 + size) then
-  local _, _, old_meta = parse(old)
-  if old_meta then
-    local kept = {}
-    for _, label in ipairs(labels) do kept[label] = true end
-    if old_meta[1] ~= '' and not kept['n:' .. old_meta[1]] then
-      dropped[#dropped + 1] = 'n:' .. old_meta[1]
-    end
-    for i = 2, #old_meta do
-      if not kept['t:' .. old_meta[i]] then dropped[#dropped + 1] = 't:' .. old_meta[i] end
-    end
-  end
-end
+local dropped = dropped_labels(old, string.sub(v, 20, 23 + size), labels)
 
 -- Each write drops up to TRIM members of the entry lists that expired (their values are
 -- gone with Redis' own expiry), so that the lists hold the live entries plus a few; the
@@ -283,7 +300,7 @@ outlive(x, left, ttl, px)
 left = redis.call('PTTL', c)
 redis.call('ZADD', c, int(created), fk)
 outlive(c, left, ttl, px)
-index_all(7, labels, 1, declared, fk, score(expires), px, registry, x, created)
+index_all(7, labels, 1, declared, {fk}, score(expires), px, registry, x, created)
 if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
 if #dropped > 0 then return dropped end
 return 1
