@@ -9,9 +9,10 @@ announcements (see `redis.channel`): its own L1 is changed by the call itself.
 
 An announcement must not come before L2 is changed, or another process could promote the old
 entry again. A write's travels with it: the SET script PUBLISHes it in the same atomic step,
-so a write costs the Redis backend's one round trip. A batch of writes is announced once L2
-has answered, naming the keys it stored: any SET of the batch may be refused, so no one
-script call can be sure to carry it; a batch L2 failed partway is deleted.
+so a write costs the Redis backend's one round trip. A batch of writes is announced by each
+of its script calls (one per shard and chunk), naming its keys, once it stored any of them
+(a key whose fill was refused may be named too: other L1s then drop a copy they could have
+kept); a batch L2 failed partway is deleted.
 
 L1 is used only while this process's subscription is live (see `hybrid_listener`): confirmed
 before the first operation returns, and heard from within `l1_liveness` seconds (a quiet
@@ -42,7 +43,7 @@ from .hybrid_channel import Announcer
 from .hybrid_invalidation import HybridInvalidations
 from .hybrid_listener import ChannelListener
 from .memory import MemoryBackend
-from .redis import CircuitBreaker, Invalidation, RedisBackend, RedisEntry
+from .redis import Announcement, CircuitBreaker, Invalidation, RedisBackend, RedisEntry
 
 __all__ = ["HybridBackend"]
 
@@ -271,8 +272,8 @@ class HybridBackend:
         tags: Sequence[str],
         fill: FillToken | None = None,
     ) -> list[bool]:
-        """L2, then one announcement naming the keys it stored (published after the pipeline,
-        see the module docstring), then this process's L1 (as `set`).
+        """L2, each of its script calls announcing its keys once it stored any, then this
+        process's L1 (as `set`).
 
         When L2 fails (or the call is cancelled) some of its SETs may have run all the same:
         the batch's keys are deleted as `delete_many` deletes them, so no L1 keeps a copy
@@ -283,21 +284,21 @@ class HybridBackend:
         token = await self.l1.fill_token()
         try:
             stored = await self.l2.set_many(
-                items, ttl=ttl, namespace=namespace, tags=tags, fill=fill
+                items, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=self._writes
             )
         except BaseException:
             with contextlib.suppress(BackendError):  # queued: the failure raised is L2's
                 await self._invalidations.delete_many([key for key, _ in items])
             raise
         written = [item for item, ok in zip(items, stored, strict=True) if ok]
-        if written:
-            await self._announcer.publish(Invalidation("key", tuple(key for key, _ in written)))
-            if self._coherent:
-                l1_ttl = self._l1_ttl(ttl)
-                await self.l1.set_many(
-                    written, ttl=l1_ttl, namespace=namespace, tags=tags, fill=token
-                )
+        if written and self._coherent:
+            l1_ttl = self._l1_ttl(ttl)
+            await self.l1.set_many(written, ttl=l1_ttl, namespace=namespace, tags=tags, fill=token)
         return stored
+
+    def _writes(self, keys: Sequence[str]) -> Announcement:
+        """The announcement of writes of `keys`, for the L2 call that stores them."""
+        return self._announcer.announcement(Invalidation("key", tuple(keys)))
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """As `delete`, with one announcement for the batch."""

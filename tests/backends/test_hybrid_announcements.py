@@ -97,35 +97,48 @@ async def test_a_batch_delete_is_announced_once_by_its_last_delete(
     assert sent[-1] == "PUBLISH"  # after every delete of the batch
 
 
-async def test_a_batch_on_a_cluster_is_announced_once_after_it(
+async def test_a_batch_on_a_cluster_is_announced_by_each_write_and_after_the_deletes(
     redis_cluster_url: str, clean_redis: object
 ) -> None:
-    """The pipeline runs on several nodes at once: no one call of it can carry the
-    announcement, which is published after it."""
+    """Each shard's SET_MANY call announces its own keys; the deletes run on several nodes
+    at once, so no one call of them can carry the announcement, published after them."""
     hybrid = HybridBackend(RedisBackend(redis_cluster_url, cluster=True))
     keys = [f"k{i}" for i in range(8)]  # over several shards, so several nodes
     try:
         async with listening(redis_cluster_url, hybrid.channel) as heard:
             assert await hybrid.set_many([(k, b"v") for k in keys], **_NO_LABELS) == [True] * 8
+            shards = {hybrid.l2.layout.shard_of(key) for key in keys}
+            writes = [await heard() for _ in shards]  # from several nodes: in any order
+            assert sorted(key for write in writes for key in write["a"]) == keys
             assert await hybrid.delete_many(keys) == 8
-            assert await heard_until_marker(hybrid, heard) == [
-                {"o": "k", "a": keys},
-                {"o": "k", "a": keys},
-            ]
+            assert await heard_until_marker(hybrid, heard) == [{"o": "k", "a": keys}]
     finally:
         await hybrid.close()
 
 
-async def test_a_batch_write_names_the_keys_it_stored_when_its_last_set_is_refused(
+async def test_a_batch_write_is_announced_by_its_script_call(
     hybrid: HybridBackend, redis_url: str
 ) -> None:
+    await hybrid.set_many([("warm-up", b"v")], **_NO_LABELS)  # its script loaded
     token = await hybrid.fill_token()
     await hybrid.delete("k2")  # after the token: the fill of k2 is refused
     items = [("k0", b"v"), ("k1", b"v"), ("k2", b"v")]
     async with listening(redis_url, hybrid.channel) as heard:
-        stored = await hybrid.set_many(items, fill=token, **_NO_LABELS)
-        assert await heard_until_marker(hybrid, heard) == [{"o": "k", "a": ["k0", "k1"]}]
-    assert stored == [True, True, False]
+        batch = hybrid.set_many(items, fill=token, **_NO_LABELS)
+        sent = await top_level_commands(redis_url, lambda: batch)
+        assert sent == ["EVALSHA"]  # no PUBLISH of its own
+        assert await heard_until_marker(hybrid, heard) == [{"o": "k", "a": ["k0", "k1", "k2"]}]
+
+
+async def test_a_batch_write_that_stored_nothing_is_not_announced(
+    hybrid: HybridBackend, redis_url: str
+) -> None:
+    token = await hybrid.fill_token()
+    await hybrid.delete_many(["k0", "k1"])  # after the token: both fills are refused
+    async with listening(redis_url, hybrid.channel) as heard:
+        stored = await hybrid.set_many([("k0", b"v"), ("k1", b"v")], fill=token, **_NO_LABELS)
+        assert await heard_until_marker(hybrid, heard) == []
+    assert stored == [False, False]
 
 
 @pytest.mark.parametrize("entries", [0, 2])

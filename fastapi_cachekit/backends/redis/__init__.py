@@ -68,8 +68,9 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
   round trips per shard, whatever the number of entries. `errors` counts values that did not
   decode (the service counts the failed calls it sees).
 - Announcements: `set` and the invalidations (`delete_many` too) take an optional
-  `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s). The script
-  that completes the change PUBLISHes it in the same atomic step (SET, DELETE, a batch's last
+  `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s); `set_many`
+  a function making one for each script call's keys. The script that completes the change
+  PUBLISHes it in the same atomic step (SET, each SET_MANY that stored anything, DELETE, a batch's last
   DELETE on one node, START_INVALIDATION when nothing is left to drain, the REMOVE that
   empties the last drain, or DRAIN_STEP when it finds that drain empty), so it costs no round
   trip and is never heard before the change;

@@ -19,7 +19,7 @@ from ...patterns import GlobPattern
 from ...settings import CacheSettings
 from ..base import DEFERRED, BackendStats, Deferred, FillToken, LabelCounts
 from . import scripts as lua
-from .batch import RedisBatch
+from .batch import Announcing, RedisBatch
 from .channel import Announcement, Channel, script_args
 from .connection import RedisConnection, parse_url
 from .faults import CircuitBreaker, Replayed
@@ -273,8 +273,12 @@ class RedisBackend:
         namespace: str | None,
         tags: Sequence[str],
         fill: FillToken | None = None,
+        announce: Announcing | None = None,
     ) -> list[bool]:
-        return await self._batch.set_many(items, ttl=ttl, namespace=namespace, tags=tags, fill=fill)
+        """`set` of each item, in one round trip per node; `announce`: see `RedisBatch`."""
+        return await self._batch.set_many(
+            items, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=announce
+        )
 
     # --- invalidation (see `invalidations`) --------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..base import FillToken
 from .batch_scripts import SET_MANY, set_many_call
+from .channel import Announcement, script_args
 from .connection import RedisConnection
 from .layout import (
     Envelope,
@@ -41,6 +42,8 @@ SET_MANY_CHUNK = 100
 script call, nor make one call's KEYS and ARGV grow with it."""
 
 Opened = tuple[bytes, Envelope]
+Announcing = Callable[[Sequence[str]], Announcement]
+"""The announcement of writes of the given keys (a tier in front of Redis: see `channel`)."""
 Calls = list[tuple[Shard, list[int]]]
 """The keys of a batch by shard and chunk: each shard's positions in the batch, in order."""
 SingleSet = Callable[..., Awaitable[bool]]
@@ -138,15 +141,23 @@ class RedisBatch:
         namespace: str | None,
         tags: Sequence[str],
         fill: FillToken | None,
+        announce: Announcing | None = None,
     ) -> list[bool]:
         """`set` of each item. Entries with more labels than one script call indexes take
-        several calls each (see `writes.set_wide`): those go one by one through `set`."""
+        several calls each (see `writes.set_wide`): those go one by one through `set`.
+
+        `announce`: each script call publishes the announcement of its keys once it stored
+        any of them (so it may name a key whose fill was refused, never one not written).
+        """
         if not items:
             return []
         labels = write_labels(namespace, tags)
         if len(labels) > SET_LABELS:
             options: dict[str, Any] = {"ttl": ttl, "namespace": namespace, "tags": tags}
-            return [await self._set(key, value, fill=fill, **options) for key, value in items]
+            return [
+                await self._set(key, value, fill=fill, announce=_of(announce, [key]), **options)
+                for key, value in items
+            ]
         if self._replays.pending.size:
             await self._replays.replay()
         now = self._clock()
@@ -157,7 +168,8 @@ class RedisBatch:
         pipe = Pipeline(self._redis)  # one shard and chunk: sent as a plain command
         for shard, part in calls:
             entries = [(items[i][0], head + items[i][1]) for i in part]
-            pipe.script(SET_MANY, *set_many_call(shard, entries, px, token, labels))
+            said = script_args(_of(announce, [key for key, _ in entries]))
+            pipe.script(SET_MANY, *set_many_call(shard, entries, px, token, labels, said))
         return await self._stored(items, calls, await pipe.run())
 
     async def _stored(
@@ -173,3 +185,7 @@ class RedisBatch:
                 else:  # no coroutine per key for the common replies: 1 stored, 0 refused
                     stored[i] = reply == 1
         return stored
+
+
+def _of(announce: Announcing | None, keys: Sequence[str]) -> Announcement | None:
+    return None if announce is None else announce(keys)
