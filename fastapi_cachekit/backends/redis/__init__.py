@@ -70,12 +70,12 @@ Design (the key layout is in `layout`, the scripts in `scripts`):
 - Announcements: `set` and the invalidations (`delete_many` too) take an optional
   `Announcement` (see `channel`) for a tier in front (the hybrid backend's L1s); `set_many`
   a function making one for each script call's keys. The script that completes the change
-  PUBLISHes it in the same atomic step (SET, each SET_MANY that stored anything, DELETE, a batch's last
-  DELETE on one node, START_INVALIDATION when nothing is left to drain, the REMOVE that
-  empties the last drain, or DRAIN_STEP when it finds that drain empty), so it costs no round
-  trip and is never heard before the change;
-  an invalidation no single script completes (a pattern, a clear, labels over several calls
-  or shards, a batch on a cluster) publishes it right after.
+  PUBLISHes it in the same atomic step (SET, each SET_MANY that stored anything, DELETE, a
+  batch's last DELETE on one node, START_INVALIDATION when nothing is left to drain, the
+  REMOVE that empties the last drain, or DRAIN_STEP when it finds that drain empty), so it
+  costs no round trip and is never heard before the change; an invalidation no single script
+  completes (a pattern, a clear, labels over several calls or shards, a batch on a cluster)
+  publishes it right after.
 - Needs Redis >= 6.2 (ZRANDMEMBER, SPOP with a count, GETRANGE, Lua with cjson and struct).
 - Faults: redis-py errors become BackendUnavailable/BackendError at this boundary. A circuit
   breaker fails calls fast after Redis is found unreachable and probes again after a back-off

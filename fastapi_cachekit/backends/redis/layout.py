@@ -190,7 +190,8 @@ class Shard:
 
     @cached_property
     def write_keys(self) -> tuple[str, ...]:
-        """The keys every SET (and SET_MANY) touches besides the entries', made once."""
+        """The keys a SET_MANY call may touch besides the entries' and the indexes', made once
+        (a SET declares only those it touches: `scripts.set_call`)."""
         return (
             self.expiries,
             self.created,

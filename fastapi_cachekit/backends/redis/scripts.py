@@ -242,29 +242,38 @@ return last
 """
 )
 
-# KEYS: entry, expiry index, created index, registry, log meta, log, pattern log, then the
-# index of each of the first `declared` labels. ARGV: envelope, ttl ms ('' = none), fill token
-# ('' = none), full key, indexed at ('' = none), declared, channel and message ('' = none),
-# labels ('n:{ns}' first if any, then 't:{tag}'...). `set_call` lays them out. Stores the
-# entry, indexes it and publishes the message (a hybrid tier's announcement: in this step, so
-# it costs no round trip and never comes before the write); the labels past `declared` were
-# indexed by INDEX calls, which returned `indexed at`. Returns 0 if the fill is stale, -1 if
-# one of those labels was invalidated since (the caller starts again), 1, or the labels of
-# the old value that the new one dropped (the caller takes the entry out of those indexes).
+# KEYS: entry, expiry index, created index, the index of each of the first `declared` labels,
+# the registry if `declared` > 0, then log meta, log and pattern log if a fill token or an
+# `indexed at` is given: only what the call touches, as the client packs every argument.
+# ARGV: envelope, ttl ms ('' = none), declared, then fill token, channel, message, indexed at
+# ('' = none; those at the end left out when empty), the labels past `declared`. The full key
+# and the declared labels ('n:{ns}' first if any, then 't:{tag}'...) are read off their keys.
+# `set_call` lays them out. Stores the entry, indexes it and publishes the message (a hybrid
+# tier's announcement: in this step, so it costs no round trip and never comes before the
+# write); the labels past `declared` were indexed by INDEX calls, which returned `indexed
+# at`. Returns 0 if the fill is stale, -1 if one of those labels was invalidated since (the
+# caller starts again), 1, or the labels of the old value that the new one dropped (the
+# caller takes the entry out of those indexes).
 SET = (
     HELPERS
     + _FILL_OK
     + _INDEXING
     + _DROPPED
     + r"""
-local v, px, token, fk, indexed_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local declared = tonumber(ARGV[6])
-local x, c, registry, logm, log = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local created, expires, size = struct.unpack('>ddI4', v, 4)
+local v, px, declared = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local token, channel, message, indexed_at = ARGV[4] or '', ARGV[5] or '', ARGV[6], ARGV[7] or ''
+local x, c = KEYS[2], KEYS[3]
+local prefix = #x - 1  -- the shard's prefix, then 'x'
+local fk = string.sub(KEYS[1], prefix + 3)  -- after the prefix and 'e:'
 local labels, ns = {}, ''
-for i = 9, #ARGV do labels[#labels + 1] = ARGV[i] end
+for i = 1, declared do labels[i] = string.sub(KEYS[3 + i], prefix + 1) end
+for i = 8, #ARGV do labels[#labels + 1] = ARGV[i] end
+local registry = KEYS[4 + declared]
+local logs = 3 + declared + (declared > 0 and 1 or 0)
+local logm, log = KEYS[logs + 1], KEYS[logs + 2]
+local created, expires, size = struct.unpack('>ddI4', v, 4)
 if labels[1] and string.sub(labels[1], 1, 2) == 'n:' then ns = string.sub(labels[1], 3) end
-if token ~= '' and not fill_ok(logm, log, KEYS[7], tonumber(token), fk, ns, labels) then
+if token ~= '' and not fill_ok(logm, log, KEYS[logs + 3], tonumber(token), fk, ns, labels) then
   return 0
 end
 if indexed_at ~= '' then
@@ -300,8 +309,8 @@ outlive(x, left, ttl, px)
 left = redis.call('PTTL', c)
 redis.call('ZADD', c, int(created), fk)
 outlive(c, left, ttl, px)
-index_all(7, labels, 1, declared, {fk}, score(expires), px, registry, x, created)
-if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], ARGV[8]) end
+index_all(3, labels, 1, declared, {fk}, score(expires), px, registry, x, created)
+if channel ~= '' then redis.call('PUBLISH', channel, message) end
 if #dropped > 0 then return dropped end
 return 1
 """
@@ -330,8 +339,16 @@ def set_call(
     """
     count = len(labels) if declared is None else declared
     prefix = shard.prefix
-    keys = [shard.entry(key), *shard.write_keys, *(prefix + label for label in labels[:count])]
-    return keys, [data, px, token, key, indexed_at, count, *announce, *labels]
+    keys = [shard.entry(key), shard.expiries, shard.created]
+    if count:
+        keys += [prefix + label for label in labels[:count]]
+        keys.append(shard.registry)
+    if token or indexed_at:
+        keys += [shard.log_meta, shard.log, shard.pattern_log]
+    optional = [token, *announce, indexed_at, *labels[count:]]
+    while optional and not optional[-1]:  # the script reads what is left out as ''
+        optional.pop()
+    return keys, [data, px, count, *optional]
 
 
 # KEYS: entry, then the index of each label. ARGV: full key, labels. Takes the entry out of
