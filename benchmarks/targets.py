@@ -89,13 +89,6 @@ TARGETS: tuple[Target, ...] = (
         1.2,
     ),
     Target(
-        "Redis set_many of 50 / raw pipeline of its 50 SET script calls",
-        "batch",
-        "set 50 keys: cachekit CacheService.set_many",
-        1.2,
-        figure="vs:set 50 keys: raw redis-py pipeline of cachekit's SET script",
-    ),
-    Target(
         "hybrid L1 hit / memory backend hit",
         "hybrid",
         "L1 hit: cachekit CacheService, hybrid",

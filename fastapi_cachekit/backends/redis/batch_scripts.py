@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .layout import Shard
-from .scripts import _DROPPED, _FILL_OK, _INDEXING, HELPERS, NO_ANNOUNCEMENT
+from .scripts import DROPPED, FILL_OK, HELPERS, INDEXING, NO_ANNOUNCEMENT
 
 __all__ = ["SET_MANY", "set_many_call"]
 
@@ -28,9 +28,9 @@ __all__ = ["SET_MANY", "set_many_call"]
 # the entry out of those indexes). The message is published once, if anything was stored.
 SET_MANY = (
     HELPERS
-    + _FILL_OK
-    + _INDEXING
-    + _DROPPED
+    + FILL_OK
+    + INDEXING
+    + DROPPED
     + r"""
 local px, token, count = ARGV[1], ARGV[2], tonumber(ARGV[5])
 local x, c, registry, logm, log, patterns = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]

@@ -23,8 +23,11 @@ from typing import Any
 from .layout import Shard
 
 __all__ = [
+    "DROPPED",
+    "FILL_OK",
     "HELPERS",
     "INDEX",
+    "INDEXING",
     "LABELS_PER_CALL",
     "LOG_CAP",
     "NO_ANNOUNCEMENT",
@@ -111,7 +114,7 @@ end
 
 # Whether the fill of entry fk (namespace ns, labels) with `token` may be stored. A missing
 # log meta means the log was lost after the token was taken: refused, and opened again.
-_FILL_OK = r"""
+FILL_OK = r"""
 local function covers(item, fk, ns)
   local subject = fk
   if item[1] ~= '' then
@@ -144,7 +147,7 @@ end
 # write that outlives it extends it, with 1/16 of the TTL on top so that the writes that
 # follow need not extend it again (`left`: its PTTL before the write, -2 when new). The
 # registry lists every index by when its last member expires.
-_INDEXING = r"""
+INDEXING = r"""
 local function outlive(key, left, ttl, px)
   if left == -2 then
     if ttl then redis.call('PEXPIRE', key, px) end
@@ -204,7 +207,7 @@ end
 # The labels an overwritten value `old` had that the new one (its meta length and meta,
 # `meta`: envelope bytes 20 to 23 + size) dropped: none when the meta is the same, byte for
 # byte, as it is for most overwrites.
-_DROPPED = r"""
+DROPPED = r"""
 local function dropped_labels(old, meta, labels)
   local dropped = {}
   if not old or string.sub(old, 20, 19 + #meta) == meta then return dropped end
@@ -229,7 +232,7 @@ end
 # label was logged past it, or when the log lost entries past it.
 INDEX = (
     HELPERS
-    + _INDEXING
+    + INDEXING
     + r"""
 local labels = {}
 for i = 4, #ARGV do labels[#labels + 1] = ARGV[i] end
@@ -256,9 +259,9 @@ return last
 # caller takes the entry out of those indexes).
 SET = (
     HELPERS
-    + _FILL_OK
-    + _INDEXING
-    + _DROPPED
+    + FILL_OK
+    + INDEXING
+    + DROPPED
     + r"""
 local v, px, declared = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local token, channel, message, indexed_at = ARGV[4] or '', ARGV[5] or '', ARGV[6], ARGV[7] or ''
