@@ -234,7 +234,7 @@ class HybridBackend:
     ) -> bool:
         await self._listener.ensure_started()
         token = await self.l1.fill_token()
-        announce = self._announcer.announcement(Invalidation("key", (key,)))
+        announce = self._writes((key,))
         stored = await self.l2.set(
             key, value, ttl=ttl, namespace=namespace, tags=tags, fill=fill, announce=announce
         )

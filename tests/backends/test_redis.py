@@ -629,22 +629,19 @@ async def test_a_hit_is_one_get_and_a_tagged_set_one_script_call(
         await backend.close()
 
 
+@single_node
 async def test_a_small_tag_invalidation_is_two_script_calls(
-    redis_url: str, clean_redis: RedisServers
+    backend: RedisBackend, url: str
 ) -> None:
-    backend = RedisBackend(redis_url)
-    try:
-        await put(backend, "warm-up", tags=("w",))  # connection handshake, scripts loaded
-        await backend.invalidate_tags(["w"])
-        await put(backend, "a", tags=("t",))
-        await put(backend, "b", tags=("t",))
-        invalidation = backend.invalidate_tags(["t"])
-        # START_INVALIDATION, which hands over the members; REMOVE, which finds the drain empty.
-        assert await top_level_commands(redis_url, lambda: invalidation) == ["EVALSHA"] * 2
-        assert not await backend.exists("a")
-        assert not await backend.exists("b")
-    finally:
-        await backend.close()
+    await put(backend, "warm-up", tags=("w",))  # connection handshake, scripts loaded
+    await backend.invalidate_tags(["w"])
+    await put(backend, "a", tags=("t",))
+    await put(backend, "b", tags=("t",))
+    invalidation = backend.invalidate_tags(["t"])
+    # START_INVALIDATION, which hands over the members; REMOVE, which finds the drain empty.
+    assert await top_level_commands(url, lambda: invalidation) == ["EVALSHA"] * 2
+    assert not await backend.exists("a")
+    assert not await backend.exists("b")
 
 
 async def test_scripts_unknown_to_redis_are_loaded_again(
