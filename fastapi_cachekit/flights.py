@@ -48,9 +48,17 @@ class Flights:
         key: str,
         namespace: str | None,
         tags: tuple[str, ...],
+        earlier: asyncio.Future[Any] | None = None,
     ) -> tuple[asyncio.Future[Any], bool]:
         """The flight in progress for `storage_key`, or a new one running `fill()`; and
-        whether the caller joined one in progress (it then runs no factory of its own)."""
+        whether the caller joined one in progress (it then runs no factory of its own).
+
+        `earlier` is the flight that was in progress when the caller began the read that
+        missed. It is joined even if it has landed since: a flight that stores and lands
+        between that read and this call would otherwise have the caller run the factory a
+        second time, for a value no newer."""
+        if earlier is not None and not earlier.cancelled():
+            return earlier, True
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._flights = loop, {}
@@ -64,7 +72,14 @@ class Flights:
 
     def in_progress(self, storage_key: str) -> bool:
         """Whether a flight of this event loop is filling `storage_key` (not detached)."""
-        return storage_key in self._flights and self._loop is asyncio.get_running_loop()
+        return self.current(storage_key) is not None
+
+    def current(self, storage_key: str) -> asyncio.Future[Any] | None:
+        """The flight of this event loop filling `storage_key` (not detached), if any."""
+        flight = self._flights.get(storage_key)
+        if flight is None or self._loop is not asyncio.get_running_loop():
+            return None
+        return flight.future
 
     def detach_key(self, storage_key: str) -> None:
         self._flights.pop(storage_key, None)

@@ -55,11 +55,12 @@ class Misses:
         ttl: float | None,
         namespace: str | None,
         tags: tuple[str, ...],
+        earlier: asyncio.Future[Any] | None = None,
     ) -> asyncio.Future[Any]:
-        """The flight filling `fk`: the one in progress (told as `coalesced`), or a new one
-        running `factory`."""
+        """The flight filling `fk`: `earlier` or the one in progress (told as `coalesced`),
+        or a new one running `factory` (`Flights.join`)."""
         fill = lambda: self._fill.run(fk, factory, ttl, namespace, tags)  # noqa: E731
-        flight, joined = self._flights.join(fk, fill, key, namespace, tags)
+        flight, joined = self._flights.join(fk, fill, key, namespace, tags, earlier)
         emit = self._observation.emit
         if joined and emit is not None:
             emit(CacheEvent("coalesced", "service", namespace, key=fk))

@@ -258,6 +258,7 @@ class CacheService:
         ahead = None if refresh_ahead is None else self._refresh.window(refresh_ahead, seconds)
         if not self._io.enabled:  # no shared flight either: every caller runs its factory
             return await self._misses.uncached(value_factory, label, namespace)
+        earlier = self._flights.current(fk)  # joined on a miss, even if it lands meanwhile
         if ahead is None:
             value = await self.get(key, namespace, default=MISSING)
         else:
@@ -269,7 +270,7 @@ class CacheService:
             )
         if value is not MISSING:
             return value
-        flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple)
+        flight = self._misses.flight(key, fk, value_factory, seconds, label, tag_tuple, earlier)
         # Cancelling this caller leaves the shared flight running. A flight cancelled under it
         # (`close()` cancels the refreshes in progress, which callers that miss at expiry
         # join) is not passed on: the caller runs its factory itself, uncached.

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from fastapi_cachekit import CacheService
+from tests.backend_kinds import backend_factory
 from tests.tasks import waiting_on_a_future
 
 
@@ -240,3 +241,43 @@ async def test_an_unrelated_invalidation_leaves_the_flight_joinable(
     await waiting_on_a_future(second)
     release.set()
     assert await asyncio.gather(first, second) == [1, 1]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("kind", ["redis", "hybrid"])
+async def test_a_caller_whose_read_missed_while_a_flight_ran_gets_that_flight(
+    kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flight stores and lands between a caller's read (a miss) and its look for a
+    flight: the caller takes that flight's value instead of running the factory again."""
+    cache = CacheService(backend_factory(kind, request)())
+    source_started, source_release = asyncio.Event(), asyncio.Event()
+    read_missed, read_release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def source() -> int:
+        nonlocal calls
+        calls += 1
+        source_started.set()
+        await source_release.wait()
+        return calls
+
+    first = asyncio.create_task(cache.get_or_set_async("k", source))
+    await source_started.wait()
+    store_get = cache.backend.get
+
+    async def held_get(fk: str) -> bytes | None:
+        data = await store_get(fk)
+        read_missed.set()
+        await read_release.wait()
+        return data
+
+    monkeypatch.setattr(cache.backend, "get", held_get)
+    second = asyncio.create_task(cache.get_or_set_async("k", source))
+    await read_missed.wait()
+    source_release.set()
+    assert await first == 1  # stored, and its flight has landed
+    read_release.set()
+    assert await second == 1
+    assert calls == 1
+    await cache.close()
