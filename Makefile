@@ -31,8 +31,12 @@ lint: install
 types: install
 	$(BIN)/mypy --strict fastapi_cachekit
 
+# Two workers (pytest-xdist; the CI machine has 2 cores), each starting its own redis-server
+# processes; then the chaos scenarios on their own, since they load the machine with processes of
+# their own and recover from a fault within a bound.
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m "not chaos"
+	$(BIN)/pytest -m chaos
 
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
