@@ -49,6 +49,7 @@ class Outcome:
     beyond_bound: int
     bound: float
     lost: int  # items still serving an acknowledged-invalidated version at the end
+    failures: tuple[str, ...] = ()  # each failed request: its error, when it ran (not a column)
 
 
 def summarize(
@@ -81,7 +82,17 @@ def summarize(
         beyond_bound=sum(1 for _, effective in ages if effective > bound),
         bound=bound,
         lost=lost,
+        failures=tuple(_failure(r, window) for r in failed if not _lost_with_the_worker(r, window)),
     )
+
+
+def _failure(record: Read | Write, window: FaultWindow) -> str:
+    """A failed request in words: what, its error, and when it ran against the fault."""
+    what = (
+        f"/{record.endpoint}/{record.item}" if isinstance(record, Read) else f"write {record.item}"
+    )
+    start, end = record.start - window.start, record.end - window.start
+    return f"{what}: {record.error}, {start:+.3f}..{end:+.3f} s from the fault's start"
 
 
 # Errors of a connection, not of an answer: what a client meets on a keep-alive connection

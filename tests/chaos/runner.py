@@ -88,7 +88,10 @@ def violations(outcome: Outcome) -> list[str]:
     """The guarantees this outcome breaks, each saying what was seen."""
     found = []
     if outcome.failed:
-        found.append(f"{outcome.failed} failed requests (the cache must fail open)")
+        found.append(
+            f"{outcome.failed} failed requests (the cache must fail open): "
+            + "; ".join(outcome.failures[:10])
+        )
     if outcome.beyond_bound:
         found.append(
             f"{outcome.beyond_bound} stale reads more than {outcome.bound:g} s after an "
@@ -183,6 +186,12 @@ async def _lost_invalidations(server: ChaosServer, recorder: Recorder, plan: Loa
             for endpoint in ENDPOINTS:
                 for _ in range(2 * server.workers):
                     result = await read(client, item, endpoint)
+                    if result.error is not None:  # fail now, not after every read timed out
+                        raise RuntimeError(
+                            f"after the fault, a worker did not answer /{endpoint}/{item}: "
+                            f"{result.error} after {result.end - result.start:.2f} s; its "
+                            f"log:\n{server.log_tail()}"
+                        )
                     if result.version is not None and result.version < acknowledged.get(item, 0):
                         lost.add(item)
     return len(lost)

@@ -16,6 +16,8 @@ What each test shows (the guarantees of docs/reliability.md, "Chaos suite"):
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from .report import format_table
@@ -35,5 +37,6 @@ CASES = [
 async def test_guarantees_hold_under_the_fault(
     chaos_apps: ChaosApps, scenario: Scenario, backend: str
 ) -> None:
-    outcome = await run_scenario(chaos_apps, scenario, backend)
+    # Inside pytest-timeout's limit, so that a hang fails with the scenario's own traceback.
+    outcome = await asyncio.wait_for(run_scenario(chaos_apps, scenario, backend), 80)
     assert not violations(outcome), f"{scenario.name}, {backend}:\n{format_table([outcome])}"
