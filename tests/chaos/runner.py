@@ -20,7 +20,7 @@ from tests.redis_servers import RedisServer, RedisServers
 
 from . import faults
 from .faults import FaultContext
-from .load import ENDPOINTS, LoadPlan, Recorder, Write, generate, item_names, read, write
+from .load import ENDPOINTS, LoadPlan, Read, Recorder, Write, generate, item_names, read, write
 from .metrics import FaultWindow, Outcome, summarize
 from .server import ChaosServer
 
@@ -162,7 +162,13 @@ async def run_scenario(apps: ChaosApps, scenario: Scenario, backend: str) -> Out
         await asyncio.wait_for(load, _FINISH_TIMEOUT)
     bound = STALE_BOUND
     await asyncio.sleep(bound)  # let the documented bound pass before looking for leftovers
-    lost = await _lost_invalidations(server, recorder, scale.plan)
+    final: list[Read] = []
+    try:
+        lost = await asyncio.wait_for(
+            _lost_invalidations(server, recorder, scale.plan, final), _FINISH_TIMEOUT
+        )
+    except asyncio.TimeoutError:  # TimeoutError from 3.11 on
+        raise RuntimeError(_slow_final_reads(server, final)) from None
     names = (scenario.name, backend, scenario.topology)
     return summarize(names, recorder, window, bound, lost)
 
@@ -172,9 +178,11 @@ async def _write_once(url: str, item: str) -> Write:
         return await write(client, item)
 
 
-async def _lost_invalidations(server: ChaosServer, recorder: Recorder, plan: LoadPlan) -> int:
+async def _lost_invalidations(
+    server: ChaosServer, recorder: Recorder, plan: LoadPlan, final: list[Read]
+) -> int:
     """Items that some worker still serves at a version older than their last acknowledged
-    write (every item through both endpoints, twice per worker)."""
+    write (every item through both endpoints, twice per worker); each read goes in `final`."""
     acknowledged: dict[str, int] = {}
     for done in recorder.writes:
         if done.version is not None:
@@ -186,6 +194,7 @@ async def _lost_invalidations(server: ChaosServer, recorder: Recorder, plan: Loa
             for endpoint in ENDPOINTS:
                 for _ in range(2 * server.workers):
                     result = await read(client, item, endpoint)
+                    final.append(result)
                     if result.error is not None:  # fail now, not after every read timed out
                         raise RuntimeError(
                             f"after the fault, a worker did not answer /{endpoint}/{item}: "
@@ -195,3 +204,13 @@ async def _lost_invalidations(server: ChaosServer, recorder: Recorder, plan: Loa
                     if result.version is not None and result.version < acknowledged.get(item, 0):
                         lost.add(item)
     return len(lost)
+
+
+def _slow_final_reads(server: ChaosServer, final: list[Read]) -> str:
+    """Why the final reads did not end in time: the slowest of them, and the servers' log."""
+    slowest = sorted(final, key=lambda r: r.start - r.end)[:5]
+    listed = ", ".join(f"/{r.endpoint}/{r.item} {r.end - r.start:.2f} s" for r in slowest)
+    return (
+        f"the final reads took over {_FINISH_TIMEOUT:g} s ({len(final)} done; slowest: "
+        f"{listed}); the log:\n{server.log_tail()}"
+    )
