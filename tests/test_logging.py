@@ -128,6 +128,7 @@ async def test_faults_log_once_per_burst_on_the_layer_loggers(
     assert faults[0].cache_outcome == "fault"  # type: ignore[attr-defined]
     breaker = [r for r in ours(caplog) if r.name == "fastapi_cachekit.redis"]
     assert [r.cache_outcome for r in breaker] == ["breaker_open"]  # type: ignore[attr-defined]
+    assert "(ConnectionError: " in breaker[0].getMessage()  # why it opened
     logged = everything_logged(ours(caplog))
     assert SECRET_VALUE not in logged
     assert "alice" not in logged

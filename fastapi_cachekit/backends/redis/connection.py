@@ -200,11 +200,12 @@ class RedisConnection:
         when the circuit opened meanwhile."""
         if not await self._turns.wait(self._turn_wait):
             self.errors += 1
-            self.breaker.failed()
-            raise BackendUnavailable(
+            error = BackendUnavailable(
                 f"all {self._max_connections} Redis connections stayed busy for "
                 f"{self._turn_wait:.1f}s (CACHEKIT_REDIS_MAX_CONNECTIONS)"
             )
+            self.breaker.failed(error)
+            raise error
         if self.breaker.state == "open":
             self._turns.release()
             raise self._refused()
@@ -225,7 +226,7 @@ class RedisConnection:
             self.breaker.succeeded()  # Redis answered: it refused this one command
             return error
         opening = self.breaker.state != "open"
-        self.breaker.failed()
+        self.breaker.failed(f"{type(exc).__name__}: {exc}")
         if opening and isinstance(self._client, Redis):
             # Idle pooled sockets are likely dead too: probes should open fresh ones.
             with contextlib.suppress(rx.RedisError, OSError):

@@ -77,15 +77,17 @@ class CircuitBreaker:
         self.state = "closed"
         self.backoff = 0.0
 
-    def failed(self) -> None:
-        """Record that Redis could not be reached; opens the circuit (or keeps it open)."""
+    def failed(self, reason: object = "") -> None:
+        """Record that Redis could not be reached (`reason`: the error, for the log); opens
+        the circuit (or keeps it open)."""
         self.failures += 1
         if self.state == "open":
             return  # a call that started before the circuit opened: nothing new learnt
         if self.state == "closed":
             self.backoff = self.first_backoff
             logger.warning(
-                "Redis is unreachable; cache calls fail fast, probing again in %.2fs",
+                "Redis is unreachable (%s); cache calls fail fast, probing again in %.2fs",
+                reason,
                 self.backoff,
                 extra={"cache_outcome": "breaker_open"},
             )
