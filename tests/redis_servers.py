@@ -376,6 +376,13 @@ class RedisServers:
         group.start()
         return group
 
+    def lone_cluster_node(self) -> RedisServer:
+        """A new cluster-enabled node that serves no slot, started (the caller stops it):
+        every key command gets `CLUSTERDOWN Hash slot not served`."""
+        node = self._new_server("lone", self._cluster_args())
+        node.start()
+        return node
+
     def all_servers(self) -> list[RedisServer]:
         return ([self._single] if self._single else []) + self._cluster
 

@@ -18,7 +18,7 @@ from fastapi_cachekit.backends.redis import Invalidation, RedisBackend
 from fastapi_cachekit.errors import BackendError, BackendUnavailable
 from tests.backends.redis_support import BackendFactory
 from tests.clock import FakeClock
-from tests.redis_servers import RedisServer
+from tests.redis_servers import RedisServer, RedisServers
 
 pytestmark = pytest.mark.redis
 
@@ -229,3 +229,20 @@ async def test_an_invalidation_that_redis_refuses_is_queued_and_replayed(
     redis_server.command("DEL", backend.layout.sequence)
     assert await backend.get("k") is None  # replayed before the read
     assert backend.pending_invalidations == 0
+
+
+async def test_a_cluster_that_is_down_is_unreachable_and_opens_the_breaker(
+    redis_servers: RedisServers,
+) -> None:
+    """redis-py turns `CLUSTERDOWN ...` into ClusterDownError("..."), prefix gone: it is still
+    Redis unable to answer (fail fast), not a command it refused."""
+    node = redis_servers.lone_cluster_node()
+    backend = RedisBackend(node.url, breaker_max_backoff=60)
+    try:
+        with pytest.raises(BackendUnavailable) as raised:
+            await backend.get("k")
+        assert isinstance(raised.value.__cause__, redis.exceptions.ClusterDownError)
+        assert backend.breaker.state == "open"
+    finally:
+        await backend.close()
+        node.stop()

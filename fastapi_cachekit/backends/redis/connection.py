@@ -43,7 +43,18 @@ Client = Redis | RedisCluster
 
 _SCHEMES = {"redis", "rediss", "unix"}
 # Replies that mean "Redis cannot answer now", as opposed to "Redis refused this command".
+# redis-py raises its own class for some of them, with the reply's first word cut off
+# (CLUSTERDOWN, MASTERDOWN: ClusterDownError; TRYAGAIN: TryAgainError; LOADING:
+# BusyLoadingError, a ConnectionError); the others come as a ResponseError that keeps it.
 _UNREACHABLE_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
+_UNREACHABLE_ERRORS = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.RedisClusterException,
+    rx.ClusterDownError,
+    rx.TryAgainError,
+    OSError,
+)
 _SCAN_COUNT = 500
 _COUNTS = tuple(str(count).encode() for count in range(4))  # numkeys, encoded once
 
@@ -327,7 +338,7 @@ def translate_error(exc: Exception) -> BackendError:
 def _unreachable(exc: BaseException) -> bool:
     if isinstance(exc, rx.MaxConnectionsError):
         return False  # our own pool is full: Redis itself is fine
-    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.RedisClusterException, OSError)):
+    if isinstance(exc, _UNREACHABLE_ERRORS):
         return True
     return isinstance(exc, rx.ResponseError) and str(exc).startswith(_UNREACHABLE_REPLIES)
 
