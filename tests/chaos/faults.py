@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from tests.redis_servers import RedisServer
 
+from .load import ENDPOINTS
 from .metrics import FaultWindow
 from .server import ChaosServer
 
@@ -29,6 +31,7 @@ __all__ = [
 
 _WAIT_LIMIT = 30.0
 VICTIM = "i0"  # the item whose fill the worker-kill scenario interrupts
+_OWN_READS = 32  # at most, of the reads the worker-kill scenario sends itself
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,21 @@ def kill_worker_mid_fill(ctx: FaultContext) -> FaultWindow:
     truth, server = ctx.server.truth, ctx.server
     truth.clear_holders(VICTIM)
     truth.hold_path(VICTIM).touch()
+    own_reads: list[socket.socket] = []
+
+    def two_holders() -> bool:
+        if len(truth.holders(VICTIM)) >= 2:
+            return True
+        # The load alone can leave a worker without a read of VICTIM for seconds (all its
+        # readers held in the other worker's fill) until their requests time out: send a few
+        # of our own, unrecorded, so that both workers get one.
+        if len(own_reads) < _OWN_READS:
+            own_reads.extend(_send_reads_of_the_victim(server.port))
+        return False
+
     try:
         ctx.write(VICTIM)  # the next reads of VICTIM miss, and their fills stop midway
-        _wait(lambda: len(truth.holders(VICTIM)) >= 2, "two workers never filled the victim")
+        _wait(two_holders, "two workers never filled the victim")
         ready = len(server.ready_workers())
         killed_at = time.monotonic()
         os.kill(min(truth.holders(VICTIM)), signal.SIGKILL)
@@ -80,6 +95,8 @@ def kill_worker_mid_fill(ctx: FaultContext) -> FaultWindow:
         ctx.write(VICTIM)
     finally:
         truth.hold_path(VICTIM).unlink(missing_ok=True)
+        for sock in own_reads:
+            sock.close()
     server.wait_for_workers(ready + 1)
     return FaultWindow(killed_at, time.monotonic(), redis_down=False, killed_at=killed_at)
 
@@ -121,6 +138,17 @@ def failover(ctx: FaultContext) -> FaultWindow:
     victim.start()
     _wait(lambda: _is_linked_replica(victim), "the killed master did not rejoin as a replica")
     return FaultWindow(start, end, redis_down=True)
+
+
+def _send_reads_of_the_victim(port: int) -> list[socket.socket]:
+    """A GET of VICTIM through each endpoint, each on a new connection left open (the answer
+    is never read)."""
+    sent = []
+    for endpoint in ENDPOINTS:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=_WAIT_LIMIT)
+        sock.sendall(f"GET /{endpoint}/{VICTIM} HTTP/1.1\r\nHost: chaos\r\n\r\n".encode())
+        sent.append(sock)
+    return sent
 
 
 def _wait(condition: Callable[[], bool], failure: str) -> None:
