@@ -91,23 +91,26 @@ def test_cluster_shards_spread_evenly_over_the_slots() -> None:
 # --- circuit breaker and queue -------------------------------------------------------------
 
 
+_REFUSED = "ConnectionError: Connection refused"  # the reason a failure is logged with
+
+
 def test_breaker_fails_fast_then_probes_with_a_growing_back_off() -> None:
     clock = FakeClock(0)
     breaker = CircuitBreaker(1.0, first_backoff=0.1, monotonic=clock)
     assert breaker.allow()
-    breaker.failed()
+    breaker.failed(_REFUSED)
     assert (breaker.state, breaker.backoff) == ("open", 0.1)
     assert not breaker.allow()
     clock.advance(0.1)
     assert breaker.allow()  # the probe...
     assert breaker.state == "half-open"
     assert not breaker.allow()  # ...and only one
-    breaker.failed()
+    breaker.failed(_REFUSED)
     assert breaker.backoff == 0.2
     for _ in range(10):
         clock.advance(breaker.backoff)
         assert breaker.allow()
-        breaker.failed()
+        breaker.failed(_REFUSED)
     assert breaker.backoff == 1.0  # capped
     clock.advance(1.0)
     assert breaker.allow()
@@ -119,7 +122,7 @@ def test_breaker_fails_fast_then_probes_with_a_growing_back_off() -> None:
 def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
     clock = FakeClock(0)
     breaker = CircuitBreaker(1.0, monotonic=clock)
-    breaker.failed()
+    breaker.failed(_REFUSED)
     clock.advance(1)
     assert breaker.allow()
     breaker.abandoned()
@@ -128,8 +131,8 @@ def test_a_cancelled_probe_lets_the_next_call_probe() -> None:
 
 def test_late_failures_do_not_extend_the_back_off() -> None:
     breaker = CircuitBreaker(1.0, first_backoff=0.1, monotonic=FakeClock(0))
-    breaker.failed()
-    breaker.failed()  # a call that started before the circuit opened
+    breaker.failed(_REFUSED)
+    breaker.failed(_REFUSED)  # a call that started before the circuit opened
     assert breaker.backoff == 0.1
 
 

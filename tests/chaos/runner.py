@@ -208,7 +208,7 @@ async def _lost_invalidations(
 
 def _slow_final_reads(server: ChaosServer, final: list[Read]) -> str:
     """Why the final reads did not end in time: the slowest of them, and the servers' log."""
-    slowest = sorted(final, key=lambda r: r.start - r.end)[:5]
+    slowest = sorted(final, key=lambda r: r.end - r.start, reverse=True)[:5]
     listed = ", ".join(f"/{r.endpoint}/{r.item} {r.end - r.start:.2f} s" for r in slowest)
     return (
         f"the final reads took over {_FINISH_TIMEOUT:g} s ({len(final)} done; slowest: "

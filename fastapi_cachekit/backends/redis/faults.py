@@ -77,7 +77,7 @@ class CircuitBreaker:
         self.state = "closed"
         self.backoff = 0.0
 
-    def failed(self, reason: object = "") -> None:
+    def failed(self, reason: object) -> None:
         """Record that Redis could not be reached (`reason`: the error, for the log); opens
         the circuit (or keeps it open)."""
         self.failures += 1
